@@ -1,0 +1,6 @@
+"""aiops-operator: turns alerts and symptoms into diagnoses an on-call engineer can trust."""
+
+GROUP = "aiops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+__version__ = "0.1.0"

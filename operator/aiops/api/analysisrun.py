@@ -1,0 +1,114 @@
+"""AnalysisRun: one unit of inference work, usually owned by an Incident."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import Field, model_validator
+
+from .common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
+from .incident import Diagnosis
+
+
+class AnalysisType(str, Enum):
+    ROOT_CAUSE = "rootCause"
+    ANOMALY_DETECTION = "anomalyDetection"
+    QUERY = "query"
+    SOP_ANALYSIS = "sopAnalysis"
+
+
+class RunPhase(str, Enum):
+    PENDING = "Pending"
+    SCHEDULING = "Scheduling"
+    WAITING_FOR_MODEL = "WaitingForModel"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class InferenceSettings(Model):
+    model: str | None = Field(default=None, min_length=1, max_length=253)
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=r"^https?://", description="An OpenAI-compatible base URL.")
+    pool: str | None = Field(default=None, max_length=63, description="An operator-managed vLLM pool.")
+    gpu_count: int | None = Field(default=None, ge=0, le=16)
+    max_tokens: int | None = Field(default=None, ge=1, le=131072)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "InferenceSettings":
+        if self.endpoint and self.pool:
+            raise ValueError("give either endpoint or pool, not both")
+        return self
+
+
+class AnalysisInputs(Model):
+    queries: list[str] = Field(default_factory=list, max_length=50, description="PromQL expressions.")
+    window: TimeWindow | None = None
+    question: str | None = Field(default=None, max_length=8192)
+    text: str | None = Field(default=None, max_length=65536, description="Free text, e.g. a runbook for sopAnalysis.")
+
+
+class AnalysisRunSpec(Model):
+    type: AnalysisType
+    incident_ref: LocalObjectReference | None = None
+    cluster_ref: LocalObjectReference | None = None
+    inference: InferenceSettings | None = None
+    inputs: AnalysisInputs | None = None
+
+    @model_validator(mode="after")
+    def _inputs_fit_type(self) -> "AnalysisRunSpec":
+        inputs = self.inputs or AnalysisInputs()
+        if self.type == AnalysisType.ROOT_CAUSE and self.incident_ref is None:
+            raise ValueError("incidentRef is required for type rootCause")
+        if self.type == AnalysisType.ANOMALY_DETECTION and not inputs.queries:
+            raise ValueError("inputs.queries needs at least one PromQL query for type anomalyDetection")
+        if self.type == AnalysisType.QUERY and not inputs.question:
+            raise ValueError("inputs.question is required for type query")
+        if self.type == AnalysisType.SOP_ANALYSIS and not inputs.text:
+            raise ValueError("inputs.text (the runbook) is required for type sopAnalysis")
+        return self
+
+
+class TokenUsage(Model):
+    prompt: int | None = Field(default=None, ge=0)
+    completion: int | None = Field(default=None, ge=0)
+
+
+class AnalysisResult(Model):
+    summary: str | None = Field(default=None, max_length=8192)
+    diagnosis: Diagnosis | None = None
+
+
+class AnalysisRunStatus(Model):
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    phase: RunPhase | None = None
+    pod: str | None = Field(default=None, max_length=253)
+    endpoint: str | None = Field(default=None, max_length=2048)
+    model: str | None = Field(default=None, max_length=253)
+    attempts: int | None = Field(default=None, ge=0)
+    tokens: TokenUsage | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_seconds: float | None = Field(default=None, ge=0)
+    result: AnalysisResult | None = None
+    error: str | None = Field(default=None, max_length=4096)
+
+
+ANALYSIS_RUN = Kind(
+    kind="AnalysisRun",
+    plural="analysisruns",
+    short_names=("ar", "arun"),
+    namespaced=True,
+    spec=AnalysisRunSpec,
+    status=AnalysisRunStatus,
+    description="One unit of inference work: root cause, anomaly detection, a query or an SOP analysis.",
+    columns=(
+        PrinterColumn("Type", ".spec.type"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Model", ".status.model"),
+        PrinterColumn("Duration", ".status.durationSeconds", "number"),
+        PrinterColumn("Incident", ".spec.incidentRef.name", priority=1),
+        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+    ),
+)

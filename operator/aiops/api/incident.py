@@ -1,0 +1,217 @@
+"""Incident: something to diagnose, from a person, Alertmanager or the anomaly detector."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import Field, model_validator
+
+from .common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    Condition,
+    Kind,
+    LocalObjectReference,
+    Model,
+    PrinterColumn,
+    TimelineEntry,
+    TimeWindow,
+    UtcDatetime,
+)
+
+TIMELINE_LIMIT = 50
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    WARNING = "warning"
+    LOW = "low"
+    INFO = "info"
+
+
+class IncidentSource(str, Enum):
+    MANUAL = "manual"
+    ALERTMANAGER = "alertmanager"
+    ANOMALY = "anomaly"
+
+
+class TargetKind(str, Enum):
+    POD = "Pod"
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+    DAEMONSET = "DaemonSet"
+    JOB = "Job"
+    CRONJOB = "CronJob"
+    SERVICE = "Service"
+    NODE = "Node"
+    PVC = "PersistentVolumeClaim"
+    NAMESPACE = "Namespace"
+
+
+class Persona(str, Enum):
+    SRE = "sre"
+    NETWORK = "network"
+    GPU = "gpu"
+    DATABASE = "database"
+
+
+class IncidentPhase(str, Enum):
+    NEW = "New"
+    TRIAGING = "Triaging"
+    ANALYZING = "Analyzing"
+    DIAGNOSED = "Diagnosed"
+    REMEDIATING = "Remediating"
+    RESOLVED = "Resolved"
+    ESCALATED = "Escalated"
+    FAILED = "Failed"
+
+
+class ExecutionStatus(str, Enum):
+    COMPLETED = "COMPLETED"
+    RECOVERED_FALLBACK = "RECOVERED_FALLBACK"
+    FAILED = "FAILED"
+
+
+class StepState(str, Enum):
+    PENDING = "Pending"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class WorkloadReference(Model):
+    """The workload the symptoms point at; the namespace defaults to the Incident's."""
+
+    kind: TargetKind
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(default=None, min_length=1, max_length=63, pattern=DNS_LABEL)
+
+
+class AlertInfo(Model):
+    """The Alertmanager alert behind the Incident, as received."""
+
+    name: str | None = Field(default=None, max_length=253)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    fingerprint: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-f]+$")
+    group_key: str | None = Field(default=None, max_length=4096)
+    starts_at: UtcDatetime | None = None
+    generator_url: str | None = Field(default=None, max_length=2048)
+
+
+class AnalysisOptions(Model):
+    persona: Persona | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=253)
+    llm: bool | None = Field(default=None, description="Ask a model; false = deterministic analyzers only.")
+
+
+class Approval(Model):
+    """A person's go-ahead for one SOP step that changes the cluster."""
+
+    step: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    approved_by: str = Field(min_length=1, max_length=253)
+    approved_at: UtcDatetime | None = None
+    comment: str | None = Field(default=None, max_length=1024)
+
+
+class IncidentSpec(Model):
+    title: str = Field(min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=16384)
+    severity: Severity
+    source: IncidentSource | None = None
+    cluster_ref: LocalObjectReference | None = Field(default=None, description="ManagedCluster; absent = the local cluster.")
+    target: WorkloadReference | None = None
+    alert: AlertInfo | None = None
+    window: TimeWindow | None = None
+    analysis: AnalysisOptions | None = None
+    sop_ref: LocalObjectReference | None = Field(default=None, description="SOP in the same namespace; skips matching.")
+    approvals: list[Approval] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "IncidentSpec":
+        if self.source == IncidentSource.ALERTMANAGER and not (self.alert and self.alert.fingerprint):
+            raise ValueError("alert.fingerprint is required when source is alertmanager")
+        steps = [a.step for a in self.approvals]
+        dup = sorted({s for s in steps if steps.count(s) > 1})
+        if dup:
+            raise ValueError(f"approvals: step {dup[0]!r} is approved more than once")
+        return self
+
+
+class EvidenceItem(Model):
+    id: str = Field(min_length=1, max_length=64)
+    source: str = Field(min_length=1, max_length=64)
+    summary: str = Field(max_length=2048)
+
+
+class Suspect(Model):
+    name: str = Field(min_length=1, max_length=253)
+    kind: str = Field(min_length=1, max_length=64)
+    score: float = Field(ge=0, le=1)
+    reason: str = Field(max_length=2048)
+    evidence: list[str] = Field(default_factory=list, max_length=50)
+
+
+class Diagnosis(Model):
+    root_cause: str = Field(max_length=2048)
+    reasoning: str | None = Field(default=None, max_length=8192)
+    mitigation: str | None = Field(default=None, max_length=4096)
+    prevention: str | None = Field(default=None, max_length=4096)
+    recommendation: str | None = Field(default=None, max_length=4096)
+    confidence: int = Field(ge=0, le=100)
+    execution_status: ExecutionStatus
+    evidence: list[EvidenceItem] = Field(default_factory=list, max_length=100)
+    suspects: list[Suspect] = Field(default_factory=list, max_length=20)
+    model: str | None = Field(default=None, max_length=253)
+    prompt_version: str | None = Field(default=None, max_length=64)
+
+
+class SOPStepStatus(Model):
+    id: str = Field(min_length=1, max_length=63)
+    state: StepState
+    output: str | None = Field(default=None, max_length=4096)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class MatchedSOP(Model):
+    name: str = Field(min_length=1, max_length=253)
+    score: float | None = Field(default=None, ge=0, le=1)
+    reason: str | None = Field(default=None, max_length=1024)
+    steps: list[SOPStepStatus] = Field(default_factory=list, max_length=100)
+
+
+class IncidentStatus(Model):
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    phase: IncidentPhase | None = None
+    diagnosis: Diagnosis | None = None
+    sop: MatchedSOP | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list, max_length=TIMELINE_LIMIT)
+    analysis_run_ref: LocalObjectReference | None = None
+    detected_at: datetime | None = None
+    diagnosed_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+INCIDENT = Kind(
+    kind="Incident",
+    plural="incidents",
+    short_names=("inc", "incs"),
+    namespaced=True,
+    spec=IncidentSpec,
+    status=IncidentStatus,
+    description="Something to diagnose: symptoms, an alert or an anomaly, and the diagnosis the operator wrote for it.",
+    columns=(
+        PrinterColumn("Severity", ".spec.severity"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Root Cause", ".status.diagnosis.rootCause"),
+        PrinterColumn("Confidence", ".status.diagnosis.confidence", "integer"),
+        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', priority=1),
+        PrinterColumn("Target", ".spec.target.name", priority=1),
+    ),
+)

@@ -1,0 +1,85 @@
+"""ManagedCluster: one cluster of the fleet, the hub itself included."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import Field
+
+from .common import Condition, Kind, Model, PrinterColumn, SecretKeyReference
+
+
+class Environment(str, Enum):
+    PRODUCTION = "production"
+    STAGING = "staging"
+    DEVELOPMENT = "development"
+    TEST = "test"
+
+
+class ClusterPhase(str, Enum):
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    UNREACHABLE = "Unreachable"
+
+
+class Endpoint(Model):
+    url: str = Field(max_length=2048, pattern=r"^https?://")
+    auth_secret_ref: SecretKeyReference | None = None
+    insecure_skip_verify: bool | None = None
+
+
+class ClusterEndpoints(Model):
+    prometheus: Endpoint | None = None
+    alertmanager: Endpoint | None = None
+    loki: Endpoint | None = None
+    tempo: Endpoint | None = None
+
+
+class ManagedClusterSpec(Model):
+    display_name: str | None = Field(default=None, max_length=256)
+    environment: Environment | None = None
+    kubeconfig_secret_ref: SecretKeyReference | None = Field(default=None, description="Absent = the cluster the operator runs in.")
+    endpoints: ClusterEndpoints | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class GPUModel(Model):
+    product: str = Field(max_length=253)
+    count: int = Field(ge=0)
+    nodes: list[str] = Field(default_factory=list)
+
+
+class GPUInventory(Model):
+    total: int = Field(ge=0)
+    models: list[GPUModel] = Field(default_factory=list)
+
+
+class ManagedClusterStatus(Model):
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    phase: ClusterPhase | None = None
+    kubernetes_version: str | None = Field(default=None, max_length=64)
+    openshift_version: str | None = Field(default=None, max_length=64)
+    node_count: int | None = Field(default=None, ge=0)
+    gpu_inventory: GPUInventory | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    last_probe_time: datetime | None = None
+
+
+MANAGED_CLUSTER = Kind(
+    kind="ManagedCluster",
+    plural="managedclusters",
+    short_names=("mc", "mcl"),
+    namespaced=False,
+    spec=ManagedClusterSpec,
+    status=ManagedClusterStatus,
+    description="One cluster of the fleet: how to reach it and what the last probe found.",
+    columns=(
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Version", ".status.kubernetesVersion"),
+        PrinterColumn("GPUs", ".status.gpuInventory.total", "integer"),
+        PrinterColumn("Nodes", ".status.nodeCount", "integer", priority=1),
+        PrinterColumn("Environment", ".spec.environment", priority=1),
+        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+    ),
+)

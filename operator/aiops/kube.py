@@ -1,0 +1,70 @@
+"""The operator's Kubernetes client: configuration and the few calls the reconcilers make."""
+from __future__ import annotations
+
+import base64
+import functools
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from . import GROUP, VERSION
+from .api import Kind
+
+
+@functools.cache
+def api_client() -> client.ApiClient:
+    """In-cluster configuration when running in a pod, else KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def get(kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    """The object, or None when it does not exist."""
+    try:
+        if kind.namespaced:
+            return custom().get_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name)
+        return custom().get_cluster_custom_object(GROUP, VERSION, kind.plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def create(kind: Kind, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Creates the object; if it already exists returns the stored one. (object, created)"""
+    namespace = body["metadata"].get("namespace")
+    try:
+        if kind.namespaced:
+            return custom().create_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, body), True
+        return custom().create_cluster_custom_object(GROUP, VERSION, kind.plural, body), True
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    existing = get(kind, body["metadata"]["name"], namespace)
+    if existing is None:  # deleted between our create and get: let the caller retry
+        raise RuntimeError(f"{kind.kind} {namespace}/{body['metadata']['name']} vanished right after a conflict")
+    return existing, False
+
+
+def read_secret_key(name: str, namespace: str, key: str) -> bytes | None:
+    """One key of a Secret, decoded; None when the Secret or the key is missing."""
+    try:
+        secret = core().read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    value = (secret.data or {}).get(key)
+    return base64.b64decode(value) if value is not None else None

@@ -1,0 +1,68 @@
+"""ManagedCluster reconciler: validate, build a client for the cluster, probe it."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import kopf
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from .. import GROUP, VERSION, kube, probe
+from ..api import MANAGED_CLUSTER
+from ..api.managedcluster import ClusterPhase, ManagedClusterSpec
+from ..status import READY, now_utc, rfc3339
+from .common import InvalidSpec, MissingReference, StatusBuilder, kopf_emitter, parse_spec, reject, wait_for_reference
+
+UNREACHABLE_RETRY_S = 60
+
+
+def operator_namespace() -> str:
+    return os.environ.get("AIOPS_NAMESPACE", "aiops-system")
+
+
+def cluster_client(spec: ManagedClusterSpec):
+    """The local cluster's client, or one built from the kubeconfig Secret."""
+    ref = spec.kubeconfig_secret_ref
+    if ref is None:
+        return kube.api_client()
+    namespace = ref.namespace or operator_namespace()
+    raw = kube.read_secret_key(ref.name, namespace, ref.key)
+    if raw is None:
+        raise MissingReference(f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} or its key {ref.key!r} does not exist")
+    try:
+        return probe.client_from_kubeconfig(raw)
+    except probe.KubeconfigError as exc:
+        raise InvalidSpec([f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} key {ref.key!r}: {exc}"]) from None
+
+
+def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
+    try:
+        spec = parse_spec(MANAGED_CLUSTER, body)
+        api = cluster_client(spec)
+    except InvalidSpec as err:
+        reject(builder, MANAGED_CLUSTER, err, patch, failed_phase=None)
+    except MissingReference as err:
+        wait_for_reference(builder, err, patch)
+    try:
+        found = probe.probe(api)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        message = f"probe failed: {reason}"
+        builder.set(lastProbeTime=rfc3339(builder.now))
+        builder.condition(READY, "False", "Unreachable", message, event="Warning")
+        builder.phase(ClusterPhase.UNREACHABLE.value, message, event="Warning")
+        builder.apply(patch)
+        raise kopf.TemporaryError(message, delay=UNREACHABLE_RETRY_S)
+    builder.set(**found, lastProbeTime=rfc3339(builder.now))
+    summary = f"Kubernetes {found['kubernetesVersion']}, {found['nodeCount']} nodes, {found['gpuInventory']['total']} GPUs"
+    builder.condition(READY, "True", "Probed", summary, event="Normal")
+    builder.phase(ClusterPhase.READY.value, summary)
+    builder.apply(patch)
+
+
+@kopf.on.resume(GROUP, VERSION, MANAGED_CLUSTER.plural)
+@kopf.on.create(GROUP, VERSION, MANAGED_CLUSTER.plural)
+@kopf.on.update(GROUP, VERSION, MANAGED_CLUSTER.plural)
+def managed_cluster_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)))
