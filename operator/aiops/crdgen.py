@@ -43,7 +43,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], where: str) -> dict[str
         return _convert({**options[0], **rest}, defs, where)
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _DROP:
+        if key in _DROP or (key == "additionalProperties" and value is False):
+            # extra="forbid" says false; structural schemas prune unknown fields instead.
             continue
         if key not in _KEEP:
             raise SchemaError(f"{where}: schema keyword {key!r} has no place in a CRD")

@@ -132,6 +132,7 @@ class ControlPlane:
     name: str = "aiops-dev"
     bin_dir: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -146,6 +147,7 @@ class ControlPlane:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=detach)
         log.close()
+        self._procs[name] = proc
         self.pids[name] = proc.pid
         return proc.pid
 
@@ -237,6 +239,8 @@ class ControlPlane:
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGTERM)
                 _wait_gone(pid, 15)
+            if name in self._procs:
+                self._procs.pop(name).wait()
         self.pids = {}
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -99,7 +99,7 @@ class AlertInfo(Model):
     fingerprint: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-f]+$")
     group_key: str | None = Field(default=None, max_length=4096)
     starts_at: UtcDatetime | None = None
-    generator_url: str | None = Field(default=None, max_length=2048)
+    generator_url: str | None = Field(default=None, alias="generatorURL", max_length=2048)  # Alertmanager spelling
 
 
 class AnalysisOptions(Model):

@@ -22,7 +22,7 @@ from ..status import READY, append_timeline, find_condition, set_condition, stat
 MAX_NAME = 63
 INVALID_SPEC = "InvalidSpec"
 MISSING_REFERENCE = "MissingReference"
-MISSING_REFERENCE_RETRY_S = 30
+MISSING_REFERENCE_RETRY_S = 15
 
 Emit = Callable[[str, str, str], None]  # (type, reason, message)
 

@@ -1,0 +1,115 @@
+"""The `aiops` command line."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from pathlib import Path
+
+from . import crdgen
+
+DEFAULT_CRD_DIR = Path("crds")
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.check:
+        from .api import KINDS
+
+        stale = []
+        for kind in KINDS:
+            path = out / crdgen.filename(kind)
+            want = crdgen.render(kind)
+            have = path.read_text() if path.exists() else ""
+            if have != want:
+                stale.append(path)
+                sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True),
+                                                           str(path), "generated"))
+        if stale:
+            print(f"{len(stale)} CRD file(s) differ from the models; run `aiops crds` and commit", file=sys.stderr)
+            return 1
+        print(f"{len(KINDS)} CRDs match the models")
+        return 0
+    for path in crdgen.write_all(out):
+        print(path)
+    return 0
+
+
+def _dev_plane(args: argparse.Namespace):
+    from .devcluster import ControlPlane, cache_root
+
+    workdir = Path(args.dir) if args.dir else cache_root() / "dev" / args.name
+    return ControlPlane(workdir=workdir, name=args.name)
+
+
+def cmd_dev_up(args: argparse.Namespace) -> int:
+    plane = _dev_plane(args)
+    if plane.running():
+        print(plane.kubeconfig)
+        return 0
+    plane.stop(remove=True)  # leftovers of a plane that died
+    print(f"starting etcd + kube-apiserver in {plane.workdir}", file=sys.stderr)
+    print(plane.start(detach=True))
+    print(f"export KUBECONFIG={plane.kubeconfig}", file=sys.stderr)
+    return 0
+
+
+def cmd_dev_down(args: argparse.Namespace) -> int:
+    plane = _dev_plane(args)
+    plane.stop(remove=True)
+    print(f"stopped and removed {plane.workdir}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .operator import run
+
+    run(namespaces=args.namespace, verbose=args.verbose, liveness=args.liveness)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    return demo(keep=args.keep)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aiops", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    crds = sub.add_parser("crds", help="generate crds/*.yaml from the models")
+    crds.add_argument("--out", default=str(DEFAULT_CRD_DIR), help="output directory (default: crds)")
+    crds.add_argument("--check", action="store_true", help="fail if the files differ from the models")
+    crds.set_defaults(fn=cmd_crds)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig context")
+    run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--liveness", default=os.environ.get("AIOPS_LIVENESS"),
+                     help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.set_defaults(fn=cmd_run)
+
+    dev = sub.add_parser("dev", help="a local control plane (etcd + kube-apiserver) for tests and demos")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    for name, fn, text in (("up", cmd_dev_up, "start it and print the kubeconfig path"),
+                           ("down", cmd_dev_down, "stop it and delete its data")):
+        d = dev_sub.add_parser(name, help=text)
+        d.add_argument("--name", default="aiops-dev", help="context name (default: aiops-dev)")
+        d.add_argument("--dir", help="working directory (default: the cache under ~/.cache/aiops-operator/dev)")
+        d.set_defaults(fn=fn)
+
+    demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
+    demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")
+    demo.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

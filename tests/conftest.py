@@ -1,0 +1,59 @@
+"""Session fixtures: a real control plane (or AIOPS_TEST_KUBECONFIG), the CRDs, the operator."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, Kubectl, OperatorProcess, guard_test_context, wait_for
+
+EVAL_DATA = REPO.parent / "shared" / "eval"
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory) -> str:
+    external = os.environ.get("AIOPS_TEST_KUBECONFIG")
+    if external:
+        guard_test_context(external)
+        yield external
+        return
+    from aiops.devcluster import ControlPlane
+
+    plane = ControlPlane(workdir=tmp_path_factory.mktemp("control-plane"), name="aiops-test")
+    path = plane.start()
+    try:
+        yield str(path)
+    finally:
+        plane.stop(remove=False)
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig, tmp_path_factory) -> Kubectl:
+    k = Kubectl(kubeconfig, cache_dir=tmp_path_factory.mktemp("kube-cache"))
+    k("apply", "-f", str(REPO / "crds"))
+    k("wait", "--for=condition=established", "--timeout=60s", "-f", str(REPO / "crds"))
+    # The API server publishes new CRD schemas to /openapi/v2 a moment later; kubectl's
+    # client-side validation (unknown fields) needs them.
+    wait_for(lambda: k("explain", "incidents.spec.severity", check=False).returncode == 0, 30,
+             "the CRD schemas in /openapi/v2")
+    return k
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig, kubectl, tmp_path_factory) -> OperatorProcess:
+    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def namespace(kubectl, request) -> str:
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    kubectl("create", "namespace", name)
+    yield name
+    # Without a namespace controller (local control plane) this only marks it Terminating.
+    kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,110 @@
+"""Test harness: kubectl, waiting, the operator as a real process, and the test-context guard."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# Context names that are safe to fill with test objects.
+TEST_CONTEXT = re.compile(r"^(kind-|k3d-|aiops-)|test", re.IGNORECASE)
+
+
+def guard_test_context(kubeconfig: str) -> str:
+    """The current context of an external kubeconfig, refusing one that is not meant for tests."""
+    data = yaml.safe_load(Path(kubeconfig).read_text())
+    context = data.get("current-context") or ""
+    if not TEST_CONTEXT.search(context):
+        raise RuntimeError(f"refusing context {context!r} of {kubeconfig}: the suite creates and deletes objects; "
+                           "use a context named kind-*, k3d-*, aiops-* or containing 'test'")
+    return context
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str, cache_dir: Path | None = None):
+        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
+        if cache_dir:
+            self.env["KUBECACHEDIR"] = str(cache_dir)
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["kubectl", *args], input=input, env=self.env, capture_output=True, text=True,
+                              timeout=60)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: dict | str, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        ns = ["-n", namespace] if namespace else []
+        return self("apply", *ns, "-f", "-", input=text, check=check)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        ns = ["-n", namespace] if namespace else []
+        proc = self("get", kind, name, *ns, "-o", "json", check=False)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+    def events(self, namespace: str, name: str) -> list[dict]:
+        items = self.json("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
+        return sorted(items, key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def condition(obj: dict | None, type_: str = "Ready") -> dict | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return cond
+    return None
+
+
+class OperatorProcess:
+    """`aiops run` as a child process, as a user would run it."""
+
+    def __init__(self, kubeconfig: str, log_path: Path):
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(lambda: "Initial authentication has finished" in self.log_path.read_text(errors="replace")
+                 or self.proc.poll() is not None, 30, "the operator to log in")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited at start:\n{self.log()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]

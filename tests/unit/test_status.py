@@ -1,0 +1,61 @@
+"""Conditions, timeline and status patches behave as the API conventions ask."""
+from datetime import datetime, timedelta, timezone
+
+from aiops.reconcilers.common import StatusBuilder
+from aiops.status import append_timeline, set_condition, status_patch
+
+T0 = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(minutes=5)
+
+
+def test_transition_time_moves_only_when_status_flips():
+    conds, changed = set_condition([], "Ready", "False", "MissingReference", "m1", 1, T0)
+    assert changed and conds[0]["lastTransitionTime"] == "2026-11-23T20:00:00Z"
+    conds, changed = set_condition(conds, "Ready", "False", "InvalidSpec", "m2", 2, T1)
+    assert changed, "a new reason is a transition worth an Event"
+    assert conds[0]["lastTransitionTime"] == "2026-11-23T20:00:00Z"
+    assert conds[0]["observedGeneration"] == 2 and conds[0]["message"] == "m2"
+    conds, changed = set_condition(conds, "Ready", "True", "Valid", "ok", 2, T1)
+    assert changed and conds[0]["lastTransitionTime"] == "2026-11-23T20:05:00Z"
+    again, changed = set_condition(conds, "Ready", "True", "Valid", "ok", 2, T1 + timedelta(hours=1))
+    assert not changed and again == conds
+
+
+def test_other_conditions_are_kept_in_place():
+    conds, _ = set_condition([], "Ready", "True", "Valid", "", 1, T0)
+    conds, _ = set_condition(conds, "Diagnosed", "False", "Waiting", "", 1, T0)
+    conds, _ = set_condition(conds, "Ready", "False", "InvalidSpec", "", 2, T1)
+    assert [c["type"] for c in conds] == ["Ready", "Diagnosed"]
+
+
+def test_timeline_is_bounded_to_the_newest_entries():
+    timeline = []
+    for i in range(7):
+        timeline = append_timeline(timeline, f"R{i}", "m", T0 + timedelta(seconds=i), limit=5)
+    assert [e["reason"] for e in timeline] == ["R2", "R3", "R4", "R5", "R6"]
+
+
+def test_status_patch_holds_only_changes():
+    assert status_patch({"phase": "New", "x": 1}, {"phase": "New", "x": 2}) == {"x": 2}
+    assert status_patch(None, {"phase": "New"}) == {"phase": "New"}
+    assert status_patch({"phase": "New"}, {"phase": "New"}) == {}
+
+
+def test_builder_is_idempotent():
+    events = []
+    emit = lambda *e: events.append(e)  # noqa: E731
+    body = {"metadata": {"generation": 3}, "status": {}}
+
+    first = StatusBuilder(body, T0, emit, timeline_limit=10)
+    first.phase("Triaging", "started")
+    first.condition("Ready", "True", "AnalysisScheduled", "ok", event="Normal")
+    patch = {}
+    first.apply(patch)
+    assert patch["status"]["observedGeneration"] == 3 and len(events) == 2
+    assert [e["reason"] for e in patch["status"]["timeline"]] == ["Triaging", "AnalysisScheduled"]
+
+    second = StatusBuilder({"metadata": {"generation": 3}, "status": patch["status"]}, T1, emit, timeline_limit=10)
+    second.phase("Triaging", "started")
+    second.condition("Ready", "True", "AnalysisScheduled", "ok", event="Normal")
+    again = {}
+    assert second.apply(again) == {} and again == {} and len(events) == 2
