@@ -1,0 +1,130 @@
+"""Benchmark: N Incidents created concurrently, time until each is reconciled (phase Triaging
+with its AnalysisRun), against a trivial kopf handler measured in the same run.
+
+    python tests/bench/bench_reconcile.py [--n 100] [--concurrency 16]
+
+Starts its own local control plane; prints p50/p95/max latency and throughput for both,
+and our figures as ratios of the baseline's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config, watch
+
+from aiops import crdgen
+from aiops.api import KINDS
+from aiops.devcluster import ControlPlane
+
+HERE = Path(__file__).resolve().parent
+PING_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "pings.bench.aiops.dev"},
+    "spec": {"group": "bench.aiops.dev", "scope": "Namespaced",
+             "names": {"kind": "Ping", "plural": "pings", "singular": "ping", "listKind": "PingList"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def kubectl(kubeconfig: Path, *args: str, input: str | None = None) -> None:
+    subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=input, check=True,
+                   capture_output=True, text=True)
+
+
+def measure(label: str, group: str, version: str, plural: str, kind: str, spec: dict, done_phase: str,
+            operator_argv: list[str], kubeconfig: Path, namespace: str, n: int, concurrency: int,
+            log_dir: Path) -> dict:
+    api = client.CustomObjectsApi()
+    log = open(log_dir / f"{label}.log", "wb")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(operator_argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    created: dict[str, float] = {}
+    done: dict[str, float] = {}
+    finished = threading.Event()
+
+    def watcher() -> None:
+        w = watch.Watch()
+        for ev in w.stream(api.list_namespaced_custom_object, group, version, namespace, plural, timeout_seconds=600):
+            obj = ev["object"]
+            name = obj["metadata"]["name"]
+            if (obj.get("status") or {}).get("phase") == done_phase and name not in done:
+                done[name] = time.perf_counter()
+                if len(done) == n:
+                    w.stop()
+        finished.set()
+
+    t = threading.Thread(target=watcher, daemon=True)
+    t.start()
+    time.sleep(3)  # operator start-up and the watch's first list, outside the measurement
+
+    def create(i: int) -> None:
+        name = f"{label}-{i:04d}"
+        body = {"apiVersion": f"{group}/{version}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        start = time.perf_counter()
+        api.create_namespaced_custom_object(group, version, namespace, plural, body)
+        created[name] = start
+
+    print(f"[{label}] creating {n} objects with {concurrency} concurrent clients", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(create, range(n)))
+    if not finished.wait(timeout=300):
+        print(f"[{label}] only {len(done)}/{n} reconciled after 300s", file=sys.stderr)
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+    latencies = sorted(done[k] - created[k] for k in done if k in created)
+    span = max(done.values()) - t0
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    result = {"n": len(latencies), "p50": q[49], "p95": q[94], "max": latencies[-1], "throughput": len(latencies) / span}
+    print(f"[{label}] reconciled {result['n']}/{n}", file=sys.stderr, flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="aiops-bench-") as tmp:
+        plane = ControlPlane(workdir=Path(tmp) / "plane", name="aiops-bench")
+        kubeconfig = plane.start()
+        try:
+            kubectl(kubeconfig, "apply", "-f", "-", input="---\n".join(crdgen.render(k) for k in KINDS))
+            kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(PING_CRD))
+            kubectl(kubeconfig, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
+            kubectl(kubeconfig, "create", "namespace", "bench")
+            config.load_kube_config(str(kubeconfig))
+            common = dict(kubeconfig=kubeconfig, namespace="bench", n=args.n, concurrency=args.concurrency,
+                          log_dir=Path(tmp))
+            base = measure("baseline", "bench.aiops.dev", "v1", "pings", "Ping", {"x": 1}, "Done",
+                           [sys.executable, str(HERE / "trivial_operator.py")], **common)
+            ours = measure("incident", "aiops.dev", "v1alpha1", "incidents", "Incident",
+                           {"title": "bench", "severity": "warning", "target": {"kind": "Deployment", "name": "web"}},
+                           "Triaging", [sys.executable, "-m", "aiops.cli", "run"], **common)
+        finally:
+            plane.stop(remove=False)
+
+    print(f"\nN={args.n} objects, {args.concurrency} concurrent creators, local kube-apiserver {plane.name}")
+    print(f"{'':<26}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'obj/s':>10}")
+    for label, r in (("trivial kopf handler", base), ("Incident -> Triaging", ours)):
+        print(f"{label:<26}{r['p50']*1000:>10.0f}{r['p95']*1000:>10.0f}{r['max']*1000:>10.0f}{r['throughput']:>10.1f}")
+    print(f"{'ratio (ours / baseline)':<26}{ours['p50']/base['p50']:>10.2f}{ours['p95']/base['p95']:>10.2f}"
+          f"{ours['max']/base['max']:>10.2f}{ours['throughput']/base['throughput']:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
