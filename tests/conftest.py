@@ -1,9 +1,9 @@
 """Session fixtures: a real control plane (or AIOPS_TEST_KUBECONFIG), the CRDs, the operator."""
+
 from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -36,8 +36,11 @@ def kubectl(kubeconfig, tmp_path_factory) -> Kubectl:
     k("wait", "--for=condition=established", "--timeout=60s", "-f", str(REPO / "crds"))
     # The API server publishes new CRD schemas to /openapi/v2 a moment later; kubectl's
     # client-side validation (unknown fields) needs them.
-    wait_for(lambda: k("explain", "incidents.spec.severity", check=False).returncode == 0, 30,
-             "the CRD schemas in /openapi/v2")
+    wait_for(
+        lambda: k("explain", "incidents.spec.severity", check=False).returncode == 0,
+        30,
+        "the CRD schemas in /openapi/v2",
+    )
     return k
 
 

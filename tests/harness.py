@@ -1,4 +1,5 @@
 """Test harness: kubectl, waiting, the operator as a real process, and the test-context guard."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -23,8 +25,10 @@ def guard_test_context(kubeconfig: str) -> str:
     data = yaml.safe_load(Path(kubeconfig).read_text())
     context = data.get("current-context") or ""
     if not TEST_CONTEXT.search(context):
-        raise RuntimeError(f"refusing context {context!r} of {kubeconfig}: the suite creates and deletes objects; "
-                           "use a context named kind-*, k3d-*, aiops-* or containing 'test'")
+        raise RuntimeError(
+            f"refusing context {context!r} of {kubeconfig}: the suite creates and deletes objects; "
+            "use a context named kind-*, k3d-*, aiops-* or containing 'test'"
+        )
     return context
 
 
@@ -35,8 +39,7 @@ class Kubectl:
             self.env["KUBECACHEDIR"] = str(cache_dir)
 
     def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["kubectl", *args], input=input, env=self.env, capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(["kubectl", *args], input=input, env=self.env, capture_output=True, text=True, timeout=60)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
@@ -44,7 +47,9 @@ class Kubectl:
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
 
-    def apply(self, manifest: dict | str, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def apply(
+        self, manifest: dict | str, namespace: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         ns = ["-n", namespace] if namespace else []
         return self("apply", *ns, "-f", "-", input=text, check=check)
@@ -88,11 +93,18 @@ class OperatorProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
-        wait_for(lambda: "Initial authentication has finished" in self.log_path.read_text(errors="replace")
-                 or self.proc.poll() is not None, 30, "the operator to log in")
+        wait_for(
+            lambda: (
+                "Initial authentication has finished" in self.log_path.read_text(errors="replace")
+                or self.proc.poll() is not None
+            ),
+            30,
+            "the operator to log in",
+        )
         if self.proc.poll() is not None:
             raise AssertionError(f"operator exited at start:\n{self.log()}")
 
@@ -107,4 +119,4 @@ class OperatorProcess:
         self.proc = None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
+        return self.log_path.read_text(errors="replace")

@@ -1,4 +1,5 @@
 """The `aiops` command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ def cmd_crds(args: argparse.Namespace) -> int:
             have = path.read_text() if path.exists() else ""
             if have != want:
                 stale.append(path)
-                sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True),
-                                                           str(path), "generated"))
+                sys.stdout.writelines(
+                    difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
+                )
         if stale:
             print(f"{len(stale)} CRD file(s) differ from the models; run `aiops crds` and commit", file=sys.stderr)
             return 1
@@ -87,14 +89,19 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the operator against the current kubeconfig context")
     run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("-v", "--verbose", action="store_true")
-    run.add_argument("--liveness", default=os.environ.get("AIOPS_LIVENESS"),
-                     help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--liveness",
+        default=os.environ.get("AIOPS_LIVENESS"),
+        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
     run.set_defaults(fn=cmd_run)
 
     dev = sub.add_parser("dev", help="a local control plane (etcd + kube-apiserver) for tests and demos")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
-    for name, fn, text in (("up", cmd_dev_up, "start it and print the kubeconfig path"),
-                           ("down", cmd_dev_down, "stop it and delete its data")):
+    for name, fn, text in (
+        ("up", cmd_dev_up, "start it and print the kubeconfig path"),
+        ("down", cmd_dev_down, "stop it and delete its data"),
+    ):
         d = dev_sub.add_parser(name, help=text)
         d.add_argument("--name", default="aiops-dev", help="context name (default: aiops-dev)")
         d.add_argument("--dir", help="working directory (default: the cache under ~/.cache/aiops-operator/dev)")

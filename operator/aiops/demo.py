@@ -4,6 +4,7 @@ Starts etcd + kube-apiserver, installs the CRDs, runs the operator, applies the 
 ManagedCluster, SOP and Incident with kubectl, waits for the operator to act, and prints
 `kubectl describe incident`.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from . import crdgen
 from .api import KINDS
 from .devcluster import REPO_ROOT, ControlPlane, cache_root
 
-EXAMPLES = ("managedcluster-hub.yaml", "sop-oomkilled.yaml", "incident-oomkilled.yaml")
+EXAMPLES = ("00-managedcluster-hub.yaml", "10-sop-oomkilled.yaml", "20-incident-oomkilled.yaml")
 INCIDENT = "checkout-oomkilled"
 NAMESPACE = "default"
 WAIT_S = 120
@@ -65,14 +66,16 @@ def demo(keep: bool = False) -> int:
     try:
         say("installing the CRDs generated from the models")
         kubectl(env, "apply", "-f", "-", input="---\n".join(crdgen.render(k) for k in KINDS))
-        kubectl(env, "wait", "--for=condition=established", "--timeout=60s",
-                *[f"crd/{k.plural}.aiops.dev" for k in KINDS])
+        kubectl(
+            env, "wait", "--for=condition=established", "--timeout=60s", *[f"crd/{k.plural}.aiops.dev" for k in KINDS]
+        )
 
         log = plane.workdir / "operator.log"
         say(f"starting the operator (log: {log})")
         with open(log, "ab") as out:
-            operator = subprocess.Popen([sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=out,
-                                        stderr=subprocess.STDOUT)
+            operator = subprocess.Popen(
+                [sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
         # Start from a clean slate so the run shows the whole story.
         kubectl(env, "delete", "incident", INCIDENT, "-n", NAMESPACE, "--ignore-not-found", "--wait=true")

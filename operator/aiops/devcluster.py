@@ -4,6 +4,7 @@ Used by the test suite's session fixture and by `aiops dev up|down`. Binaries co
 $KUBEBUILDER_ASSETS, then PATH, then the version-keyed cache that hack/install-control-plane.sh
 fills (and runs when the cache is cold).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,10 +64,15 @@ def find_binaries(install: bool = True) -> Path:
     if not install:
         raise ControlPlaneError("etcd and kube-apiserver not found; run hack/install-control-plane.sh")
     if not INSTALL_SCRIPT.exists():
-        raise ControlPlaneError(f"etcd/kube-apiserver not found and {INSTALL_SCRIPT} is missing; "
-                                "set KUBEBUILDER_ASSETS to a directory holding both")
-    print(f"control-plane binaries not cached; running {INSTALL_SCRIPT} (a cold build takes ~10 minutes)",
-          file=sys.stderr, flush=True)
+        raise ControlPlaneError(
+            f"etcd/kube-apiserver not found and {INSTALL_SCRIPT} is missing; "
+            "set KUBEBUILDER_ASSETS to a directory holding both"
+        )
+    print(
+        f"control-plane binaries not cached; running {INSTALL_SCRIPT} (a cold build takes ~10 minutes)",
+        file=sys.stderr,
+        flush=True,
+    )
     out = subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
     found = _dir_with_binaries(out.stdout.strip().splitlines()[-1])
     if not found:
@@ -81,42 +87,70 @@ def free_port() -> int:
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 def write_certificates(directory: Path) -> None:
     """A CA, a serving certificate for 127.0.0.1/localhost, and the service-account key pair."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aiops-dev-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    sans = [x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default.svc"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    sans = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files = {
         "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
         "apiserver.crt": cert.public_bytes(serialization.Encoding.PEM),
         "apiserver.key": _pem_key(key),
         "sa.key": _pem_key(sa_key),
-        "sa.pub": sa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo),
+        "sa.pub": sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     }
     for name, data in files.items():
         path = directory / name
@@ -144,8 +178,9 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str], detach: bool) -> int:
         log = open(self.workdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=detach)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+        )
         log.close()
         self._procs[name] = proc
         self.pids[name] = proc.pid
@@ -160,42 +195,77 @@ class ControlPlane:
         token = secrets.token_hex(16)
         (self.workdir / "tokens.csv").write_text(f'{token},aiops-admin,aiops-admin,"system:masters"\n')
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        self._spawn("etcd", [
-            str(bin_dir / "etcd"), "--name", self.name, "--data-dir", str(self.workdir / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"{self.name}=http://127.0.0.1:{peer_port}",
-            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
-        ], detach)
-        self._spawn("kube-apiserver", [
-            str(bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={api_port}", "--insecure-port=0",
-            f"--cert-dir={certs}",
-            f"--tls-cert-file={certs / 'apiserver.crt'}", f"--tls-private-key-file={certs / 'apiserver.key'}",
-            f"--token-auth-file={self.workdir / 'tokens.csv'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={certs / 'sa.pub'}",
-            f"--service-account-signing-key-file={certs / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/24",
-            "--authorization-mode=RBAC",
-            # No controller-manager creates the default ServiceAccount, so pods would be refused.
-            "--disable-admission-plugins=ServiceAccount",
-            "--allow-privileged=true",
-        ], detach)
+        self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name",
+                self.name,
+                "--data-dir",
+                str(self.workdir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster",
+                f"{self.name}=http://127.0.0.1:{peer_port}",
+                "--listen-metrics-urls",
+                f"http://127.0.0.1:{free_port()}",
+            ],
+            detach,
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                "--insecure-port=0",
+                f"--cert-dir={certs}",
+                f"--tls-cert-file={certs / 'apiserver.crt'}",
+                f"--tls-private-key-file={certs / 'apiserver.key'}",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={certs / 'sa.pub'}",
+                f"--service-account-signing-key-file={certs / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/24",
+                "--authorization-mode=RBAC",
+                # No controller-manager creates the default ServiceAccount, so pods would be refused.
+                "--disable-admission-plugins=ServiceAccount",
+                "--allow-privileged=true",
+            ],
+            detach,
+        )
         server = f"https://127.0.0.1:{api_port}"
-        self.kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": self.name, "cluster": {"server": server,
-                                                         "certificate-authority": str(certs / "ca.crt")}}],
-            "users": [{"name": "aiops-admin", "user": {"token": token}}],
-            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "aiops-admin",
-                                                         "namespace": "default"}}],
-            "current-context": self.name,
-        }, sort_keys=False))
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": self.name,
+                            "cluster": {"server": server, "certificate-authority": str(certs / "ca.crt")},
+                        }
+                    ],
+                    "users": [{"name": "aiops-admin", "user": {"token": token}}],
+                    "contexts": [
+                        {
+                            "name": self.name,
+                            "context": {"cluster": self.name, "user": "aiops-admin", "namespace": "default"},
+                        }
+                    ],
+                    "current-context": self.name,
+                },
+                sort_keys=False,
+            )
+        )
         self.kubeconfig.chmod(0o600)
         self.state_file.write_text(json.dumps({"pids": self.pids, "server": server}))
         try:
@@ -222,8 +292,10 @@ class ControlPlane:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.25)
-        raise ControlPlaneError(f"kube-apiserver at {server} not ready after {READY_TIMEOUT_S}s: {last}; "
-                                f"see {self.workdir}/kube-apiserver.log")
+        raise ControlPlaneError(
+            f"kube-apiserver at {server} not ready after {READY_TIMEOUT_S}s: {last}; "
+            f"see {self.workdir}/kube-apiserver.log"
+        )
 
     def running(self) -> bool:
         if not self.state_file.exists():

@@ -1,4 +1,5 @@
 """The operator's Kubernetes client: configuration and the few calls the reconcilers make."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """The kopf operator: settings and the entry point behind `aiops run`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,10 +40,12 @@ def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: st
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
     from . import reconcilers  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL)
-    asyncio.run(kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=namespaces or (),
-        standalone=True,
-        liveness_endpoint=liveness,
-    ))
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces or (),
+            standalone=True,
+            liveness_endpoint=liveness,
+        )
+    )

@@ -1,4 +1,5 @@
 """Probes one cluster of the fleet: version, nodes, GPU inventory, OpenShift."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -6,6 +6,7 @@ with its AnalysisRun), against a trivial kopf handler measured in the same run.
 Starts its own local control plane; prints p50/p95/max latency and throughput for both,
 and our figures as ratios of the baseline's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,23 +29,47 @@ from aiops.devcluster import ControlPlane
 
 HERE = Path(__file__).resolve().parent
 PING_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "pings.bench.aiops.dev"},
-    "spec": {"group": "bench.aiops.dev", "scope": "Namespaced",
-             "names": {"kind": "Ping", "plural": "pings", "singular": "ping", "listKind": "PingList"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    "spec": {
+        "group": "bench.aiops.dev",
+        "scope": "Namespaced",
+        "names": {"kind": "Ping", "plural": "pings", "singular": "ping", "listKind": "PingList"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
 }
 
 
 def kubectl(kubeconfig: Path, *args: str, input: str | None = None) -> None:
-    subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], input=input, check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args], input=input, check=True, capture_output=True, text=True
+    )
 
 
-def measure(label: str, group: str, version: str, plural: str, kind: str, spec: dict, done_phase: str,
-            operator_argv: list[str], kubeconfig: Path, namespace: str, n: int, concurrency: int,
-            log_dir: Path) -> dict:
+def measure(
+    label: str,
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    spec: dict,
+    done_phase: str,
+    operator_argv: list[str],
+    kubeconfig: Path,
+    namespace: str,
+    n: int,
+    concurrency: int,
+    log_dir: Path,
+) -> dict:
     api = client.CustomObjectsApi()
     log = open(log_dir / f"{label}.log", "wb")
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -87,7 +112,13 @@ def measure(label: str, group: str, version: str, plural: str, kind: str, spec: 
     latencies = sorted(done[k] - created[k] for k in done if k in created)
     span = max(done.values()) - t0
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    result = {"n": len(latencies), "p50": q[49], "p95": q[94], "max": latencies[-1], "throughput": len(latencies) / span}
+    result = {
+        "n": len(latencies),
+        "p50": q[49],
+        "p95": q[94],
+        "max": latencies[-1],
+        "throughput": len(latencies) / span,
+    }
     print(f"[{label}] reconciled {result['n']}/{n}", file=sys.stderr, flush=True)
     return result
 
@@ -107,22 +138,43 @@ def main() -> int:
             kubectl(kubeconfig, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
             kubectl(kubeconfig, "create", "namespace", "bench")
             config.load_kube_config(str(kubeconfig))
-            common = dict(kubeconfig=kubeconfig, namespace="bench", n=args.n, concurrency=args.concurrency,
-                          log_dir=Path(tmp))
-            base = measure("baseline", "bench.aiops.dev", "v1", "pings", "Ping", {"x": 1}, "Done",
-                           [sys.executable, str(HERE / "trivial_operator.py")], **common)
-            ours = measure("incident", "aiops.dev", "v1alpha1", "incidents", "Incident",
-                           {"title": "bench", "severity": "warning", "target": {"kind": "Deployment", "name": "web"}},
-                           "Triaging", [sys.executable, "-m", "aiops.cli", "run"], **common)
+            common = dict(
+                kubeconfig=kubeconfig, namespace="bench", n=args.n, concurrency=args.concurrency, log_dir=Path(tmp)
+            )
+            base = measure(
+                "baseline",
+                "bench.aiops.dev",
+                "v1",
+                "pings",
+                "Ping",
+                {"x": 1},
+                "Done",
+                [sys.executable, str(HERE / "trivial_operator.py")],
+                **common,
+            )
+            ours = measure(
+                "incident",
+                "aiops.dev",
+                "v1alpha1",
+                "incidents",
+                "Incident",
+                {"title": "bench", "severity": "warning", "target": {"kind": "Deployment", "name": "web"}},
+                "Triaging",
+                [sys.executable, "-m", "aiops.cli", "run"],
+                **common,
+            )
         finally:
             plane.stop(remove=False)
 
     print(f"\nN={args.n} objects, {args.concurrency} concurrent creators, local kube-apiserver {plane.name}")
     print(f"{'':<26}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'obj/s':>10}")
     for label, r in (("trivial kopf handler", base), ("Incident -> Triaging", ours)):
-        print(f"{label:<26}{r['p50']*1000:>10.0f}{r['p95']*1000:>10.0f}{r['max']*1000:>10.0f}{r['throughput']:>10.1f}")
-    print(f"{'ratio (ours / baseline)':<26}{ours['p50']/base['p50']:>10.2f}{ours['p95']/base['p95']:>10.2f}"
-          f"{ours['max']/base['max']:>10.2f}{ours['throughput']/base['throughput']:>10.2f}")
+        ms = "".join(f"{r[q] * 1000:>10.0f}" for q in ("p50", "p95", "max"))
+        print(f"{label:<26}{ms}{r['throughput']:>10.1f}")
+    print(
+        f"{'ratio (ours / baseline)':<26}{ours['p50'] / base['p50']:>10.2f}{ours['p95'] / base['p95']:>10.2f}"
+        f"{ours['max'] / base['max']:>10.2f}{ours['throughput'] / base['throughput']:>10.2f}"
+    )
     return 0
 
 

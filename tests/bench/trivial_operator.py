@@ -2,6 +2,7 @@
 
 Same kopf settings as the real operator, so the ratio measures what our reconciler adds.
 """
+
 import asyncio
 from typing import Any
 

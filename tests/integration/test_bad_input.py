@@ -1,4 +1,5 @@
 """Bad input: the API server or the operator names the field; nothing half-written; no hot loop."""
+
 import base64
 import time
 from pathlib import Path
@@ -10,17 +11,24 @@ from harness import condition, wait_for
 
 
 def incident(name, **spec):
-    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "Incident", "metadata": {"name": name},
-            "spec": {"title": "t", "severity": "high", **spec}}
+    return {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": name},
+        "spec": {"title": "t", "severity": "high", **spec},
+    }
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"bogus": 1}, 'unknown field "bogus"'),
-    ({"severity": "catastrophic"}, 'spec.severity: Unsupported value: "catastrophic"'),
-    ({"title": "x" * 300}, "spec.title"),
-    ({"target": {"kind": "Pod", "name": "Not_A_Name"}}, "spec.target.name"),
-    ({"window": {"lookbackMinutes": 0}}, "spec.window.lookbackMinutes"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"bogus": 1}, 'unknown field "bogus"'),
+        ({"severity": "catastrophic"}, 'spec.severity: Unsupported value: "catastrophic"'),
+        ({"title": "x" * 300}, "spec.title"),
+        ({"target": {"kind": "Pod", "name": "Not_A_Name"}}, "spec.target.name"),
+        ({"window": {"lookbackMinutes": 0}}, "spec.window.lookbackMinutes"),
+    ],
+)
 def test_schema_invalid_is_rejected_by_the_server(kubectl, namespace, spec, message):
     proc = kubectl.apply(incident("bad", **spec), namespace, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
@@ -37,15 +45,32 @@ def test_missing_required_field(kubectl, namespace):
 def test_status_bounds_are_enforced(kubectl, operator, namespace):
     kubectl.apply(incident("bounded"), namespace)
     wait_for(lambda: (kubectl.get("incident", "bounded", namespace).get("status") or {}).get("phase"), 30, "status")
-    proc = kubectl("patch", "incident", "bounded", "-n", namespace, "--subresource=status", "--type=merge", "-p",
-                   '{"status":{"diagnosis":{"rootCause":"x","confidence":150,"executionStatus":"COMPLETED"}}}',
-                   check=False)
+    proc = kubectl(
+        "patch",
+        "incident",
+        "bounded",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"diagnosis":{"rootCause":"x","confidence":150,"executionStatus":"COMPLETED"}}}',
+        check=False,
+    )
     assert proc.returncode != 0 and "status.diagnosis.confidence" in proc.stderr, proc.stderr
 
 
 def wait_invalid(kubectl, kind, name, namespace=None):
-    return wait_for(lambda: (obj := kubectl.get(kind, name, namespace)) and (c := condition(obj))
-                    and c["reason"] == "InvalidSpec" and obj, 30, f"{kind} {name} to be marked InvalidSpec")
+    return wait_for(
+        lambda: (
+            (obj := kubectl.get(kind, name, namespace))
+            and (c := condition(obj))
+            and c["reason"] == "InvalidSpec"
+            and obj
+        ),
+        30,
+        f"{kind} {name} to be marked InvalidSpec",
+    )
 
 
 def test_semantically_invalid_incident(kubectl, operator, namespace):
@@ -59,8 +84,9 @@ def test_semantically_invalid_incident(kubectl, operator, namespace):
     assert "analysisRunRef" not in obj["status"]
     assert kubectl.json("get", "analysisruns", "-n", namespace)["items"] == [], "no work for a bad spec"
     events = kubectl.events(namespace, "window")
-    assert any(e["type"] == "Warning" and e["reason"] == "InvalidSpec" and "spec.window" in e["message"]
-               for e in events), events
+    assert any(
+        e["type"] == "Warning" and e["reason"] == "InvalidSpec" and "spec.window" in e["message"] for e in events
+    ), events
 
     # No hot loop: a permanently bad object is left alone until its spec changes.
     version = obj["metadata"]["resourceVersion"]
@@ -69,8 +95,11 @@ def test_semantically_invalid_incident(kubectl, operator, namespace):
 
     bad["spec"]["window"] = {"lookbackMinutes": 30}
     kubectl.apply(bad, namespace)
-    fixed = wait_for(lambda: (o := kubectl.get("incident", "window", namespace))["status"].get("phase") == "Triaging"
-                     and o, 30, "the fixed Incident to reach Triaging")
+    fixed = wait_for(
+        lambda: (o := kubectl.get("incident", "window", namespace))["status"].get("phase") == "Triaging" and o,
+        30,
+        "the fixed Incident to reach Triaging",
+    )
     assert condition(fixed)["reason"] == "AnalysisScheduled"
     assert condition(fixed)["observedGeneration"] == fixed["metadata"]["generation"] == 2
 
@@ -83,10 +112,18 @@ def test_name_too_long(kubectl, operator, namespace):
 
 
 def test_invalid_sop_lists_its_problems(kubectl, operator, namespace):
-    sop = {"apiVersion": "aiops.dev/v1alpha1", "kind": "SOP", "metadata": {"name": "loop"},
-           "spec": {"title": "loops", "steps": [
-               {"id": "a", "type": "check", "title": "A", "onFailure": "b"},
-               {"id": "b", "type": "check", "title": "B", "onSuccess": "a"}]}}
+    sop = {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "SOP",
+        "metadata": {"name": "loop"},
+        "spec": {
+            "title": "loops",
+            "steps": [
+                {"id": "a", "type": "check", "title": "A", "onFailure": "b"},
+                {"id": "b", "type": "check", "title": "B", "onSuccess": "a"},
+            ],
+        },
+    }
     kubectl.apply(sop, namespace)
     obj = wait_invalid(kubectl, "sop", "loop", namespace)
     assert obj["status"]["validationErrors"] == ["spec.steps: the steps form a cycle (a -> b -> a)"]
@@ -95,19 +132,41 @@ def test_invalid_sop_lists_its_problems(kubectl, operator, namespace):
 
 def test_missing_reference_waits_then_resolves(kubectl, operator, namespace):
     kubectl.apply(incident("needs-sop", sopRef={"name": "later"}), namespace)
-    obj = wait_for(lambda: (o := kubectl.get("incident", "needs-sop", namespace)) and (c := condition(o))
-                   and c["reason"] == "MissingReference" and o, 30, "MissingReference")
+    obj = wait_for(
+        lambda: (
+            (o := kubectl.get("incident", "needs-sop", namespace))
+            and (c := condition(o))
+            and c["reason"] == "MissingReference"
+            and o
+        ),
+        30,
+        "MissingReference",
+    )
     assert "spec.sopRef: SOP 'later' does not exist" in condition(obj)["message"]
     assert obj["status"]["phase"] == "New"
-    kubectl.apply({"apiVersion": "aiops.dev/v1alpha1", "kind": "SOP", "metadata": {"name": "later"},
-                   "spec": {"title": "t", "steps": [{"id": "a", "type": "escalate", "title": "page"}]}}, namespace)
-    wait_for(lambda: kubectl.get("incident", "needs-sop", namespace)["status"].get("phase") == "Triaging",
-             40, "the Incident to go on once the SOP exists")
+    kubectl.apply(
+        {
+            "apiVersion": "aiops.dev/v1alpha1",
+            "kind": "SOP",
+            "metadata": {"name": "later"},
+            "spec": {"title": "t", "steps": [{"id": "a", "type": "escalate", "title": "page"}]},
+        },
+        namespace,
+    )
+    wait_for(
+        lambda: kubectl.get("incident", "needs-sop", namespace)["status"].get("phase") == "Triaging",
+        40,
+        "the Incident to go on once the SOP exists",
+    )
 
 
 def test_analysis_run_with_missing_incident(kubectl, operator, namespace):
-    run = {"apiVersion": "aiops.dev/v1alpha1", "kind": "AnalysisRun", "metadata": {"name": "orphan"},
-           "spec": {"type": "rootCause", "incidentRef": {"name": "nope"}}}
+    run = {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": "orphan"},
+        "spec": {"type": "rootCause", "incidentRef": {"name": "nope"}},
+    }
     kubectl.apply(run, namespace)
     obj = wait_for(lambda: (o := kubectl.get("analysisrun", "orphan", namespace)) and condition(o) and o, 30, "status")
     assert condition(obj)["reason"] == "MissingReference"
@@ -115,26 +174,42 @@ def test_analysis_run_with_missing_incident(kubectl, operator, namespace):
 
 
 def managed_cluster(name, secret, namespace):
-    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "ManagedCluster", "metadata": {"name": name},
-            "spec": {"kubeconfigSecretRef": {"name": secret, "key": "kubeconfig", "namespace": namespace}}}
+    return {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "ManagedCluster",
+        "metadata": {"name": name},
+        "spec": {"kubeconfigSecretRef": {"name": secret, "key": "kubeconfig", "namespace": namespace}},
+    }
 
 
 def secret(name, data: bytes):
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "data": {"kubeconfig": base64.b64encode(data).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"kubeconfig": base64.b64encode(data).decode()},
+    }
 
 
 def test_managed_cluster_kubeconfig_secret(kubectl, operator, namespace, kubeconfig):
     # A spoke reached through a kubeconfig Secret (here: this same control plane).
     kubectl.apply(secret("spoke", Path(kubeconfig).read_bytes()), namespace)
     kubectl.apply(managed_cluster(f"{namespace}-spoke", "spoke", namespace))
-    ok = wait_for(lambda: (o := kubectl.get("managedcluster", f"{namespace}-spoke")) and
-                  (o.get("status") or {}).get("phase") and o, 30, "probe of the spoke")
+    ok = wait_for(
+        lambda: (
+            (o := kubectl.get("managedcluster", f"{namespace}-spoke")) and (o.get("status") or {}).get("phase") and o
+        ),
+        30,
+        "probe of the spoke",
+    )
     assert ok["status"]["phase"] == "Ready", ok["status"]
 
     kubectl.apply(managed_cluster(f"{namespace}-nosecret", "absent", namespace))
-    missing = wait_for(lambda: (o := kubectl.get("managedcluster", f"{namespace}-nosecret")) and condition(o) and o,
-                       30, "MissingReference")
+    missing = wait_for(
+        lambda: (o := kubectl.get("managedcluster", f"{namespace}-nosecret")) and condition(o) and o,
+        30,
+        "MissingReference",
+    )
     assert condition(missing)["reason"] == "MissingReference"
     assert f"Secret {namespace}/absent" in condition(missing)["message"]
 
@@ -147,6 +222,11 @@ def test_managed_cluster_kubeconfig_secret(kubectl, operator, namespace, kubecon
     dead["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     kubectl.apply(secret("dead", yaml.safe_dump(dead).encode()), namespace)
     kubectl.apply(managed_cluster(f"{namespace}-dead", "dead", namespace))
-    down = wait_for(lambda: (o := kubectl.get("managedcluster", f"{namespace}-dead")) and
-                    (o.get("status") or {}).get("phase") and o, 40, "the unreachable probe")
+    down = wait_for(
+        lambda: (
+            (o := kubectl.get("managedcluster", f"{namespace}-dead")) and (o.get("status") or {}).get("phase") and o
+        ),
+        40,
+        "the unreachable probe",
+    )
     assert down["status"]["phase"] == "Unreachable" and condition(down)["reason"] == "Unreachable"

@@ -1,4 +1,5 @@
 """The committed CRDs are exactly what the models generate, and structurally sound."""
+
 from pathlib import Path
 
 import pytest

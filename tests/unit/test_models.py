@@ -1,4 +1,5 @@
 """The models accept the documented shapes and name the field of what they refuse."""
+
 import pytest
 
 from aiops.api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
@@ -17,25 +18,40 @@ def problems(kind, spec, name="x"):
 
 
 def test_incident_round_trips_camel_case():
-    wire = {"title": "t", "severity": "critical", "clusterRef": {"name": "hub"},
-            "target": {"kind": "Deployment", "name": "checkout"}, "window": {"lookbackMinutes": 30},
-            "analysis": {"persona": "gpu", "llm": False}, "sopRef": {"name": "oom"}}
+    wire = {
+        "title": "t",
+        "severity": "critical",
+        "clusterRef": {"name": "hub"},
+        "target": {"kind": "Deployment", "name": "checkout"},
+        "window": {"lookbackMinutes": 30},
+        "analysis": {"persona": "gpu", "llm": False},
+        "sopRef": {"name": "oom"},
+    }
     spec = IncidentSpec.model_validate(wire)
     assert spec.cluster_ref.name == "hub" and spec.window.lookback_minutes == 30
     assert spec.wire() == {**wire, "approvals": []}
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"title": "t", "severity": "doom"}, "spec.severity"),
-    ({"title": "", "severity": "info"}, "spec.title"),
-    ({"severity": "info"}, "spec.title"),
-    ({"title": "t", "severity": "info", "extra": 1}, "spec.extra"),
-    ({"title": "t", "severity": "info", "target": {"kind": "Pod", "name": "Bad_Name"}}, "spec.target.name"),
-    ({"title": "t", "severity": "info", "window": {"start": "2026-11-23T10:00:00Z", "end": "2026-11-23T09:00:00Z"}},
-     "spec.window"),
-    ({"title": "t", "severity": "info", "window": {"start": "2026-11-23T10:00:00"}}, "spec.window.start"),
-    ({"title": "t", "severity": "info", "source": "alertmanager"}, "spec"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ({"title": "t", "severity": "doom"}, "spec.severity"),
+        ({"title": "", "severity": "info"}, "spec.title"),
+        ({"severity": "info"}, "spec.title"),
+        ({"title": "t", "severity": "info", "extra": 1}, "spec.extra"),
+        ({"title": "t", "severity": "info", "target": {"kind": "Pod", "name": "Bad_Name"}}, "spec.target.name"),
+        (
+            {
+                "title": "t",
+                "severity": "info",
+                "window": {"start": "2026-11-23T10:00:00Z", "end": "2026-11-23T09:00:00Z"},
+            },
+            "spec.window",
+        ),
+        ({"title": "t", "severity": "info", "window": {"start": "2026-11-23T10:00:00"}}, "spec.window.start"),
+        ({"title": "t", "severity": "info", "source": "alertmanager"}, "spec"),
+    ],
+)
 def test_incident_errors_name_the_field(spec, field):
     first = problems(INCIDENT, spec)[0]
     assert first.startswith(field + ":"), first
@@ -47,8 +63,11 @@ def test_long_names_are_refused_with_the_reason():
 
 
 def test_duplicate_approvals_are_refused():
-    spec = {"title": "t", "severity": "info",
-            "approvals": [{"step": "rollback", "approvedBy": "ana"}, {"step": "rollback", "approvedBy": "bo"}]}
+    spec = {
+        "title": "t",
+        "severity": "info",
+        "approvals": [{"step": "rollback", "approvedBy": "ana"}, {"step": "rollback", "approvedBy": "bo"}],
+    }
     assert "approved more than once" in problems(INCIDENT, spec)[0]
 
 
@@ -73,22 +92,33 @@ def test_sop_graph_checks():
 def test_sop_linear_and_branching_steps_are_valid():
     steps = [
         {"id": "check", "type": "check", "title": "C", "onSuccess": "act", "onFailure": "page"},
-        {"id": "act", "type": "action", "title": "A", "action": {"type": "rollbackDeployment"},
-         "automation": "auto", "approvalRequired": True},
+        {
+            "id": "act",
+            "type": "action",
+            "title": "A",
+            "action": {"type": "rollbackDeployment"},
+            "automation": "auto",
+            "approvalRequired": True,
+        },
         {"id": "verify", "type": "check", "title": "V"},
         {"id": "page", "type": "escalate", "title": "P"},
     ]
     assert len(parse_spec(SOP, body(sop(*steps))).steps) == 4
 
 
-@pytest.mark.parametrize("spec, text", [
-    ({"type": "rootCause"}, "incidentRef is required"),
-    ({"type": "query"}, "inputs.question is required"),
-    ({"type": "anomalyDetection", "inputs": {"queries": []}}, "inputs.queries"),
-    ({"type": "query", "inputs": {"question": "q"}, "inference": {"endpoint": "http://x", "pool": "p"}},
-     "either endpoint or pool"),
-    ({"type": "query", "inputs": {"question": "q"}, "inference": {"temperature": 3}}, "spec.inference.temperature"),
-])
+@pytest.mark.parametrize(
+    "spec, text",
+    [
+        ({"type": "rootCause"}, "incidentRef is required"),
+        ({"type": "query"}, "inputs.question is required"),
+        ({"type": "anomalyDetection", "inputs": {"queries": []}}, "inputs.queries"),
+        (
+            {"type": "query", "inputs": {"question": "q"}, "inference": {"endpoint": "http://x", "pool": "p"}},
+            "either endpoint or pool",
+        ),
+        ({"type": "query", "inputs": {"question": "q"}, "inference": {"temperature": 3}}, "spec.inference.temperature"),
+    ],
+)
 def test_analysis_run_inputs_fit_type(spec, text):
     assert text in problems(ANALYSIS_RUN, spec)[0]
 

@@ -1,10 +1,11 @@
 """Conditions, timeline and status patches behave as the API conventions ask."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 from aiops.reconcilers.common import StatusBuilder
 from aiops.status import append_timeline, set_condition, status_patch
 
-T0 = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 
 

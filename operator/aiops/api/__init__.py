@@ -1,4 +1,5 @@
 """The four custom resources of group aiops.dev/v1alpha1: the single source of truth for their shapes."""
+
 from .analysisrun import ANALYSIS_RUN
 from .common import Kind
 from .incident import INCIDENT

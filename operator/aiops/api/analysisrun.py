@@ -1,8 +1,9 @@
 """AnalysisRun: one unit of inference work, usually owned by an Incident."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field, model_validator
 
@@ -10,14 +11,14 @@ from .common import Condition, Kind, LocalObjectReference, Model, PrinterColumn,
 from .incident import Diagnosis
 
 
-class AnalysisType(str, Enum):
+class AnalysisType(StrEnum):
     ROOT_CAUSE = "rootCause"
     ANOMALY_DETECTION = "anomalyDetection"
     QUERY = "query"
     SOP_ANALYSIS = "sopAnalysis"
 
 
-class RunPhase(str, Enum):
+class RunPhase(StrEnum):
     PENDING = "Pending"
     SCHEDULING = "Scheduling"
     WAITING_FOR_MODEL = "WaitingForModel"
@@ -28,14 +29,16 @@ class RunPhase(str, Enum):
 
 class InferenceSettings(Model):
     model: str | None = Field(default=None, min_length=1, max_length=253)
-    endpoint: str | None = Field(default=None, max_length=2048, pattern=r"^https?://", description="An OpenAI-compatible base URL.")
+    endpoint: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://", description="An OpenAI-compatible base URL."
+    )
     pool: str | None = Field(default=None, max_length=63, description="An operator-managed vLLM pool.")
     gpu_count: int | None = Field(default=None, ge=0, le=16)
     max_tokens: int | None = Field(default=None, ge=1, le=131072)
     temperature: float | None = Field(default=None, ge=0, le=2)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "InferenceSettings":
+    def _one_target(self) -> InferenceSettings:
         if self.endpoint and self.pool:
             raise ValueError("give either endpoint or pool, not both")
         return self
@@ -56,7 +59,7 @@ class AnalysisRunSpec(Model):
     inputs: AnalysisInputs | None = None
 
     @model_validator(mode="after")
-    def _inputs_fit_type(self) -> "AnalysisRunSpec":
+    def _inputs_fit_type(self) -> AnalysisRunSpec:
         inputs = self.inputs or AnalysisInputs()
         if self.type == AnalysisType.ROOT_CAUSE and self.incident_ref is None:
             raise ValueError("incidentRef is required for type rootCause")

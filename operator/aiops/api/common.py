@@ -1,9 +1,10 @@
 """Shapes shared by every resource: the camelCase base model, conditions, references."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -31,7 +32,7 @@ class Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class ConditionStatus(str, Enum):
+class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
@@ -79,7 +80,7 @@ class TimeWindow(Model):
     lookback_minutes: int | None = Field(default=None, ge=1, le=10080)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "TimeWindow":
+    def _ordered(self) -> TimeWindow:
         if self.start and self.end and self.end <= self.start:
             raise ValueError("end must be later than start")
         if self.lookback_minutes is not None and self.start is not None:

@@ -1,8 +1,9 @@
 """Incident: something to diagnose, from a person, Alertmanager or the anomaly detector."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field, model_validator
 
@@ -22,7 +23,7 @@ from .common import (
 TIMELINE_LIMIT = 50
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     WARNING = "warning"
@@ -30,13 +31,13 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-class IncidentSource(str, Enum):
+class IncidentSource(StrEnum):
     MANUAL = "manual"
     ALERTMANAGER = "alertmanager"
     ANOMALY = "anomaly"
 
 
-class TargetKind(str, Enum):
+class TargetKind(StrEnum):
     POD = "Pod"
     DEPLOYMENT = "Deployment"
     STATEFULSET = "StatefulSet"
@@ -49,14 +50,14 @@ class TargetKind(str, Enum):
     NAMESPACE = "Namespace"
 
 
-class Persona(str, Enum):
+class Persona(StrEnum):
     SRE = "sre"
     NETWORK = "network"
     GPU = "gpu"
     DATABASE = "database"
 
 
-class IncidentPhase(str, Enum):
+class IncidentPhase(StrEnum):
     NEW = "New"
     TRIAGING = "Triaging"
     ANALYZING = "Analyzing"
@@ -67,13 +68,13 @@ class IncidentPhase(str, Enum):
     FAILED = "Failed"
 
 
-class ExecutionStatus(str, Enum):
+class ExecutionStatus(StrEnum):
     COMPLETED = "COMPLETED"
     RECOVERED_FALLBACK = "RECOVERED_FALLBACK"
     FAILED = "FAILED"
 
 
-class StepState(str, Enum):
+class StepState(StrEnum):
     PENDING = "Pending"
     AWAITING_APPROVAL = "AwaitingApproval"
     RUNNING = "Running"
@@ -122,7 +123,9 @@ class IncidentSpec(Model):
     description: str | None = Field(default=None, max_length=16384)
     severity: Severity
     source: IncidentSource | None = None
-    cluster_ref: LocalObjectReference | None = Field(default=None, description="ManagedCluster; absent = the local cluster.")
+    cluster_ref: LocalObjectReference | None = Field(
+        default=None, description="ManagedCluster; absent = the local cluster."
+    )
     target: WorkloadReference | None = None
     alert: AlertInfo | None = None
     window: TimeWindow | None = None
@@ -131,7 +134,7 @@ class IncidentSpec(Model):
     approvals: list[Approval] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "IncidentSpec":
+    def _consistent(self) -> IncidentSpec:
         if self.source == IncidentSource.ALERTMANAGER and not (self.alert and self.alert.fingerprint):
             raise ValueError("alert.fingerprint is required when source is alertmanager")
         steps = [a.step for a in self.approvals]

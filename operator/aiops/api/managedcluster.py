@@ -1,22 +1,23 @@
 """ManagedCluster: one cluster of the fleet, the hub itself included."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field
 
 from .common import Condition, Kind, Model, PrinterColumn, SecretKeyReference
 
 
-class Environment(str, Enum):
+class Environment(StrEnum):
     PRODUCTION = "production"
     STAGING = "staging"
     DEVELOPMENT = "development"
     TEST = "test"
 
 
-class ClusterPhase(str, Enum):
+class ClusterPhase(StrEnum):
     READY = "Ready"
     DEGRADED = "Degraded"
     UNREACHABLE = "Unreachable"
@@ -38,7 +39,9 @@ class ClusterEndpoints(Model):
 class ManagedClusterSpec(Model):
     display_name: str | None = Field(default=None, max_length=256)
     environment: Environment | None = None
-    kubeconfig_secret_ref: SecretKeyReference | None = Field(default=None, description="Absent = the cluster the operator runs in.")
+    kubeconfig_secret_ref: SecretKeyReference | None = Field(
+        default=None, description="Absent = the cluster the operator runs in."
+    )
     endpoints: ClusterEndpoints | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -1,7 +1,8 @@
 """SOP: a runbook with match rules and ordered, typed steps."""
+
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field, model_validator
 
@@ -9,20 +10,20 @@ from .common import DNS_LABEL, Condition, Kind, Model, PrinterColumn
 from .incident import Severity, TargetKind
 
 
-class StepType(str, Enum):
+class StepType(StrEnum):
     CHECK = "check"
     ACTION = "action"
     DECISION = "decision"
     ESCALATE = "escalate"
 
 
-class Automation(str, Enum):
+class Automation(StrEnum):
     MANUAL = "manual"
     SUGGEST = "suggest"
     AUTO = "auto"
 
 
-class ActionType(str, Enum):
+class ActionType(StrEnum):
     """The safe catalogue: the only cluster changes an SOP may ask for."""
 
     RESTART_POD = "restartPod"
@@ -36,7 +37,9 @@ class MatchRules(Model):
     alert_names: list[str] = Field(default_factory=list, max_length=100)
     label_selector: dict[str, str] = Field(default_factory=dict)
     severities: list[Severity] = Field(default_factory=list)
-    symptoms: list[str] = Field(default_factory=list, max_length=100, description="Keywords matched against the Incident's text and suspects.")
+    symptoms: list[str] = Field(
+        default_factory=list, max_length=100, description="Keywords matched against the Incident's text and suspects."
+    )
     resource_kinds: list[TargetKind] = Field(default_factory=list)
 
 
@@ -77,7 +80,7 @@ class SOPSpec(Model):
     source: str | None = Field(default=None, max_length=65536, description="The runbook's original markdown.")
 
     @model_validator(mode="after")
-    def _steps_form_a_graph(self) -> "SOPSpec":
+    def _steps_form_a_graph(self) -> SOPSpec:
         ids = [s.id for s in self.steps]
         for i, step in enumerate(self.steps):
             if ids.count(step.id) > 1:
@@ -114,7 +117,7 @@ def _find_cycle(steps: list[SOPStep]) -> list[str]:
         state[node] = 1
         for nxt in succ[node]:
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt, path)):
                 return found
         path.pop()

@@ -4,19 +4,22 @@ A handler parses the body, decides, and records the outcome in a StatusBuilder; 
 builder emits an Event and a timeline entry only on a real transition and writes only
 the status fields that changed, so running a handler twice changes nothing the second time.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import BaseModel, ValidationError
 
+from .. import GROUP, VERSION
 from ..api import Kind
 from ..api.common import field_path
-from ..status import READY, append_timeline, find_condition, set_condition, status_patch
+from ..status import READY, append_timeline, find_condition, now_utc, set_condition, status_patch
 
 # Names of the objects we own become label values on what we create for them.
 MAX_NAME = 63
@@ -54,8 +57,12 @@ def _describe(error: dict[str, Any], root: str) -> str:
 def parse_spec(kind: Kind, body: kopf.Body | dict[str, Any]) -> BaseModel:
     name = body["metadata"]["name"]
     if len(name) > MAX_NAME:
-        raise InvalidSpec([f"metadata.name: {len(name)} characters; at most {MAX_NAME} are allowed, "
-                           "since the name becomes a label value on the objects created for it"])
+        raise InvalidSpec(
+            [
+                f"metadata.name: {len(name)} characters; at most {MAX_NAME} are allowed, "
+                "since the name becomes a label value on the objects created for it"
+            ]
+        )
     try:
         return kind.spec.model_validate(dict(body.get("spec") or {}))
     except ValidationError as exc:
@@ -120,7 +127,9 @@ class StatusBuilder:
         return changes
 
 
-def reject(builder: StatusBuilder, kind: Kind, err: InvalidSpec, patch: kopf.Patch | dict, failed_phase: str | None) -> None:
+def reject(
+    builder: StatusBuilder, kind: Kind, err: InvalidSpec, patch: kopf.Patch | dict, failed_phase: str | None
+) -> None:
     """Records bad input on the object and stops: no further work until the spec changes."""
     message = f"{kind.kind} spec is invalid: {err.problems[0]}"
     if len(err.problems) > 1:
@@ -130,6 +139,45 @@ def reject(builder: StatusBuilder, kind: Kind, err: InvalidSpec, patch: kopf.Pat
         builder.phase(failed_phase, message, event="Warning")
     builder.apply(patch)
     raise kopf.PermanentError(message)
+
+
+R = TypeVar("R")
+
+
+def validated(
+    kind: Kind,
+    body: Any,
+    patch: kopf.Patch | dict,
+    builder: StatusBuilder,
+    failed_phase: str | None = None,
+    resolve: Callable[[Any], R] | None = None,
+) -> tuple[Any, R | None]:
+    """The parsed spec and what `resolve` found for it (referenced objects, a client).
+
+    Bad input ends the handler through `reject`; a dangling reference through `wait_for_reference`.
+    """
+    try:
+        spec = parse_spec(kind, body)
+        return spec, resolve(spec) if resolve else None
+    except InvalidSpec as err:
+        reject(builder, kind, err, patch, failed_phase)
+    except MissingReference as err:
+        wait_for_reference(builder, err, patch)
+    raise AssertionError("unreachable: reject and wait_for_reference raise")
+
+
+def reconciler(kind: Kind, timeline_limit: int | None = None):
+    """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts."""
+
+    def register(reconcile: Callable[[Any, Any, StatusBuilder], None]):
+        def handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+            reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body), timeline_limit))
+
+        for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            on(GROUP, VERSION, kind.plural, id="reconcile")(handler)
+        return reconcile
+
+    return register
 
 
 def wait_for_reference(builder: StatusBuilder, err: MissingReference, patch: kopf.Patch | dict) -> None:

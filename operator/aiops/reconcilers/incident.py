@@ -2,27 +2,20 @@
 
 This far the pipeline goes New -> Triaging; the diagnosis pipeline moves it on.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import kopf
 
-from .. import API_VERSION, GROUP, VERSION, kube
+from .. import API_VERSION, GROUP, kube
 from ..api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from ..api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
 from ..api.common import LocalObjectReference
 from ..api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSpec
-from ..status import READY, now_utc
-from .common import (
-    InvalidSpec,
-    MissingReference,
-    StatusBuilder,
-    kopf_emitter,
-    parse_spec,
-    reject,
-    wait_for_reference,
-)
+from ..status import READY
+from .common import MissingReference, StatusBuilder, reconciler, validated
 
 INCIDENT_LABEL = f"{GROUP}/incident"
 
@@ -48,14 +41,16 @@ def analysis_run_manifest(incident: dict[str, Any], spec: IncidentSpec) -> dict[
             "name": analysis_run_name(incident),
             "namespace": meta["namespace"],
             "labels": {INCIDENT_LABEL: meta["name"], "app.kubernetes.io/managed-by": "aiops-operator"},
-            "ownerReferences": [{
-                "apiVersion": API_VERSION,
-                "kind": INCIDENT.kind,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": INCIDENT.kind,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": run_spec.wire(),
     }
@@ -69,23 +64,25 @@ def detected_at(incident: dict[str, Any], spec: IncidentSpec) -> str:
 
 
 def check_references(spec: IncidentSpec, namespace: str) -> None:
+    """Raises MissingReference for a clusterRef or sopRef that names nothing."""
     if spec.cluster_ref and kube.get(MANAGED_CLUSTER, spec.cluster_ref.name) is None:
         raise MissingReference(f"spec.clusterRef: ManagedCluster {spec.cluster_ref.name!r} does not exist")
     if spec.sop_ref and kube.get(SOP, spec.sop_ref.name, namespace) is None:
         raise MissingReference(f"spec.sopRef: SOP {spec.sop_ref.name!r} does not exist in namespace {namespace!r}")
 
 
+@reconciler(INCIDENT, timeline_limit=TIMELINE_LIMIT)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
     if builder.new.get("phase") is None:
         builder.phase(IncidentPhase.NEW.value, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
-    try:
-        spec = parse_spec(INCIDENT, body)
-    except InvalidSpec as err:
-        reject(builder, INCIDENT, err, patch, failed_phase=IncidentPhase.FAILED.value)
-    try:
-        check_references(spec, body["metadata"]["namespace"])
-    except MissingReference as err:
-        wait_for_reference(builder, err, patch)
+    spec, _ = validated(
+        INCIDENT,
+        body,
+        patch,
+        builder,
+        IncidentPhase.FAILED.value,
+        resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
+    )
 
     run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
     run_name = run["metadata"]["name"]
@@ -93,10 +90,3 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     builder.condition(READY, "True", "AnalysisScheduled", f"AnalysisRun {run_name} holds the root-cause analysis")
     builder.phase(IncidentPhase.TRIAGING.value, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
     builder.apply(patch)
-
-
-@kopf.on.resume(GROUP, VERSION, INCIDENT.plural)
-@kopf.on.create(GROUP, VERSION, INCIDENT.plural)
-@kopf.on.update(GROUP, VERSION, INCIDENT.plural)
-def incident_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body), timeline_limit=TIMELINE_LIMIT))

@@ -1,18 +1,18 @@
 """ManagedCluster reconciler: validate, build a client for the cluster, probe it."""
+
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import kopf
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from .. import GROUP, VERSION, kube, probe
+from .. import kube, probe
 from ..api import MANAGED_CLUSTER
 from ..api.managedcluster import ClusterPhase, ManagedClusterSpec
-from ..status import READY, now_utc, rfc3339
-from .common import InvalidSpec, MissingReference, StatusBuilder, kopf_emitter, parse_spec, reject, wait_for_reference
+from ..status import READY, rfc3339
+from .common import InvalidSpec, MissingReference, StatusBuilder, reconciler, validated
 
 UNREACHABLE_RETRY_S = 60
 
@@ -29,21 +29,18 @@ def cluster_client(spec: ManagedClusterSpec):
     namespace = ref.namespace or operator_namespace()
     raw = kube.read_secret_key(ref.name, namespace, ref.key)
     if raw is None:
-        raise MissingReference(f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} or its key {ref.key!r} does not exist")
+        raise MissingReference(
+            f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} or its key {ref.key!r} does not exist"
+        )
     try:
         return probe.client_from_kubeconfig(raw)
     except probe.KubeconfigError as exc:
         raise InvalidSpec([f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} key {ref.key!r}: {exc}"]) from None
 
 
+@reconciler(MANAGED_CLUSTER)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
-    try:
-        spec = parse_spec(MANAGED_CLUSTER, body)
-        api = cluster_client(spec)
-    except InvalidSpec as err:
-        reject(builder, MANAGED_CLUSTER, err, patch, failed_phase=None)
-    except MissingReference as err:
-        wait_for_reference(builder, err, patch)
+    _, api = validated(MANAGED_CLUSTER, body, patch, builder, resolve=cluster_client)
     try:
         found = probe.probe(api)
     except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -53,16 +50,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
         builder.condition(READY, "False", "Unreachable", message, event="Warning")
         builder.phase(ClusterPhase.UNREACHABLE.value, message, event="Warning")
         builder.apply(patch)
-        raise kopf.TemporaryError(message, delay=UNREACHABLE_RETRY_S)
+        raise kopf.TemporaryError(message, delay=UNREACHABLE_RETRY_S) from exc
     builder.set(**found, lastProbeTime=rfc3339(builder.now))
-    summary = f"Kubernetes {found['kubernetesVersion']}, {found['nodeCount']} nodes, {found['gpuInventory']['total']} GPUs"
+    summary = (
+        f"Kubernetes {found['kubernetesVersion']}, {found['nodeCount']} nodes, {found['gpuInventory']['total']} GPUs"
+    )
     builder.condition(READY, "True", "Probed", summary, event="Normal")
     builder.phase(ClusterPhase.READY.value, summary)
     builder.apply(patch)
-
-
-@kopf.on.resume(GROUP, VERSION, MANAGED_CLUSTER.plural)
-@kopf.on.create(GROUP, VERSION, MANAGED_CLUSTER.plural)
-@kopf.on.update(GROUP, VERSION, MANAGED_CLUSTER.plural)
-def managed_cluster_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)))

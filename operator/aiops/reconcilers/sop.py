@@ -1,16 +1,15 @@
 """SOP reconciler: validate the runbook and publish its shape in status."""
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import kopf
 
-from .. import GROUP, VERSION
 from ..api import SOP
-from ..status import READY, now_utc
-from .common import InvalidSpec, StatusBuilder, kopf_emitter, parse_spec, reject
+from ..status import READY
+from .common import InvalidSpec, StatusBuilder, parse_spec, reconciler, reject
 
 
+@reconciler(SOP)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
     try:
         spec = parse_spec(SOP, body)
@@ -20,10 +19,3 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     builder.set(stepCount=len(spec.steps), validationErrors=[])
     builder.condition(READY, "True", "Valid", f"{len(spec.steps)} steps validated", event="Normal")
     builder.apply(patch)
-
-
-@kopf.on.resume(GROUP, VERSION, SOP.plural)
-@kopf.on.create(GROUP, VERSION, SOP.plural)
-@kopf.on.update(GROUP, VERSION, SOP.plural)
-def sop_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)))
