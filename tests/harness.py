@@ -59,6 +59,23 @@ class Kubectl:
         proc = self("get", kind, name, *ns, "-o", "json", check=False)
         return json.loads(proc.stdout) if proc.returncode == 0 else None
 
+    def wait(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        until: Callable[[dict], Any] = lambda obj: obj.get("status"),
+        timeout: float = 30,
+        what: str = "",
+    ) -> dict:
+        """Polls the object until `until(obj)` holds (by default: it has a status) and returns it."""
+
+        def check() -> dict | None:
+            obj = self.get(kind, name, namespace)
+            return obj if obj and until(obj) else None
+
+        return wait_for(check, timeout, f"{kind}/{name}: {what or 'a status'}")
+
     def events(self, namespace: str, name: str) -> list[dict]:
         items = self.json("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
         return sorted(items, key=lambda e: e.get("firstTimestamp") or e.get("eventTime") or "")
@@ -120,3 +137,12 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def phase(obj: dict) -> str | None:
+    return (obj.get("status") or {}).get("phase")
+
+
+def ready_reason(obj: dict) -> str | None:
+    cond = condition(obj)
+    return cond["reason"] if cond else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import condition, wait_for
+from harness import condition, phase, ready_reason
 
 
 def incident(name, **spec):
@@ -44,7 +44,8 @@ def test_missing_required_field(kubectl, namespace):
 
 def test_status_bounds_are_enforced(kubectl, operator, namespace):
     kubectl.apply(incident("bounded"), namespace)
-    wait_for(lambda: (kubectl.get("incident", "bounded", namespace).get("status") or {}).get("phase"), 30, "status")
+    kubectl.wait("incident", "bounded", namespace)
+    diagnosis = '{"status":{"diagnosis":{"rootCause":"x","confidence":150,"executionStatus":"COMPLETED"}}}'
     proc = kubectl(
         "patch",
         "incident",
@@ -54,33 +55,24 @@ def test_status_bounds_are_enforced(kubectl, operator, namespace):
         "--subresource=status",
         "--type=merge",
         "-p",
-        '{"status":{"diagnosis":{"rootCause":"x","confidence":150,"executionStatus":"COMPLETED"}}}',
+        diagnosis,
         check=False,
     )
     assert proc.returncode != 0 and "status.diagnosis.confidence" in proc.stderr, proc.stderr
 
 
-def wait_invalid(kubectl, kind, name, namespace=None):
-    return wait_for(
-        lambda: (
-            (obj := kubectl.get(kind, name, namespace))
-            and (c := condition(obj))
-            and c["reason"] == "InvalidSpec"
-            and obj
-        ),
-        30,
-        f"{kind} {name} to be marked InvalidSpec",
-    )
+def invalid(obj):
+    return ready_reason(obj) == "InvalidSpec"
 
 
 def test_semantically_invalid_incident(kubectl, operator, namespace):
     bad = incident("window", window={"start": "2026-11-23T10:00:00Z", "end": "2026-11-23T09:00:00Z"})
     kubectl.apply(bad, namespace)
-    obj = wait_invalid(kubectl, "incident", "window", namespace)
+    obj = kubectl.wait("incident", "window", namespace, until=invalid, what="InvalidSpec")
     ready = condition(obj)
     assert ready["status"] == "False"
     assert ready["message"] == "Incident spec is invalid: spec.window: end must be later than start"
-    assert obj["status"]["phase"] == "Failed"
+    assert phase(obj) == "Failed"
     assert "analysisRunRef" not in obj["status"]
     assert kubectl.json("get", "analysisruns", "-n", namespace)["items"] == [], "no work for a bad spec"
     events = kubectl.events(namespace, "window")
@@ -95,68 +87,60 @@ def test_semantically_invalid_incident(kubectl, operator, namespace):
 
     bad["spec"]["window"] = {"lookbackMinutes": 30}
     kubectl.apply(bad, namespace)
-    fixed = wait_for(
-        lambda: (o := kubectl.get("incident", "window", namespace))["status"].get("phase") == "Triaging" and o,
-        30,
-        "the fixed Incident to reach Triaging",
-    )
-    assert condition(fixed)["reason"] == "AnalysisScheduled"
+    fixed = kubectl.wait("incident", "window", namespace, until=lambda o: phase(o) == "Triaging", what="Triaging")
+    assert ready_reason(fixed) == "AnalysisScheduled"
     assert condition(fixed)["observedGeneration"] == fixed["metadata"]["generation"] == 2
 
 
 def test_name_too_long(kubectl, operator, namespace):
     name = "n" * 70
     kubectl.apply(incident(name), namespace)
-    obj = wait_invalid(kubectl, "incident", name, namespace)
+    obj = kubectl.wait("incident", name, namespace, until=invalid, what="InvalidSpec")
     assert "metadata.name: 70 characters; at most 63" in condition(obj)["message"]
 
 
 def test_invalid_sop_lists_its_problems(kubectl, operator, namespace):
+    steps = [
+        {"id": "a", "type": "check", "title": "A", "onFailure": "b"},
+        {"id": "b", "type": "check", "title": "B", "onSuccess": "a"},
+    ]
     sop = {
         "apiVersion": "aiops.dev/v1alpha1",
         "kind": "SOP",
         "metadata": {"name": "loop"},
-        "spec": {
-            "title": "loops",
-            "steps": [
-                {"id": "a", "type": "check", "title": "A", "onFailure": "b"},
-                {"id": "b", "type": "check", "title": "B", "onSuccess": "a"},
-            ],
-        },
+        "spec": {"title": "loops", "steps": steps},
     }
     kubectl.apply(sop, namespace)
-    obj = wait_invalid(kubectl, "sop", "loop", namespace)
+    obj = kubectl.wait("sop", "loop", namespace, until=invalid, what="InvalidSpec")
     assert obj["status"]["validationErrors"] == ["spec.steps: the steps form a cycle (a -> b -> a)"]
     assert obj["status"]["stepCount"] == 2
 
 
 def test_missing_reference_waits_then_resolves(kubectl, operator, namespace):
     kubectl.apply(incident("needs-sop", sopRef={"name": "later"}), namespace)
-    obj = wait_for(
-        lambda: (
-            (o := kubectl.get("incident", "needs-sop", namespace))
-            and (c := condition(o))
-            and c["reason"] == "MissingReference"
-            and o
-        ),
-        30,
-        "MissingReference",
+    obj = kubectl.wait(
+        "incident",
+        "needs-sop",
+        namespace,
+        until=lambda o: ready_reason(o) == "MissingReference",
+        what="MissingReference",
     )
     assert "spec.sopRef: SOP 'later' does not exist" in condition(obj)["message"]
-    assert obj["status"]["phase"] == "New"
-    kubectl.apply(
-        {
-            "apiVersion": "aiops.dev/v1alpha1",
-            "kind": "SOP",
-            "metadata": {"name": "later"},
-            "spec": {"title": "t", "steps": [{"id": "a", "type": "escalate", "title": "page"}]},
-        },
+    assert phase(obj) == "New"
+    sop = {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "SOP",
+        "metadata": {"name": "later"},
+        "spec": {"title": "t", "steps": [{"id": "a", "type": "escalate", "title": "page"}]},
+    }
+    kubectl.apply(sop, namespace)
+    kubectl.wait(
+        "incident",
+        "needs-sop",
         namespace,
-    )
-    wait_for(
-        lambda: kubectl.get("incident", "needs-sop", namespace)["status"].get("phase") == "Triaging",
-        40,
-        "the Incident to go on once the SOP exists",
+        until=lambda o: phase(o) == "Triaging",
+        timeout=40,
+        what="Triaging once the SOP exists",
     )
 
 
@@ -168,8 +152,8 @@ def test_analysis_run_with_missing_incident(kubectl, operator, namespace):
         "spec": {"type": "rootCause", "incidentRef": {"name": "nope"}},
     }
     kubectl.apply(run, namespace)
-    obj = wait_for(lambda: (o := kubectl.get("analysisrun", "orphan", namespace)) and condition(o) and o, 30, "status")
-    assert condition(obj)["reason"] == "MissingReference"
+    obj = kubectl.wait("analysisrun", "orphan", namespace, until=condition)
+    assert ready_reason(obj) == "MissingReference"
     assert "spec.incidentRef: Incident 'nope'" in condition(obj)["message"]
 
 
@@ -195,38 +179,22 @@ def test_managed_cluster_kubeconfig_secret(kubectl, operator, namespace, kubecon
     # A spoke reached through a kubeconfig Secret (here: this same control plane).
     kubectl.apply(secret("spoke", Path(kubeconfig).read_bytes()), namespace)
     kubectl.apply(managed_cluster(f"{namespace}-spoke", "spoke", namespace))
-    ok = wait_for(
-        lambda: (
-            (o := kubectl.get("managedcluster", f"{namespace}-spoke")) and (o.get("status") or {}).get("phase") and o
-        ),
-        30,
-        "probe of the spoke",
-    )
-    assert ok["status"]["phase"] == "Ready", ok["status"]
+    ok = kubectl.wait("managedcluster", f"{namespace}-spoke", until=phase, what="a probe result")
+    assert phase(ok) == "Ready", ok["status"]
 
     kubectl.apply(managed_cluster(f"{namespace}-nosecret", "absent", namespace))
-    missing = wait_for(
-        lambda: (o := kubectl.get("managedcluster", f"{namespace}-nosecret")) and condition(o) and o,
-        30,
-        "MissingReference",
-    )
-    assert condition(missing)["reason"] == "MissingReference"
+    missing = kubectl.wait("managedcluster", f"{namespace}-nosecret", until=condition)
+    assert ready_reason(missing) == "MissingReference"
     assert f"Secret {namespace}/absent" in condition(missing)["message"]
 
     kubectl.apply(secret("garbage", b"clusters: []\n"), namespace)
     kubectl.apply(managed_cluster(f"{namespace}-garbage", "garbage", namespace))
-    bad = wait_invalid(kubectl, "managedcluster", f"{namespace}-garbage")
+    bad = kubectl.wait("managedcluster", f"{namespace}-garbage", until=invalid, what="InvalidSpec")
     assert "spec.kubeconfigSecretRef" in condition(bad)["message"] and "no clusters" in condition(bad)["message"]
 
     dead = yaml.safe_load(Path(kubeconfig).read_text())
     dead["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
     kubectl.apply(secret("dead", yaml.safe_dump(dead).encode()), namespace)
     kubectl.apply(managed_cluster(f"{namespace}-dead", "dead", namespace))
-    down = wait_for(
-        lambda: (
-            (o := kubectl.get("managedcluster", f"{namespace}-dead")) and (o.get("status") or {}).get("phase") and o
-        ),
-        40,
-        "the unreachable probe",
-    )
-    assert down["status"]["phase"] == "Unreachable" and condition(down)["reason"] == "Unreachable"
+    down = kubectl.wait("managedcluster", f"{namespace}-dead", until=phase, timeout=40, what="a probe result")
+    assert phase(down) == "Unreachable" and ready_reason(down) == "Unreachable"

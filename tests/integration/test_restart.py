@@ -14,13 +14,13 @@ def incident(name):
     }
 
 
-def phase(kubectl, name, namespace):
+def incident_phase(kubectl, name, namespace):
     return ((kubectl.get("incident", name, namespace) or {}).get("status") or {}).get("phase")
 
 
 def test_second_pass_changes_nothing(kubectl, operator, namespace):
     kubectl.apply(incident("once"), namespace)
-    wait_for(lambda: phase(kubectl, "once", namespace) == "Triaging", 30, "Triaging")
+    wait_for(lambda: incident_phase(kubectl, "once", namespace) == "Triaging", 30, "Triaging")
     wait_for(lambda: len(kubectl.events(namespace, "once")) == 2, 20, "two Events")
     before = kubectl.get("incident", "once", namespace)
 
@@ -46,14 +46,16 @@ def test_killed_operator_duplicates_nothing(kubectl, operator, namespace):
     manifest = "\n---\n".join(__import__("yaml").safe_dump(incident(n)) for n in names)
     kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
     # Kill the operator (SIGKILL: no cleanup) once part of the burst is handled.
-    wait_for(lambda: sum(phase(kubectl, n, namespace) == "Triaging" for n in names[:10]) >= 3, 30, "some progress")
+    wait_for(
+        lambda: sum(incident_phase(kubectl, n, namespace) == "Triaging" for n in names[:10]) >= 3, 30, "some progress"
+    )
     operator.stop(kill=True)
-    done_before = {n for n in names if phase(kubectl, n, namespace) == "Triaging"}
+    done_before = {n for n in names if incident_phase(kubectl, n, namespace) == "Triaging"}
     events_before = {n: len(kubectl.events(namespace, n)) for n in done_before}
     assert 0 < len(done_before), "the kill landed before any work"
 
     operator.start()
-    wait_for(lambda: all(phase(kubectl, n, namespace) == "Triaging" for n in names), 60, "the whole burst")
+    wait_for(lambda: all(incident_phase(kubectl, n, namespace) == "Triaging" for n in names), 60, "the whole burst")
     time.sleep(2)  # let resumed handlers finish posting anything they would post
     runs = kubectl.json("get", "analysisruns", "-n", namespace)["items"]
     owners = sorted(r["metadata"]["ownerReferences"][0]["name"] for r in runs)
