@@ -144,18 +144,31 @@ class IncidentSpec(Model):
         return self
 
 
+class EvidenceSource(StrEnum):
+    KUBERNETES = "kubernetes"
+    EVENTS = "events"
+    ROLLOUT = "rollout"
+    PROMETHEUS = "prometheus"
+    LOGS = "logs"
+
+
 class EvidenceItem(Model):
-    id: str = Field(min_length=1, max_length=64)
-    source: str = Field(min_length=1, max_length=64)
+    """One observation, with an id the diagnosis must cite."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    source: EvidenceSource
     summary: str = Field(max_length=2048)
 
 
 class Suspect(Model):
-    name: str = Field(min_length=1, max_length=253)
-    kind: str = Field(min_length=1, max_length=64)
+    """A ranked candidate root cause from an analyzer (or the model)."""
+
+    resource: str = Field(min_length=1, max_length=253, description="Kind/name, e.g. Pod/checkout-7d9f-x2kqz.")
+    failure_mode: str = Field(min_length=1, max_length=64, description="The analyzer's failure mode, e.g. OOMKilled.")
     score: float = Field(ge=0, le=1)
     reason: str = Field(max_length=2048)
     evidence: list[str] = Field(default_factory=list, max_length=50)
+    mitigation: str | None = Field(default=None, max_length=2048)
 
 
 class Diagnosis(Model):
