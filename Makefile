@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 	bash hack/install-kubectl.sh $(VENV)/bin
 	bash hack/install-control-plane.sh >/dev/null
+	bash hack/install-test-deps.sh
 
 demo: setup
 	$(VENV)/bin/aiops demo

@@ -1,0 +1,78 @@
+"""Prometheus evidence: metric templates over the Incident's window, through prometheus-api-client.
+
+Each template is a PromQL expression over the target's pods; the result lands in
+`bundle.metrics[template][series label] = [(unix_s, value), ...]` for the metric analyzer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.exceptions import RequestException
+from urllib3.util.retry import Retry
+
+from ..evidence import EvidenceBundle
+from . import pod_matcher
+
+TIMEOUT_S = 10
+MAX_POINTS = 240  # step is chosen so a window never returns more points per series
+
+# {sel} is replaced by the pod selector of the target, e.g. namespace="shop",pod=~"checkout-.*".
+TEMPLATES: dict[str, str] = {
+    "restarts": "sum by (pod) (kube_pod_container_status_restarts_total{{{sel}}})",
+    "memory_working_set_ratio": (
+        'max by (pod) (container_memory_working_set_bytes{{{sel},container!=""}})'
+        ' / max by (pod) (kube_pod_container_resource_limits{{{sel},resource="memory"}})'
+    ),
+    "cpu_throttling_ratio": (
+        "sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[5m]))"
+        " / sum by (pod) (rate(container_cpu_cfs_periods_total{{{sel}}}[5m]))"
+    ),
+    "error_rate": (
+        'sum(rate(http_requests_total{{{sel},code=~"5.."}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))'
+    ),
+    "latency_p99": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
+}
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    url: str
+    bearer_token: str | None = None
+    insecure_skip_verify: bool = False
+
+
+def step_for(seconds: float) -> str:
+    return f"{max(15, int(seconds // MAX_POINTS))}s"
+
+
+def collect(source: PrometheusSource, bundle: EvidenceBundle, templates: dict[str, str] = TEMPLATES) -> EvidenceBundle:
+    headers = {"Authorization": f"Bearer {source.bearer_token}"} if source.bearer_token else None
+    # One attempt per query: the pipeline is bounded by timeouts, not by urllib3's retry loop.
+    prom = PrometheusConnect(
+        url=source.url,
+        headers=headers,
+        disable_ssl=source.insecure_skip_verify,
+        retry=Retry(total=0),
+        timeout=TIMEOUT_S,
+    )
+    sel = pod_matcher(bundle)
+    step = step_for((bundle.window_end - bundle.window_start).total_seconds())
+    for name, template in templates.items():
+        query = template.format(sel=sel)
+        try:
+            result = prom.custom_query_range(query, bundle.window_start, bundle.window_end, step)
+        except (PrometheusApiClientException, RequestException, ValueError) as exc:
+            bundle.missing.append(f"prometheus/{name}: {type(exc).__name__}: {str(exc)[:300]}")
+            if isinstance(exc, RequestException):
+                break  # the server is unreachable: the other templates would fail the same way
+            continue
+        series = {}
+        for item in result:
+            label = ",".join(f"{k}={v}" for k, v in sorted(item["metric"].items())) or name
+            series[label] = [(float(ts), float(v)) for ts, v in item["values"] if v not in ("NaN", "+Inf", "-Inf")]
+        if series:
+            bundle.metrics[name] = series
+    return bundle

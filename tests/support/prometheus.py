@@ -1,0 +1,68 @@
+"""A real Prometheus (Debian's package) on 127.0.0.1, loaded with series through promtool's
+OpenMetrics backfill, for tests that read metric evidence."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from aiops.devcluster import free_port
+
+
+class PrometheusServer:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def backfill(self, openmetrics: str) -> None:
+        """Writes TSDB blocks from OpenMetrics text (must end with '# EOF'); call before start()."""
+        source = self.workdir / "backfill.om"
+        source.write_text(openmetrics)
+        subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(self.workdir / "data")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+    def start(self) -> None:
+        config = self.workdir / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 1m\n")
+        log = open(self.workdir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                # Backfilled samples may be older than the default 15 days; keep them all.
+                "--storage.tsdb.retention.time=100y",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(
+            f"Prometheus not ready on {self.url}: {(self.workdir / 'prometheus.log').read_text()[-2000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
