@@ -59,6 +59,38 @@ def create(kind: Kind, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return existing, False
 
 
+def request(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    query: dict[str, Any] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float = 10,
+) -> bytes:
+    """A raw API call through the client's connection settings (auth, TLS); the body as bytes.
+
+    For reading objects exactly as the server returns them and for paths without a typed API.
+    Raises ApiException for HTTP errors, like the typed calls.
+    """
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    params = api.param_serialize(
+        method,
+        path,
+        query_params=list((query or {}).items()),
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    resp = api.call_api(*params, _request_timeout=timeout)
+    data = resp.read()
+    if resp.status >= 400:
+        raise ApiException(status=resp.status, reason=resp.reason, body=data.decode("utf-8", errors="replace"))
+    return data
+
+
 def read_secret_key(name: str, namespace: str, key: str) -> bytes | None:
     """One key of a Secret, decoded; None when the Secret or the key is missing."""
     try:

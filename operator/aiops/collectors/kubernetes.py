@@ -15,6 +15,7 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .. import kube
 from ..evidence import EvidenceBundle, Obj, Target
 
 REQUEST_TIMEOUT_S = 10
@@ -33,16 +34,7 @@ class Reader:
     def get(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> Any:
         """The decoded body, or None after recording why `what` is missing (404 is silent when optional)."""
         try:
-            resp = self.api.call_api(
-                path,
-                "GET",
-                query_params=list((query or {}).items()),
-                response_type=None,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT_S,
-            )
-            raw = resp[0].data
+            raw = kube.request(self.api, "GET", path, query, timeout=REQUEST_TIMEOUT_S)
             return raw.decode("utf-8", errors="replace") if path.endswith("/log") else json.loads(raw)
         except ApiException as exc:
             if not (optional and exc.status == 404):
