@@ -208,6 +208,8 @@ class IncidentStatus(Model):
     sop: MatchedSOP | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list, max_length=TIMELINE_LIMIT)
     analysis_run_ref: LocalObjectReference | None = None
+    redaction: dict[str, int] = Field(default_factory=dict, description="What was redacted before the model, by kind.")
+    evidence_gaps: list[str] = Field(default_factory=list, max_length=20, description="Sources that could not be read.")
     detected_at: datetime | None = None
     diagnosed_at: datetime | None = None
     resolved_at: datetime | None = None

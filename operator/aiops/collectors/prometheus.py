@@ -34,6 +34,11 @@ TEMPLATES: dict[str, str] = {
         'sum(rate(http_requests_total{{{sel},code=~"5.."}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))'
     ),
     "latency_p99": "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
+    # The kubelet labels volume stats by claim, not by pod: match the namespace only.
+    "pvc_usage": (
+        "max by (persistentvolumeclaim) (kubelet_volume_stats_used_bytes{{{ns}}}"
+        " / kubelet_volume_stats_capacity_bytes{{{ns}}})"
+    ),
 }
 
 
@@ -61,7 +66,7 @@ def collect(source: PrometheusSource, bundle: EvidenceBundle, templates: dict[st
     sel = pod_matcher(bundle)
     step = step_for((bundle.window_end - bundle.window_start).total_seconds())
     for name, template in templates.items():
-        query = template.format(sel=sel)
+        query = template.format(sel=sel, ns=f'namespace="{bundle.target.namespace}"')
         try:
             result = prom.custom_query_range(query, bundle.window_start, bundle.window_end, step)
         except (PrometheusApiClientException, RequestException, ValueError) as exc:

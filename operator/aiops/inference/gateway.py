@@ -1,0 +1,378 @@
+"""One diagnosis from an OpenAI-compatible model server, schema-validated, repaired and retried.
+
+diagnose() never raises for what the server or the model does: the caller gets a GatewayResult
+whose status says whether to use the answer ("completed") or fall back to the analyzers
+("invalid": the model never produced a valid answer; "unreachable": the server could not be
+used). It raises only for programming errors (bad config, no evidence to cite).
+
+The SDK's own retries are off (max_retries=0) so every request is counted and the backoff is ours.
+diagnose() blocks (real sleeps, sync HTTP): from a kopf handler, run it with asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..api.common import Model
+from ..api.incident import EvidenceItem, Persona, Suspect
+from .prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_message
+
+Status = Literal["completed", "invalid", "unreachable"]
+
+
+class ModelSuspect(Model):
+    """A candidate cause."""
+
+    resource: str = Field(min_length=1, max_length=253, description="Kind/name, e.g. Deployment/checkout.")
+    failure_mode: str = Field(min_length=1, max_length=64, description="Short failure mode, e.g. OOMKilled.")
+    reason: str = Field(max_length=2048)
+
+    @field_validator("resource")
+    @classmethod
+    def _kind_and_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*/\S+", value):
+            raise ValueError("must be Kind/name, e.g. Deployment/checkout")
+        return value
+
+
+class ModelAnswer(Model):
+    """The diagnosis of the incident, citing the evidence by id."""
+
+    # What the model must return (the docstring above is sent to it). Bounds are checked here, never left to the
+    # server: many do not enforce them. Whitespace-only text counts as empty.
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    root_cause: str = Field(min_length=1, max_length=2048)
+    reasoning: str = Field(max_length=8192)
+    mitigation: str = Field(max_length=4096)
+    prevention: str = Field(max_length=4096)
+    recommendation: str = Field(max_length=4096)
+    confidence: int = Field(ge=0, le=100, description="Integer from 0 to 100.")
+    evidence: list[str] = Field(min_length=1, max_length=100, description="Ids of the evidence cited, at least one.")
+    suspects: list[ModelSuspect] = Field(max_length=5, description="At most 5, most likely first.")
+
+
+# OpenAI strict mode rejects length and range keywords (and llama.cpp ignores some), so they are left out of the
+# schema sent; ModelAnswer enforces them on the reply. Titles are noise to the model.
+_NOT_SENT = {"title", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"}
+
+
+def _strict(schema: dict) -> dict:
+    """OpenAI strict-mode rules: every object closed and every property required."""
+    out = {key: value for key, value in schema.items() if key not in _NOT_SENT}
+    if "properties" in out:
+        out["properties"] = {name: _strict(sub) for name, sub in out["properties"].items()}
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    if "items" in out:
+        out["items"] = _strict(out["items"])
+    if "$defs" in out:
+        out["$defs"] = {name: _strict(sub) for name, sub in out["$defs"].items()}
+    return out
+
+
+ANSWER_SCHEMA: dict = _strict(ModelAnswer.model_json_schema(by_alias=True))
+_SCHEMA_NAME = "incident_diagnosis"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    base_url: str  # the OpenAI-compatible root, usually ending in /v1
+    model: str
+    api_key: str = field(default="not-needed", repr=False)  # local servers ignore it, the SDK insists on one
+    timeout_s: float = 60.0
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
+    max_repair_attempts: int = 2
+    max_transport_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 30.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.structured_output not in ("json_schema", "json_object"):
+            raise ValueError(f"structured_output must be json_schema or json_object, not {self.structured_output!r}")
+        if self.timeout_s <= 0 or self.max_tokens <= 0:
+            raise ValueError("timeout_s and max_tokens must be positive")
+        if min(self.max_repair_attempts, self.max_transport_retries, self.backoff_base_s, self.backoff_cap_s) < 0:
+            raise ValueError("repair attempts, transport retries and backoff times cannot be negative")
+
+
+@dataclass
+class GatewayResult:
+    status: Status
+    answer: ModelAnswer | None
+    error: str | None  # what failed, where and what to do; None when completed
+    prompt_tokens: int  # summed over every reply
+    completion_tokens: int
+    latency_s: float  # wall time, backoff included
+    attempts: int  # chat-completion requests sent, transport retries and repairs included
+    errors: list[str]  # every problem met, in order, "attempt N: ..."
+    model: str | None  # as reported by the server
+    prompt_version: str = PROMPT_VERSION
+
+
+def diagnose(
+    config: GatewayConfig,
+    persona: Persona | str | None,
+    incident: IncidentContext,
+    suspects: list[Suspect],
+    evidence: list[EvidenceItem],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GatewayResult:
+    """Asks the model for a diagnosis that cites the given evidence; see the module docstring."""
+    ids = [e.id for e in evidence]
+    if not ids:
+        raise ValueError("diagnose needs at least one evidence item: the answer must cite one")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"evidence ids must be unique, got {ids}")
+    started = time.monotonic()
+    schema_in_prompt = ANSWER_SCHEMA if config.structured_output == "json_object" else None
+    messages = build_messages(persona, incident, suspects, evidence, schema=schema_in_prompt)
+    with openai.OpenAI(
+        base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0
+    ) as client:
+        call = _Call(config, client, sleep)
+        try:
+            for _ in range(config.max_repair_attempts + 1):
+                reply = call.complete(messages)
+                answer, problems = _validate(reply, set(ids), config.max_tokens)
+                if answer is not None:
+                    return call.result("completed", answer, None, started)
+                call.errors.extend(f"attempt {call.attempts}: {p}" for p in problems)
+                content = reply.choices[0].message.content if reply.choices else None
+                messages = [*messages, {"role": "assistant", "content": content or ""}, repair_message(problems)]
+        except _Unreachable as e:
+            return call.result("unreachable", None, str(e), started)
+    if config.structured_output == "json_object":
+        advice = "structured output json_schema if the server supports it, a stronger model or more repair attempts"
+    else:
+        advice = "a stronger model or more repair attempts"
+    error = (
+        f"model {config.model!r} at {config.base_url} gave no valid answer in {config.max_repair_attempts + 1} "
+        f"replies; last problems: {'; '.join(problems)}. The analyzers' diagnosis stands; try {advice}."
+    )
+    return call.result("invalid", None, error, started)
+
+
+class _Unreachable(Exception):
+    """The server could not be used; the message is the GatewayResult error."""
+
+
+# The parts of a chat completion we read. The server's reply is validated like the model's: a proxy or a
+# misconfigured base URL can answer 200 with anything.
+class _Message(BaseModel):
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Completion(BaseModel):
+    model: str | None = None
+    choices: list[_Choice]
+    usage: _Usage | None = None
+
+
+class _ModelId(BaseModel):
+    id: str
+
+
+class _ModelList(BaseModel):
+    data: list[_ModelId]
+
+
+@dataclass
+class _Call:
+    """The requests of one diagnose() call, with their accounting."""
+
+    config: GatewayConfig
+    client: openai.OpenAI
+    sleep: Callable[[float], None]
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"{self.config.base_url.rstrip('/')}/chat/completions"
+
+    def complete(self, messages: list[dict[str, str]]) -> _Completion:
+        """One reply, retrying 429, 5xx, timeouts and connection errors; raises _Unreachable when out of retries."""
+        cfg = self.config
+        if cfg.structured_output == "json_schema":
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": _SCHEMA_NAME, "schema": ANSWER_SCHEMA, "strict": True},
+            }
+        else:
+            response_format = {"type": "json_object"}
+        extra = {"seed": cfg.seed} if cfg.seed is not None else {}
+        for retry in range(cfg.max_transport_retries + 1):
+            self.attempts += 1
+            wait = None  # Retry-After, when the server sent one
+            try:
+                raw = self.client.chat.completions.with_raw_response.create(
+                    model=cfg.model,
+                    messages=messages,
+                    temperature=cfg.temperature,
+                    max_tokens=cfg.max_tokens,
+                    response_format=response_format,
+                    **extra,
+                )
+            except openai.APIStatusError as e:
+                problem = f"HTTP {e.status_code} from {self.url}: {_server_message(e)}"
+                if e.status_code != 429 and e.status_code < 500:
+                    self.errors.append(f"attempt {self.attempts}: {problem}")
+                    raise _Unreachable(self._rejected(e)) from None
+                # 429 and 503 often say when to come back; other 5xx rarely do, but honour it when they do.
+                wait = _retry_after(e.response.headers.get("retry-after"), cfg.backoff_cap_s)
+            except openai.APITimeoutError:
+                problem = f"no reply from {self.url} within {cfg.timeout_s:g}s"
+            except openai.APIConnectionError as e:
+                problem = f"cannot connect to {self.url}: {e.__cause__ or e}"
+            else:
+                try:
+                    reply = _Completion.model_validate_json(raw.content)
+                except ValidationError as e:
+                    problem = (
+                        f"{self.url} answered with something that is not a chat completion: {e.errors()[0]['msg']}"
+                    )
+                    self.errors.append(f"attempt {self.attempts}: {problem}")
+                    raise _Unreachable(
+                        f"{problem}. Check that the base URL points at an OpenAI-compatible API."
+                    ) from None
+                if reply.usage:
+                    self.prompt_tokens += reply.usage.prompt_tokens
+                    self.completion_tokens += reply.usage.completion_tokens
+                self.model = reply.model or self.model
+                return reply
+            self.errors.append(f"attempt {self.attempts}: {problem}")
+            if retry < cfg.max_transport_retries:
+                self.sleep(wait if wait is not None else _backoff(retry, cfg.backoff_base_s, cfg.backoff_cap_s))
+        raise _Unreachable(
+            f"{problem}; gave up after {cfg.max_transport_retries + 1} attempts. Check that the model server at "
+            f"{cfg.base_url} is running and reachable from the operator, or raise the timeout or retry limits."
+        )
+
+    def _rejected(self, e: openai.APIStatusError) -> str:
+        """The error for a 4xx that retrying cannot fix, with what to change."""
+        cfg, code = self.config, e.status_code
+        if code == 404:
+            served = self._served_models()
+            if served is None:
+                hint = (
+                    f"{cfg.base_url}/models does not answer either, so the base URL is probably wrong "
+                    "(OpenAI-compatible servers usually serve under /v1)"
+                )
+            else:
+                hint = f"the server serves {', '.join(served) or 'no models'}; set the model to one of them"
+            return f"{self.url} answered 404 for model {cfg.model!r}: {_server_message(e)}; {hint}."
+        if code in (401, 403):
+            return f"{self.url} rejected the API key (HTTP {code}): {_server_message(e)}; check the configured key."
+        hint = ""
+        if code == 400 and cfg.structured_output == "json_schema":
+            hint = " If the server does not support json_schema response formats, set structured output to json_object."
+        return f"{self.url} rejected the request (HTTP {code}): {_server_message(e)}.{hint}"
+
+    def _served_models(self) -> list[str] | None:
+        try:
+            raw = self.client.models.with_raw_response.list()
+            return [m.id for m in _ModelList.model_validate_json(raw.content).data]
+        except (openai.APIError, ValidationError):
+            return None
+
+    def result(self, status: Status, answer: ModelAnswer | None, error: str | None, started: float) -> GatewayResult:
+        return GatewayResult(
+            status=status,
+            answer=answer,
+            error=error,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_s=time.monotonic() - started,
+            attempts=self.attempts,
+            errors=list(self.errors),
+            model=self.model,
+        )
+
+
+def _validate(reply: _Completion, ids: set[str], max_tokens: int) -> tuple[ModelAnswer | None, list[str]]:
+    """The answer, or the problems to send back to the model, worded for it."""
+    if not reply.choices:
+        return None, ["the reply had no choices"]
+    choice = reply.choices[0]
+    if choice.message.refusal:
+        return None, [f"the reply was a refusal: {choice.message.refusal}"]
+    content = choice.message.content or ""
+    try:
+        answer = ModelAnswer.model_validate_json(content, strict=True)
+    except ValidationError as e:
+        problems = [_describe(err, content) for err in e.errors()]
+        if choice.finish_reason == "length":
+            problems.append(f"the reply was cut off at max_tokens ({max_tokens}); answer more briefly")
+        return None, problems
+    unknown = [i for i in answer.evidence if i not in ids]
+    if unknown:
+        given = ", ".join(sorted(ids))
+        return None, [f"evidence: {i!r} is not the id of any evidence item given; cite only: {given}" for i in unknown]
+    return answer, []
+
+
+def _describe(error: dict, content: str) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "reply"
+    text = f"{where}: {error['msg']}"
+    if error["type"] == "json_invalid":
+        return f"{text}; the reply must be one JSON object and nothing else, it began {content[:60]!r}"
+    value = error.get("input")
+    if isinstance(value, int | float | str) and len(repr(value)) <= 80:
+        text += f" (got {value!r})"
+    return text
+
+
+def _server_message(e: openai.APIStatusError) -> str:
+    body = e.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return str(body or e.response.reason_phrase)[:300]
+
+
+def _retry_after(value: str | None, cap: float) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), capped; None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when.replace(tzinfo=when.tzinfo or UTC) - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), cap)
+
+
+def _backoff(retry: int, base: float, cap: float) -> float:
+    """Exponential with jitter, so operators retrying together do not hit the server in step."""
+    return min(cap, base * 2**retry) * random.uniform(0.5, 1.0)

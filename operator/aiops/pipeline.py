@@ -1,0 +1,308 @@
+"""The root-cause pipeline: collect evidence, rank suspects, redact, ask the model, decide.
+
+    Incident -> target and window -> collectors -> analyzers (+ log templates) -> redaction
+             -> LLM gateway (validated, cited) -> Diagnosis
+                 \\-> no model, or no valid answer: the analyzers' own diagnosis (RECOVERED_FALLBACK)
+
+Plain functions over plain data; the AnalysisRun reconciler runs `diagnose_incident` in a worker
+thread and writes the result into status.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from kubernetes import client
+
+from . import analyzers, kube, logtemplates, probe
+from .api import MANAGED_CLUSTER
+from .api.incident import Diagnosis, EvidenceItem, EvidenceSource, ExecutionStatus, IncidentSpec, Suspect
+from .api.managedcluster import ManagedClusterSpec
+from .collectors import kubernetes as k8s_collector
+from .collectors import loki as loki_collector
+from .collectors import prometheus as prom_collector
+from .evidence import EvidenceBundle, Target
+from .inference import gateway
+from .inference.prompts import PROMPT_VERSION, IncidentContext
+from .redaction import Redactor
+from .settings import Settings
+
+DEFAULT_LOOKBACK = timedelta(hours=1)
+LOG_TEMPLATES_PER_CONTAINER = 8
+MAX_EVIDENCE_IN_STATUS = 30
+ANALYZERS_ONLY = "deterministic-analyzers"
+# Alert labels that name a workload, most specific first (kube-state-metrics conventions).
+TARGET_LABELS = (
+    ("pod", "Pod"),
+    ("deployment", "Deployment"),
+    ("statefulset", "StatefulSet"),
+    ("daemonset", "DaemonSet"),
+    ("job_name", "Job"),
+    ("cronjob", "CronJob"),
+    ("persistentvolumeclaim", "PersistentVolumeClaim"),
+    ("node", "Node"),
+    ("service", "Service"),
+)
+
+
+class PipelineError(Exception):
+    """The Incident cannot be analysed as written (no target, an unusable cluster reference)."""
+
+
+@dataclass
+class PipelineResult:
+    diagnosis: Diagnosis
+    redaction: dict[str, int] = field(default_factory=dict)
+    evidence_gaps: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_attempts: int = 0
+    llm_error: str | None = None
+    endpoint: str | None = None
+    duration_s: float = 0.0
+
+
+def resolve_target(spec: IncidentSpec, namespace: str) -> Target:
+    """spec.target, else the workload the alert's labels name."""
+    if spec.target:
+        return Target(spec.target.kind, spec.target.name, spec.target.namespace or namespace)
+    labels = spec.alert.labels if spec.alert else {}
+    for label, kind in TARGET_LABELS:
+        if labels.get(label):
+            return Target(kind, labels[label], labels.get("namespace") or namespace)
+    raise PipelineError(
+        "spec.target is not set and the alert's labels name no workload "
+        f"(looked for {', '.join(label for label, _ in TARGET_LABELS)}): set spec.target"
+    )
+
+
+def resolve_window(spec: IncidentSpec, detected_at: datetime, now: datetime) -> tuple[datetime, datetime]:
+    window = spec.window
+    if window and window.start:
+        return window.start, window.end or now
+    lookback = timedelta(minutes=window.lookback_minutes) if window and window.lookback_minutes else DEFAULT_LOOKBACK
+    return min(detected_at, now) - lookback, now
+
+
+@dataclass
+class ClusterAccess:
+    api: client.ApiClient
+    prometheus: prom_collector.PrometheusSource | None
+    loki_url: str | None
+    loki_token: str | None = None
+
+
+def _secret_value(ref, settings: Settings) -> str | None:
+    if ref is None:
+        return None
+    raw = kube.read_secret_key(ref.name, ref.namespace or settings.namespace, ref.key)
+    if raw is None:
+        raise PipelineError(f"Secret {ref.namespace or settings.namespace}/{ref.name} key {ref.key!r} does not exist")
+    return raw.decode().strip()
+
+
+def cluster_access(cluster_name: str | None, settings: Settings) -> ClusterAccess:
+    """The local cluster with the operator's own endpoints, or a ManagedCluster's."""
+    if cluster_name is None:
+        prom = prom_collector.PrometheusSource(settings.prometheus_url) if settings.prometheus_url else None
+        return ClusterAccess(kube.api_client(), prom, settings.loki_url)
+    obj = kube.get(MANAGED_CLUSTER, cluster_name)
+    if obj is None:
+        raise PipelineError(f"spec.clusterRef: ManagedCluster {cluster_name!r} does not exist")
+    spec = ManagedClusterSpec.model_validate(obj.get("spec") or {})
+    api = kube.api_client()
+    if spec.kubeconfig_secret_ref:
+        raw = _secret_value(spec.kubeconfig_secret_ref, settings)
+        try:
+            api = probe.client_from_kubeconfig(raw.encode())
+        except probe.KubeconfigError as exc:
+            raise PipelineError(f"ManagedCluster {cluster_name}: kubeconfig Secret: {exc}") from None
+    endpoints = spec.endpoints
+    prom = None
+    if endpoints and endpoints.prometheus:
+        prom = prom_collector.PrometheusSource(
+            endpoints.prometheus.url,
+            _secret_value(endpoints.prometheus.auth_secret_ref, settings),
+            bool(endpoints.prometheus.insecure_skip_verify),
+        )
+    loki = endpoints.loki if endpoints else None
+    return ClusterAccess(
+        api, prom, loki.url if loki else None, _secret_value(loki.auth_secret_ref, settings) if loki else None
+    )
+
+
+def gather(target: Target, start: datetime, end: datetime, access: ClusterAccess) -> EvidenceBundle:
+    bundle = EvidenceBundle(target, start, end)
+    k8s_collector.collect(access.api, bundle)
+    if access.prometheus:
+        prom_collector.collect(access.prometheus, bundle)
+    else:
+        bundle.missing.append("prometheus: no endpoint configured (AIOPS_PROMETHEUS_URL or the ManagedCluster's)")
+    if access.loki_url:
+        loki_collector.collect(access.loki_url, bundle, access.loki_token)
+    return bundle
+
+
+def log_evidence(bundle: EvidenceBundle) -> list[EvidenceItem]:
+    """The most frequent log templates of each container, so the model sees patterns, not pages."""
+    items = []
+    for n, (source, lines) in enumerate(sorted(bundle.logs.items())):
+        templates = logtemplates.summarize(lines, max_templates=LOG_TEMPLATES_PER_CONTAINER)
+        for i, t in enumerate(templates):
+            seen = f", {t.first_seen:%H:%M:%S}..{t.last_seen:%H:%M:%S}" if t.first_seen and t.last_seen else ""
+            items.append(
+                EvidenceItem(
+                    id=f"log-{n}-{i}",
+                    source=EvidenceSource.LOGS,
+                    summary=f"{source}: {t.count}x{seen}: {t.template}"[:2048],
+                )
+            )
+    return items
+
+
+def fallback_diagnosis(
+    suspects: list[Suspect], evidence: list[EvidenceItem], why: str, status: ExecutionStatus
+) -> Diagnosis:
+    """The analyzers' diagnosis: the top suspect, said plainly, with the reason no model answered."""
+    if not suspects:
+        return Diagnosis(
+            root_cause=f"No cause found: no analyzer matched the evidence, and {why}.",
+            confidence=0,
+            execution_status=ExecutionStatus.FAILED,
+            model=ANALYZERS_ONLY,
+            evidence=evidence[:MAX_EVIDENCE_IN_STATUS],
+        )
+    top = suspects[0]
+    ranking = "; ".join(f"{i}. {s.resource} {s.failure_mode} ({s.score:.2f})" for i, s in enumerate(suspects[:5], 1))
+    cited = {eid for s in suspects[:5] for eid in s.evidence}
+    return Diagnosis(
+        root_cause=f"{top.resource}: {top.failure_mode}. {top.reason}"[:2048],
+        reasoning=f"From the deterministic analyzers alone ({why}). Ranked suspects: {ranking}."[:8192],
+        mitigation=top.mitigation,
+        confidence=round(top.score * 100),
+        execution_status=status,
+        evidence=[e for e in evidence if e.id in cited][:MAX_EVIDENCE_IN_STATUS],
+        suspects=suspects[:10],
+        model=ANALYZERS_ONLY,
+    )
+
+
+def model_diagnosis(
+    answer: gateway.ModelAnswer, suspects: list[Suspect], evidence: list[EvidenceItem], model: str
+) -> Diagnosis:
+    """The model's answer as a Diagnosis; its suspects keep the analyzers' score when they agree."""
+    scores = {(s.resource, s.failure_mode): s for s in suspects}
+    ranked = []
+    for rank, ms in enumerate(answer.suspects):
+        known = scores.get((ms.resource, ms.failure_mode))
+        score = known.score if known else round(answer.confidence / 100 * (0.8**rank), 2)
+        ranked.append(
+            Suspect(
+                resource=ms.resource,
+                failure_mode=ms.failure_mode,
+                score=score,
+                reason=ms.reason,
+                evidence=known.evidence if known else [],
+                mitigation=known.mitigation if known else None,
+            )
+        )
+    cited = set(answer.evidence)
+    return Diagnosis(
+        root_cause=answer.root_cause,
+        reasoning=answer.reasoning,
+        mitigation=answer.mitigation,
+        prevention=answer.prevention,
+        recommendation=answer.recommendation,
+        confidence=answer.confidence,
+        execution_status=ExecutionStatus.COMPLETED,
+        evidence=[e for e in evidence if e.id in cited][:MAX_EVIDENCE_IN_STATUS],
+        suspects=ranked or suspects[:10],
+        model=model,
+        prompt_version=PROMPT_VERSION,
+    )
+
+
+def redacted(
+    redactor: Redactor, suspects: list[Suspect], evidence: list[EvidenceItem], context: IncidentContext
+) -> tuple[list[Suspect], list[EvidenceItem], IncidentContext]:
+    """Everything that reaches the model passes through one Redactor, so placeholders stay consistent."""
+    r = redactor.redact
+    return (
+        [
+            s.model_copy(update={"reason": r(s.reason), "mitigation": r(s.mitigation) if s.mitigation else None})
+            for s in suspects
+        ],
+        [e.model_copy(update={"summary": r(e.summary)}) for e in evidence],
+        IncidentContext(
+            title=r(context.title),
+            severity=context.severity,
+            target=context.target,
+            description=r(context.description) if context.description else None,
+            window=context.window,
+            alert_labels={k: r(v) for k, v in context.alert_labels.items()},
+        ),
+    )
+
+
+def diagnose_incident(
+    incident: dict, spec: IncidentSpec, settings: Settings, detected_at: datetime, now: datetime
+) -> PipelineResult:
+    started = time.monotonic()
+    namespace = incident["metadata"]["namespace"]
+    target = resolve_target(spec, namespace)
+    start, end = resolve_window(spec, detected_at, now)
+    access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
+    bundle = gather(target, start, end, access)
+    suspects, evidence, errors = analyzers.analyze(bundle)
+    evidence = evidence + log_evidence(bundle)
+    gaps = (bundle.missing + errors)[:20]
+    result = PipelineResult(diagnosis=None, evidence_gaps=gaps)  # type: ignore[arg-type]
+
+    llm_wanted = not (spec.analysis and spec.analysis.llm is False)
+    if not llm_wanted:
+        result.diagnosis = fallback_diagnosis(
+            suspects, evidence, "the Incident asks for no model", ExecutionStatus.COMPLETED
+        )
+    elif settings.llm is None:
+        result.diagnosis = fallback_diagnosis(
+            suspects, evidence, "no model is configured (AIOPS_LLM_BASE_URL)", ExecutionStatus.RECOVERED_FALLBACK
+        )
+    elif not evidence:
+        result.diagnosis = fallback_diagnosis(
+            suspects, evidence, "there was no evidence to show a model", ExecutionStatus.RECOVERED_FALLBACK
+        )
+    else:
+        config = settings.llm
+        if spec.analysis and spec.analysis.model:
+            config = gateway.GatewayConfig(**{**config.__dict__, "model": spec.analysis.model})
+        context = IncidentContext(
+            title=spec.title,
+            severity=str(spec.severity),
+            target=f"{target.kind}/{target.namespace}/{target.name}",
+            description=spec.description,
+            window=f"{start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ}",
+            alert_labels=dict(spec.alert.labels) if spec.alert else {},
+        )
+        redactor = Redactor()
+        safe_suspects, safe_evidence, safe_context = redacted(redactor, suspects, evidence, context)
+        answer = gateway.diagnose(
+            config, spec.analysis.persona if spec.analysis else None, safe_context, safe_suspects, safe_evidence
+        )
+        result.redaction = redactor.report()
+        result.prompt_tokens, result.completion_tokens = answer.prompt_tokens, answer.completion_tokens
+        result.llm_attempts, result.endpoint = answer.attempts, config.base_url
+        if answer.status == "completed" and answer.answer is not None:
+            # Placeholders stay in status: it is readable by more people than the Secrets were.
+            result.diagnosis = model_diagnosis(answer.answer, suspects, safe_evidence, config.model)
+        else:
+            result.llm_error = answer.error
+            result.diagnosis = fallback_diagnosis(
+                suspects,
+                evidence,
+                f"the model gave no valid answer: {answer.error}",
+                ExecutionStatus.RECOVERED_FALLBACK,
+            )
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result

@@ -1,0 +1,69 @@
+"""Operator configuration, read once from the environment (the Helm chart sets it).
+
+| variable | meaning |
+| --- | --- |
+| AIOPS_NAMESPACE | the operator's namespace (default Secret namespace), default aiops-system |
+| AIOPS_PROMETHEUS_URL | Prometheus of the local cluster (ManagedClusters name their own) |
+| AIOPS_LOKI_URL | Loki of the local cluster, optional |
+| AIOPS_LLM_BASE_URL | OpenAI-compatible endpoint, e.g. http://vllm.aiops-system:8000/v1; unset = no model |
+| AIOPS_LLM_MODEL | served model name |
+| AIOPS_LLM_API_KEY | key for external endpoints (from a Secret through the Deployment's env) |
+| AIOPS_LLM_STRUCTURED_OUTPUT | json_schema (default) or json_object for servers without json_schema |
+| AIOPS_LLM_TIMEOUT_S | per-request timeout, default 120 |
+| AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
+| AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .inference.gateway import GatewayConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "aiops-system"
+    prometheus_url: str | None = None
+    loki_url: str | None = None
+    llm: GatewayConfig | None = None
+    analysis_workers: int = 4
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r}: expected an integer") from None
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    llm = None
+    if env.get("AIOPS_LLM_BASE_URL"):
+        if not env.get("AIOPS_LLM_MODEL"):
+            raise SystemExit("AIOPS_LLM_BASE_URL is set but AIOPS_LLM_MODEL is not: name the served model")
+        try:
+            llm = _gateway_config(env)
+        except ValueError as exc:
+            raise SystemExit(f"AIOPS_LLM_*: {exc}") from None
+    return Settings(
+        namespace=env.get("AIOPS_NAMESPACE") or "aiops-system",
+        prometheus_url=env.get("AIOPS_PROMETHEUS_URL") or None,
+        loki_url=env.get("AIOPS_LOKI_URL") or None,
+        llm=llm,
+        analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
+    )
+
+
+def _gateway_config(env: dict[str, str]) -> GatewayConfig:
+    return GatewayConfig(
+        base_url=env["AIOPS_LLM_BASE_URL"],
+        model=env["AIOPS_LLM_MODEL"],
+        api_key=env.get("AIOPS_LLM_API_KEY") or "not-needed",
+        timeout_s=float(env.get("AIOPS_LLM_TIMEOUT_S") or 120),
+        max_tokens=_int(env, "AIOPS_LLM_MAX_TOKENS", 1024),
+        structured_output=env.get("AIOPS_LLM_STRUCTURED_OUTPUT") or "json_schema",
+    )

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from aiops.analyzers import metrics
+
+from .objects import bundle, unix
+
+POD = "namespace=shop,pod=checkout-7d9f8b6c5-x2kqz"
+
+
+def series(values):
+    return [(unix(i), float(v)) for i, v in enumerate(values)]
+
+
+def noisy(base: float, spread: float, n: int, seed: int = 7):
+    return base + np.random.default_rng(seed).uniform(-spread, spread, n)
+
+
+def test_error_rate_spike_on_an_aggregate_series_blames_the_target():
+    values = np.concatenate([noisy(0.01, 0.002, 45), noisy(0.2, 0.02, 15)])
+    [f] = metrics.analyze(bundle(metrics={"error_rate": {"error_rate": series(values)}}))
+    s = f.suspect
+    assert (s.resource, s.failure_mode) == ("Deployment/checkout", "ErrorRateSpike")
+    assert 0.6 < s.score <= 0.7  # far beyond the threshold
+    assert s.evidence == ["metric-error-rate-error-rate"]
+    assert "last 15 points" in f.evidence[0].summary
+
+
+def test_memory_growth_per_pod():
+    values = np.concatenate([noisy(0.5, 0.01, 30), np.linspace(0.6, 0.95, 10)])
+    [f] = metrics.analyze(bundle(metrics={"memory_working_set_ratio": {POD: series(values)}}))
+    assert (f.suspect.resource, f.suspect.failure_mode) == ("Pod/checkout-7d9f8b6c5-x2kqz", "MemoryGrowth")
+
+
+def test_restarts_counter_is_scored_on_its_rate():
+    steady_climb = series(range(40))  # one restart a minute all along: no change in rate
+    new_crashes = series([3] * 30 + [3, 5, 7, 9, 11, 13, 15, 17, 19, 21])
+    reset = series([5] * 20 + [0] * 20)  # a new pod: the counter restarts at 0
+    found = metrics.analyze(bundle(metrics={"restarts": {"pod=a": steady_climb, "pod=b": new_crashes, "pod=c": reset}}))
+    assert [f.suspect.resource for f in found] == ["Pod/b"]
+    assert found[0].suspect.failure_mode == "RestartSpike"
+
+
+def test_a_sparse_crash_loop_is_seen_although_most_steps_have_no_restart():
+    counts = [0] * 46 + [0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3]  # 3 restarts in the last 15 minutes
+    [f] = metrics.analyze(bundle(metrics={"restarts": {POD: series(counts)}}))
+    assert f.suspect.score == pytest.approx(0.3 + 0.4 * (1 - 3.5 / 4), abs=1e-3)  # 0.2/min, 0.05/min floor: z 4
+
+
+def test_score_rises_from_the_threshold():
+    def score(recent):
+        values = [0.1] * 30 + [recent] * 10  # flat baseline: the scale is the 0.02 floor
+        [f] = metrics.analyze(bundle(metrics={"cpu_throttling_ratio": {POD: series(values)}}))
+        return f.suspect.score
+
+    assert score(0.1 + 0.02 * 3.5 + 1e-9) == pytest.approx(0.3, abs=1e-3)
+    assert score(0.1 + 0.02 * 7) == pytest.approx(0.5, abs=1e-3)
+    assert score(1.0) < 0.7
+
+
+def test_robust_z_uses_the_relative_floor_when_mad_is_tiny():
+    z, base, recent, n = metrics.robust_z(np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.0, 2.0, 2.1, 1.9]), 0.01)
+    assert (base, recent, n) == (1.0, 2.0, 3)
+    assert z == pytest.approx(1.0 / 0.05)  # 1.4826 x MAD 0.025 < 5% of the median
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.3] * 40,  # flat
+        [0.0] * 40,  # flat at zero
+        list(noisy(0.4, 0.05, 40)),  # noise
+        [0.9] * 30 + [0.2] * 10,  # it got better
+        [0.1, 5.0],  # too few points
+        [],
+    ],
+)
+def test_no_finding_for_flat_noisy_improving_or_short_series(values):
+    assert metrics.analyze(bundle(metrics={"cpu_throttling_ratio": {POD: series(values)}})) == []
+
+
+def test_small_wobble_on_a_flat_baseline_is_below_the_meaningful_change():
+    values = [0.1] * 30 + [0.11] * 10  # +1 point of throttling: below the 2-point floor x 3.5
+    assert metrics.analyze(bundle(metrics={"cpu_throttling_ratio": {POD: series(values)}})) == []
+
+
+def test_nan_points_are_dropped_and_unknown_templates_ignored():
+    values = [0.1] * 30 + [float("nan")] * 5 + [0.5] * 10
+    [f] = metrics.analyze(
+        bundle(metrics={"latency_p99": {"latency_p99": series(values)}, "custom": {"x": series(values)}})
+    )
+    assert f.suspect.failure_mode == "LatencySpike"
