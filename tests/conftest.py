@@ -53,6 +53,35 @@ def operator(kubeconfig, kubectl, tmp_path_factory) -> OperatorProcess:
 
 
 @pytest.fixture
+def operator_env(operator):
+    """Restarts the shared operator with extra configuration (e.g. a model endpoint) for one test."""
+    started = []
+
+    def restart(env: dict[str, str]) -> OperatorProcess:
+        operator.stop()
+        operator.start(env)
+        started.append(env)
+        return operator
+
+    yield restart
+    if started:
+        operator.stop()
+        operator.start({})
+
+
+@pytest.fixture
+def writer(kubeconfig, kubectl, namespace):
+    """Writes workloads in failing states into the test's namespace, as controllers and a kubelet would."""
+    from kubernetes import config
+
+    from aiops.eval.workloads import Writer
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    yield Writer(api, namespace)
+    api.close()
+
+
+@pytest.fixture
 def namespace(kubectl, request) -> str:
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")

@@ -102,14 +102,18 @@ def condition(obj: dict | None, type_: str = "Ready") -> dict | None:
 class OperatorProcess:
     """`aiops run` as a child process, as a user would run it."""
 
-    def __init__(self, kubeconfig: str, log_path: Path):
+    def __init__(self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None):
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Starts `aiops run`; `env` replaces the operator configuration given at construction."""
+        if env is not None:
+            self.env = env
         log = open(self.log_path, "ab")
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
         )

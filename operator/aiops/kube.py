@@ -43,6 +43,17 @@ def get(kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] |
         raise
 
 
+def patch_status(kind: Kind, name: str, namespace: str | None, status: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of the status subresource: only the given top-level fields change."""
+    body = {"status": status}
+    merge = "application/merge-patch+json"
+    if kind.namespaced:
+        return custom().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, kind.plural, name, body, _content_type=merge
+        )
+    return custom().patch_cluster_custom_object_status(GROUP, VERSION, kind.plural, name, body, _content_type=merge)
+
+
 def create(kind: Kind, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Creates the object; if it already exists returns the stored one. (object, created)"""
     namespace = body["metadata"].get("namespace")

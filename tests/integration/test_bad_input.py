@@ -87,8 +87,13 @@ def test_semantically_invalid_incident(kubectl, operator, namespace):
 
     bad["spec"]["window"] = {"lookbackMinutes": 30}
     kubectl.apply(bad, namespace)
-    fixed = kubectl.wait("incident", "window", namespace, until=lambda o: phase(o) == "Triaging", what="Triaging")
-    assert ready_reason(fixed) == "AnalysisScheduled"
+    fixed = kubectl.wait(
+        "incident",
+        "window",
+        namespace,
+        until=lambda o: ready_reason(o) == "AnalysisScheduled",
+        what="AnalysisScheduled",
+    )
     assert condition(fixed)["observedGeneration"] == fixed["metadata"]["generation"] == 2
 
 
@@ -138,9 +143,9 @@ def test_missing_reference_waits_then_resolves(kubectl, operator, namespace):
         "incident",
         "needs-sop",
         namespace,
-        until=lambda o: phase(o) == "Triaging",
+        until=lambda o: ready_reason(o) == "AnalysisScheduled",
         timeout=40,
-        what="Triaging once the SOP exists",
+        what="the analysis once the SOP exists",
     )
 
 

@@ -2,19 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from kubernetes import config
-
 from aiops.collectors import kubernetes as collector
-from aiops.eval.workloads import Writer, container
+from aiops.eval.workloads import container
 from aiops.evidence import EvidenceBundle, Target
-
-
-@pytest.fixture
-def writer(kubeconfig, kubectl, namespace):
-    api = config.new_client_from_config(config_file=kubeconfig)
-    yield Writer(api, namespace)
-    api.close()
 
 
 def bundle(kind, name, namespace):

@@ -2,15 +2,20 @@
 
 import time
 
+import yaml
+
 from harness import condition, wait_for
+
+TERMINAL = ("Diagnosed", "Failed")
 
 
 def incident(name):
+    # No target: the analysis ends quickly in a stated failure, which is all this test needs.
     return {
         "apiVersion": "aiops.dev/v1alpha1",
         "kind": "Incident",
         "metadata": {"name": name},
-        "spec": {"title": f"symptom {name}", "severity": "warning"},
+        "spec": {"title": f"symptom {name}", "severity": "warning", "analysis": {"llm": False}},
     }
 
 
@@ -20,9 +25,10 @@ def incident_phase(kubectl, name, namespace):
 
 def test_second_pass_changes_nothing(kubectl, operator, namespace):
     kubectl.apply(incident("once"), namespace)
-    wait_for(lambda: incident_phase(kubectl, "once", namespace) == "Triaging", 30, "Triaging")
-    wait_for(lambda: len(kubectl.events(namespace, "once")) == 2, 20, "two Events")
+    wait_for(lambda: incident_phase(kubectl, "once", namespace) in TERMINAL, 30, "the analysis to end")
+    time.sleep(1)  # Events are posted right after the status writes
     before = kubectl.get("incident", "once", namespace)
+    events = len(kubectl.events(namespace, "once"))
 
     def handled():
         return sum(
@@ -37,33 +43,34 @@ def test_second_pass_changes_nothing(kubectl, operator, namespace):
     wait_for(lambda: handled() > runs, 20, "the handler to rerun")
     after = kubectl.get("incident", "once", namespace)
     assert after["status"] == before["status"]
-    assert len(kubectl.events(namespace, "once")) == 2
+    assert len(kubectl.events(namespace, "once")) == events
     assert len(kubectl.json("get", "analysisruns", "-n", namespace)["items"]) == 1
 
 
 def test_killed_operator_duplicates_nothing(kubectl, operator, namespace):
     names = [f"burst-{i:02d}" for i in range(30)]
-    manifest = "\n---\n".join(__import__("yaml").safe_dump(incident(n)) for n in names)
-    kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(yaml.safe_dump(incident(n)) for n in names))
     # Kill the operator (SIGKILL: no cleanup) once part of the burst is handled.
     wait_for(
-        lambda: sum(incident_phase(kubectl, n, namespace) == "Triaging" for n in names[:10]) >= 3, 30, "some progress"
+        lambda: sum(incident_phase(kubectl, n, namespace) is not None for n in names[:10]) >= 3, 30, "some progress"
     )
     operator.stop(kill=True)
-    done_before = {n for n in names if incident_phase(kubectl, n, namespace) == "Triaging"}
+    time.sleep(1)
+    done_before = {n for n in names if incident_phase(kubectl, n, namespace) in TERMINAL}
     events_before = {n: len(kubectl.events(namespace, n)) for n in done_before}
-    assert 0 < len(done_before), "the kill landed before any work"
 
     operator.start()
-    wait_for(lambda: all(incident_phase(kubectl, n, namespace) == "Triaging" for n in names), 60, "the whole burst")
+    wait_for(lambda: all(incident_phase(kubectl, n, namespace) in TERMINAL for n in names), 90, "the whole burst")
     time.sleep(2)  # let resumed handlers finish posting anything they would post
     runs = kubectl.json("get", "analysisruns", "-n", namespace)["items"]
     owners = sorted(r["metadata"]["ownerReferences"][0]["name"] for r in runs)
     assert owners == sorted(names), "exactly one AnalysisRun per Incident"
     for n in names:
         obj = kubectl.get("incident", n, namespace)
-        assert [e["reason"] for e in obj["status"]["timeline"]] == ["New", "Triaging"], n
-        assert condition(obj)["reason"] == "AnalysisScheduled"
-        assert obj["status"]["analysisRunRef"]["name"] in {r["metadata"]["name"] for r in runs}
+        reasons = [e["reason"] for e in obj["status"]["timeline"]]
+        assert len(reasons) == len(set(reasons)), f"{n}: timeline entries repeated: {reasons}"
+        assert reasons[:2] == ["New", "Triaging"], reasons
+        assert condition(obj, "Diagnosed")["reason"] == "AnalysisFailed"
+        assert "spec.target is not set" in obj["status"]["diagnosis"]["rootCause"]
     for n in done_before:
         assert len(kubectl.events(namespace, n)) == events_before[n], f"{n} got Events again after the restart"

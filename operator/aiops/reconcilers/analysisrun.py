@@ -1,18 +1,25 @@
-"""AnalysisRun reconciler: validate and queue the run.
+"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted rootCause runs.
 
-The inference scheduler (pool manager, model gateway) picks queued runs up; until it
-does, a valid run waits in Pending with Ready=True.
+Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow model holds up
+neither kopf's handlers nor other objects. Runs of the other types wait in Pending until their
+executors exist.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import kopf
 
-from .. import kube
+from .. import GROUP, VERSION, execution, kube, settings
 from ..api import ANALYSIS_RUN, INCIDENT
-from ..api.analysisrun import AnalysisRunSpec, RunPhase
-from ..status import READY
-from .common import INVALID_SPEC, MissingReference, StatusBuilder, reconciler, validated
+from ..api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
+from ..status import READY, now_utc
+from .common import INVALID_SPEC, MissingReference, StatusBuilder, kopf_emitter, reconciler, validated
 
 
 def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
@@ -39,3 +46,38 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     builder.set(attempts=builder.new.get("attempts", 0))
     builder.condition(READY, "True", "Accepted", "spec is valid and its references resolve")
     builder.apply(patch)
+
+
+def is_root_cause(spec: kopf.Spec, **_: Any) -> bool:
+    # A filter on spec only: one on status would flip when the run finishes and make kopf cancel
+    # the daemon while it writes its last status.
+    return spec.get("type") == AnalysisType.ROOT_CAUSE.value
+
+
+ACCEPT_POLLS = 20
+
+
+@functools.cache
+def _pool() -> tuple[ThreadPoolExecutor, settings.Settings]:
+    config = settings.from_env()
+    return ThreadPoolExecutor(config.analysis_workers, thread_name_prefix="analysis"), config
+
+
+@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_root_cause, cancellation_timeout=5)
+async def execute(body: kopf.Body, **_: Any) -> None:
+    """Runs an accepted run once (again after a restart if it was Running); finished runs return at once."""
+    for _ in range(ACCEPT_POLLS):  # the reconcile handler accepts a valid run within moments
+        status = body.get("status") or {}  # a daemon's body is live: it follows the object
+        if status.get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
+            return
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == READY), {})
+        if ready.get("reason") == "Accepted":
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise kopf.TemporaryError("not accepted (see its Ready condition); checking again later", delay=15)
+    pool, config = _pool()
+    # The worker thread gets this context so that kopf.event() can reach the operator's loop.
+    ctx = contextvars.copy_context()
+    call = functools.partial(ctx.run, execution.execute, dict(body), config, now_utc, kopf_emitter)
+    await asyncio.get_running_loop().run_in_executor(pool, call)

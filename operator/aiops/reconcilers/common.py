@@ -100,10 +100,12 @@ class StatusBuilder:
             self.record(reason, message)
         return changed
 
-    def phase(self, phase: str, message: str, event: str = "Normal") -> None:
+    def phase(self, phase: str, message: str, event: str | None = "Normal") -> None:
+        """Sets the phase; on a change records it in the timeline and, unless event is None, as an Event."""
         if self.new.get("phase") != phase:
             self.new["phase"] = phase
-            self.emit(event, phase, message)
+            if event:
+                self.emit(event, phase, message)
             self.record(phase, message)
 
     def record(self, reason: str, message: str) -> None:

@@ -88,5 +88,9 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     run_name = run["metadata"]["name"]
     builder.set(analysisRunRef={"name": run_name}, detectedAt=builder.new.get("detectedAt") or detected_at(body, spec))
     builder.condition(READY, "True", "AnalysisScheduled", f"AnalysisRun {run_name} holds the root-cause analysis")
-    builder.phase(IncidentPhase.TRIAGING.value, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
+    # Later phases belong to the analysis; only a new or previously invalid Incident moves to Triaging.
+    if builder.new.get("phase") in (IncidentPhase.NEW.value, IncidentPhase.FAILED.value, None) and not (
+        builder.new.get("diagnosis")
+    ):
+        builder.phase(IncidentPhase.TRIAGING.value, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
     builder.apply(patch)

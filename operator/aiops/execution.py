@@ -1,0 +1,141 @@
+"""Executes a root-cause AnalysisRun: Running -> pipeline -> Succeeded | Failed, and records
+the outcome on the run and on its Incident (status, Events, timeline).
+
+Runs in a worker thread (the reconciler's daemon hands it over), writes status through the
+status subresource, and is safe to run again after an operator restart: a run found Running
+is simply run again, with its attempt counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from . import kube, pipeline
+from .api import ANALYSIS_RUN, INCIDENT
+from .api.analysisrun import RunPhase
+from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec
+from .reconcilers.common import StatusBuilder
+from .settings import Settings
+from .status import rfc3339
+
+log = logging.getLogger(__name__)
+DIAGNOSED = "Diagnosed"
+MODEL_ANSWERED = "ModelAnswered"
+EmitFor = Callable[[dict], Callable[[str, str, str], None]]  # object -> emit(type, reason, message)
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _write(kind, obj: dict, builder: StatusBuilder) -> None:
+    changes = builder.apply({})
+    if changes:
+        meta = obj["metadata"]
+        kube.patch_status(kind, meta["name"], meta.get("namespace"), changes)
+
+
+def fail_run(run: dict, message: str, now: datetime, emit_for: EmitFor) -> None:
+    b = StatusBuilder(run, now, emit_for(run))
+    b.set(error=message[:4096], completedAt=rfc3339(now))
+    b.phase(RunPhase.FAILED.value, message[:1024], event="Warning")
+    _write(ANALYSIS_RUN, run, b)
+
+
+def mark_running(run: dict, incident: dict, now: datetime, emit_for: EmitFor) -> None:
+    b = StatusBuilder(run, now, emit_for(run))
+    b.set(attempts=(run.get("status") or {}).get("attempts", 0) + 1, startedAt=rfc3339(now))
+    b.phase(RunPhase.RUNNING.value, "collecting evidence and analysing")
+    _write(ANALYSIS_RUN, run, b)
+    ib = StatusBuilder(incident, now, emit_for(incident), timeline_limit=TIMELINE_LIMIT)
+    message = f"AnalysisRun {run['metadata']['name']} started"
+    if ib.new.get("phase") != IncidentPhase.ANALYZING.value:
+        ib.emit("Normal", "AnalysisStarted", message)
+    ib.phase(IncidentPhase.ANALYZING.value, message, event=None)
+    _write(INCIDENT, incident, ib)
+
+
+def record(run: dict, incident: dict, result: pipeline.PipelineResult, now: datetime, emit_for: EmitFor) -> None:
+    """The Incident first, then the run: a crash in between re-runs the analysis, and the
+    transition-based conditions keep the second pass from repeating Events or timeline entries."""
+    d = result.diagnosis
+    failed = d.execution_status == ExecutionStatus.FAILED
+    ib = StatusBuilder(incident, now, emit_for(incident), timeline_limit=TIMELINE_LIMIT)
+    ib.set(diagnosis=d.wire(), diagnosedAt=rfc3339(now), redaction=result.redaction, evidenceGaps=result.evidence_gaps)
+    if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
+        why = (result.llm_error or d.reasoning or "")[:900]
+        ib.condition(MODEL_ANSWERED, "False", "AnalysisFallback", f"analyzers' diagnosis used: {why}", event="Warning")
+    elif d.model != pipeline.ANALYZERS_ONLY:
+        ib.condition(MODEL_ANSWERED, "True", "Completed", f"{d.model}, prompt {d.prompt_version}")
+    if failed:
+        ib.condition(DIAGNOSED, "False", "AnalysisFailed", d.root_cause[:1024], event="Warning")
+        ib.phase(IncidentPhase.FAILED.value, d.root_cause[:1024], event=None)
+    else:
+        message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
+        ib.condition(DIAGNOSED, "True", "RootCauseIdentified", message, event="Normal")
+        ib.phase(IncidentPhase.DIAGNOSED.value, f"diagnosed by {d.model}", event=None)
+    _write(INCIDENT, incident, ib)
+    record_run(run, result, now, emit_for)
+
+
+def record_run(run: dict, result: pipeline.PipelineResult, now: datetime, emit_for: EmitFor) -> None:
+    d = result.diagnosis
+    failed = d.execution_status == ExecutionStatus.FAILED
+    rb = StatusBuilder(run, now, emit_for(run))
+    rb.set(
+        completedAt=rfc3339(now),
+        durationSeconds=result.duration_s,
+        model=d.model,
+        endpoint=result.endpoint,
+        tokens={"prompt": result.prompt_tokens, "completion": result.completion_tokens},
+        result={"summary": d.root_cause[:8192], "diagnosis": d.wire()},
+        error=result.llm_error[:4096] if result.llm_error else None,
+    )
+    rb.phase(
+        RunPhase.FAILED.value if failed else RunPhase.SUCCEEDED.value,
+        f"{d.execution_status} in {result.duration_s:.1f}s",
+        event="Warning" if failed else "Normal",
+    )
+    _write(ANALYSIS_RUN, run, rb)
+
+
+def execute(run: dict, settings: Settings, now: Callable[[], datetime], emit_for: EmitFor) -> None:
+    """One attempt at a rootCause run; every outcome ends in status, never in an exception."""
+    meta = run["metadata"]
+    incident_name = run["spec"]["incidentRef"]["name"]
+    incident = kube.get(INCIDENT, incident_name, meta["namespace"])
+    if incident is None:
+        fail_run(run, f"spec.incidentRef: Incident {incident_name!r} no longer exists", now(), emit_for)
+        return
+    try:
+        spec = IncidentSpec.model_validate(incident.get("spec") or {})
+    except ValidationError as exc:
+        fail_run(run, f"Incident {incident_name} has an invalid spec: {exc.errors()[0]['msg']}", now(), emit_for)
+        return
+    istatus = incident.get("status") or {}
+    if istatus.get("diagnosis") and (istatus.get("analysisRunRef") or {}).get("name") == meta["name"]:
+        # The operator stopped between writing the Incident and the run: finish the run, don't redo it.
+        diagnosis = Diagnosis.model_validate(istatus["diagnosis"])
+        record_run(run, pipeline.PipelineResult(diagnosis=diagnosis), now(), emit_for)
+        return
+    mark_running(run, incident, now(), emit_for)
+    # Re-read both: the writes above changed their resourceVersions and status.
+    run = kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"]) or run
+    incident = kube.get(INCIDENT, incident_name, meta["namespace"]) or incident
+    detected = (incident.get("status") or {}).get("detectedAt") or incident["metadata"]["creationTimestamp"]
+    try:
+        result = pipeline.diagnose_incident(incident, spec, settings, _parse_time(detected), now())
+    except pipeline.PipelineError as exc:
+        result = pipeline.PipelineResult(
+            diagnosis=pipeline.fallback_diagnosis([], [], str(exc), ExecutionStatus.FAILED)
+        )
+        result.diagnosis = result.diagnosis.model_copy(update={"root_cause": f"Cannot analyse: {exc}"})
+    except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
+        log.exception("analysis %s/%s crashed", meta["namespace"], meta["name"])
+        fail_run(run, f"internal error: {type(exc).__name__}: {exc}", now(), emit_for)
+        return
+    record(run, incident, result, now(), emit_for)

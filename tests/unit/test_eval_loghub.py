@@ -1,0 +1,49 @@
+"""The loghub evaluation: the grouping-accuracy metric, the Content split, and HDFS as a check of both."""
+
+from pathlib import Path
+
+import pytest
+
+from aiops.eval.loghub import DRAIN_PUBLISHED, evaluate_system, grouping_accuracy, system_folders
+
+LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "loghub"
+
+
+def test_grouping_accuracy_counts_only_lines_whose_cluster_is_exactly_their_group():
+    # Cluster names need not match the true ones, only the partition does.
+    assert grouping_accuracy(["a", "a", "b", "c"], [7, 7, 3, 9]) == 1.0
+    # Cluster 1 merges all of a and all of b: none of those four lines is right; c is.
+    assert grouping_accuracy(["a", "a", "b", "b", "c"], [1, 1, 1, 1, 2]) == pytest.approx(1 / 5)
+    # Group a is split over clusters 1 and 2: its three lines are wrong, although each cluster is pure; b is right.
+    assert grouping_accuracy(["a", "a", "a", "b"], [1, 1, 2, 3]) == pytest.approx(1 / 4)
+    # Both at once: cluster 1 = a ∪ part of b, cluster 2 = rest of b, cluster 3 = c exactly.
+    truth = ["a", "b", "a", "b", "b", "c", "c"]
+    predicted = [1, 1, 1, 2, 2, 3, 3]
+    assert grouping_accuracy(truth, predicted) == pytest.approx(2 / 7)
+    with pytest.raises(ValueError):
+        grouping_accuracy(["a", "b"], [1])
+
+
+@pytest.fixture(scope="module")
+def results():
+    if not LOGHUB.is_dir():
+        pytest.skip("../shared/eval/loghub not present: evaluation data lives beside the repo, not in it")
+    return {folder.name: evaluate_system(folder) for folder in system_folders(LOGHUB)}
+
+
+def test_content_split_agrees_with_the_ground_truth(results):
+    assert results, f"no system folders found in {LOGHUB}"
+    for r in results.values():
+        assert len(r.content_mismatches) <= 0.01 * r.lines, f"{r.system}: Content differs on {r.content_mismatches}"
+
+
+def test_hdfs_grouping_matches_drain(results):
+    if "HDFS" not in results:
+        pytest.skip(f"no HDFS folder in {LOGHUB}")
+    assert results["HDFS"].accuracy >= 0.95
+
+
+def test_one_configuration_does_at_least_as_well_as_drain_tuned_per_system(results):
+    ours = sum(r.accuracy for r in results.values()) / len(results)
+    published = sum(DRAIN_PUBLISHED[name] for name in results) / len(results)
+    assert ours >= published, f"mean grouping accuracy {ours:.3f} < Drain's published {published:.3f}"
