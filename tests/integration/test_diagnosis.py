@@ -161,6 +161,7 @@ def test_fallback_when_the_model_fails(kubectl, operator_env, namespace, writer,
     assert events.get("AnalysisFallback") == "Warning" and events.get("RootCauseIdentified") == "Normal", events
 
 
+@pytest.mark.timeout(900)  # a 0.5B model on 2 CPU cores: a minute or more per answer
 @pytest.mark.skipif(os.environ.get("AIOPS_SKIP_REAL_MODEL") == "1", reason="AIOPS_SKIP_REAL_MODEL=1")
 def test_real_local_model(kubectl, operator_env, namespace, writer, local_model):
     checkout_oomkilled(writer)
@@ -168,7 +169,7 @@ def test_real_local_model(kubectl, operator_env, namespace, writer, local_model)
         {
             "AIOPS_LLM_BASE_URL": local_model,
             "AIOPS_LLM_MODEL": "qwen2.5-coder-0.5b-instruct-q4_k_m",
-            "AIOPS_LLM_MAX_TOKENS": "512",
+            "AIOPS_LLM_MAX_TOKENS": "1024",
         }
     )
     kubectl.apply(incident("real-model"), namespace)

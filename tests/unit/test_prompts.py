@@ -17,6 +17,7 @@ from aiops.inference.prompts import PROMPT_VERSION, IncidentContext, build_messa
 # or diagnoses recorded under that version would claim a prompt they were not made with.
 RENDERED_DIGESTS = {
     "rca-v1": "89f3cc393d9d5e63",
+    "rca-v2": "d57177079fc209e2",  # resource pattern in the schema
 }
 
 INCIDENT = IncidentContext(

@@ -30,17 +30,27 @@ from .prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_mes
 Status = Literal["completed", "invalid", "unreachable"]
 
 
+RESOURCE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*/\S+$"
+
+
 class ModelSuspect(Model):
     """A candidate cause."""
 
-    resource: str = Field(min_length=1, max_length=253, description="Kind/name, e.g. Deployment/checkout.")
+    # The pattern goes into the JSON schema, so constrained decoders (llama.cpp, vLLM) cannot produce
+    # "Deployment checkout"; the validator below checks every server's answer with a clearer message.
+    resource: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Kind/name, e.g. Deployment/checkout.",
+        json_schema_extra={"pattern": RESOURCE_PATTERN},
+    )
     failure_mode: str = Field(min_length=1, max_length=64, description="Short failure mode, e.g. OOMKilled.")
     reason: str = Field(max_length=2048)
 
     @field_validator("resource")
     @classmethod
     def _kind_and_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*/\S+", value):
+        if not re.fullmatch(RESOURCE_PATTERN, value):
             raise ValueError("must be Kind/name, e.g. Deployment/checkout")
         return value
 
