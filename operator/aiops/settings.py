@@ -10,6 +10,7 @@
 | AIOPS_LLM_API_KEY | key for external endpoints (from a Secret through the Deployment's env) |
 | AIOPS_LLM_STRUCTURED_OUTPUT | json_schema (default) or json_object for servers without json_schema |
 | AIOPS_LLM_TIMEOUT_S | per-request timeout, default 120 |
+| AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
 | AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
 """
@@ -66,4 +67,5 @@ def _gateway_config(env: dict[str, str]) -> GatewayConfig:
         timeout_s=float(env.get("AIOPS_LLM_TIMEOUT_S") or 120),
         max_tokens=_int(env, "AIOPS_LLM_MAX_TOKENS", 1024),
         structured_output=env.get("AIOPS_LLM_STRUCTURED_OUTPUT") or "json_schema",
+        schema_bounds=(env.get("AIOPS_LLM_SCHEMA_BOUNDS") or "true").lower() not in ("false", "0", "no"),
     )

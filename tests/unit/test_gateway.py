@@ -12,7 +12,14 @@ import pytest
 
 from aiops.api.incident import EvidenceItem, Suspect
 from aiops.devcluster import free_port
-from aiops.inference.gateway import ANSWER_SCHEMA, GatewayConfig, GatewayResult, ModelAnswer, diagnose
+from aiops.inference.gateway import (
+    ANSWER_SCHEMA,
+    BOUNDED_ANSWER_SCHEMA,
+    GatewayConfig,
+    GatewayResult,
+    ModelAnswer,
+    diagnose,
+)
 from aiops.inference.prompts import PROMPT_VERSION, IncidentContext
 from support.scripted_openai import ScriptedOpenAI, answer, content, delayed, dropped, status
 
@@ -89,9 +96,19 @@ def test_valid_answer_first_try(server):
     assert "seed" not in request
     assert request["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "incident_diagnosis", "schema": ANSWER_SCHEMA, "strict": True},
+        "json_schema": {"name": "incident_diagnosis", "schema": BOUNDED_ANSWER_SCHEMA, "strict": True},
     }
     assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    # The bounds a grammar-constrained server enforces while decoding.
+    assert BOUNDED_ANSWER_SCHEMA["properties"]["rootCause"]["maxLength"] == 400
+    assert BOUNDED_ANSWER_SCHEMA["properties"]["evidence"]["maxItems"] == 10
+
+
+def test_schema_without_bounds_for_strict_openai(server):
+    server.push(answer(valid()))
+    assert run(server.url, schema_bounds=False).status == "completed"
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema == ANSWER_SCHEMA and "maxLength" not in json.dumps(schema)
 
 
 def test_seed_is_sent_when_configured(server):

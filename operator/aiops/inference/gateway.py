@@ -45,7 +45,7 @@ class ModelSuspect(Model):
         json_schema_extra={"pattern": RESOURCE_PATTERN},
     )
     failure_mode: str = Field(min_length=1, max_length=64, description="Short failure mode, e.g. OOMKilled.")
-    reason: str = Field(max_length=2048)
+    reason: str = Field(max_length=300)
 
     @field_validator("resource")
     @classmethod
@@ -62,36 +62,41 @@ class ModelAnswer(Model):
     # server: many do not enforce them. Whitespace-only text counts as empty.
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    root_cause: str = Field(min_length=1, max_length=2048)
-    reasoning: str = Field(max_length=8192)
-    mitigation: str = Field(max_length=4096)
-    prevention: str = Field(max_length=4096)
-    recommendation: str = Field(max_length=4096)
+    # Short on purpose: an on-call report, and a bounded completion (a small model will otherwise ramble).
+    root_cause: str = Field(min_length=1, max_length=400)
+    reasoning: str = Field(max_length=1200)
+    mitigation: str = Field(max_length=600)
+    prevention: str = Field(max_length=400)
+    recommendation: str = Field(max_length=400)
     confidence: int = Field(ge=0, le=100, description="Integer from 0 to 100.")
-    evidence: list[str] = Field(min_length=1, max_length=100, description="Ids of the evidence cited, at least one.")
+    evidence: list[str] = Field(min_length=1, max_length=10, description="Ids of the evidence cited, at least one.")
     suspects: list[ModelSuspect] = Field(max_length=5, description="At most 5, most likely first.")
 
 
-# OpenAI strict mode rejects length and range keywords (and llama.cpp ignores some), so they are left out of the
-# schema sent; ModelAnswer enforces them on the reply. Titles are noise to the model.
+# OpenAI strict mode rejects length and range keywords, so ANSWER_SCHEMA leaves them out; ModelAnswer
+# enforces them on the reply. Titles are noise to the model.
 _NOT_SENT = {"title", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"}
+# Grammar-constrained servers (llama.cpp, vLLM) do enforce maxLength/maxItems while decoding, which is
+# what keeps a small model's answer short and complete: BOUNDED_ANSWER_SCHEMA keeps those two.
+_BOUNDS = {"maxLength", "maxItems"}
 
 
-def _strict(schema: dict) -> dict:
+def _strict(schema: dict, keep: frozenset[str] = frozenset()) -> dict:
     """OpenAI strict-mode rules: every object closed and every property required."""
-    out = {key: value for key, value in schema.items() if key not in _NOT_SENT}
+    out = {key: value for key, value in schema.items() if key not in _NOT_SENT or key in keep}
     if "properties" in out:
-        out["properties"] = {name: _strict(sub) for name, sub in out["properties"].items()}
+        out["properties"] = {name: _strict(sub, keep) for name, sub in out["properties"].items()}
         out["required"] = list(out["properties"])
         out["additionalProperties"] = False
     if "items" in out:
-        out["items"] = _strict(out["items"])
+        out["items"] = _strict(out["items"], keep)
     if "$defs" in out:
-        out["$defs"] = {name: _strict(sub) for name, sub in out["$defs"].items()}
+        out["$defs"] = {name: _strict(sub, keep) for name, sub in out["$defs"].items()}
     return out
 
 
 ANSWER_SCHEMA: dict = _strict(ModelAnswer.model_json_schema(by_alias=True))
+BOUNDED_ANSWER_SCHEMA: dict = _strict(ModelAnswer.model_json_schema(by_alias=True), frozenset(_BOUNDS))
 _SCHEMA_NAME = "incident_diagnosis"
 
 
@@ -109,6 +114,9 @@ class GatewayConfig:
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 30.0
     seed: int | None = None
+    # Send maxLength/maxItems in the json_schema (grammar-constrained servers: vLLM, llama.cpp); turn off
+    # for endpoints whose strict mode rejects them (OpenAI).
+    schema_bounds: bool = True
 
     def __post_init__(self) -> None:
         if self.structured_output not in ("json_schema", "json_object"):
@@ -235,7 +243,11 @@ class _Call:
         if cfg.structured_output == "json_schema":
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": _SCHEMA_NAME, "schema": ANSWER_SCHEMA, "strict": True},
+                "json_schema": {
+                    "name": _SCHEMA_NAME,
+                    "schema": BOUNDED_ANSWER_SCHEMA if cfg.schema_bounds else ANSWER_SCHEMA,
+                    "strict": True,
+                },
             }
         else:
             response_format = {"type": "json_object"}
