@@ -43,6 +43,11 @@ class Reader:
             self.bundle.missing.append(f"{what}: {type(exc).__name__}: {exc}")
         return None
 
+    def each(self, names: Iterable[str], path: str, what: str) -> list[Obj]:
+        """GETs one object per name ({} in path and what); the missing ones are recorded, not returned."""
+        found = (self.get(path.format(quote(name)), what.format(name)) for name in names)
+        return [obj for obj in found if obj]
+
     def items(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> list[Obj]:
         body = self.get(path, what, query, optional)
         return list(body.get("items") or []) if isinstance(body, dict) else []
@@ -139,10 +144,7 @@ def collect_surroundings(r: Reader, target: Target) -> None:
     node_names = {p["spec"].get("nodeName") for p in b.pods if p["spec"].get("nodeName")}
     if target.kind == "Node":
         node_names.add(target.name)
-    for node in sorted(node_names):
-        obj = r.get(f"/api/v1/nodes/{quote(node)}", f"kubernetes/node {node}")
-        if obj:
-            b.nodes.append(obj)
+    b.nodes = r.each(sorted(node_names), "/api/v1/nodes/{}", "kubernetes/node {}")
     claims = {
         v["persistentVolumeClaim"]["claimName"]
         for p in b.pods
@@ -151,10 +153,7 @@ def collect_surroundings(r: Reader, target: Target) -> None:
     }
     if target.kind == "PersistentVolumeClaim":
         claims.add(target.name)
-    for claim in sorted(claims):
-        obj = r.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{quote(claim)}", f"kubernetes/pvc {claim}")
-        if obj:
-            b.pvcs.append(obj)
+    b.pvcs = r.each(sorted(claims), f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{{}}", "kubernetes/pvc {}")
     scaled = {(w["kind"], w["metadata"]["name"]) for w in b.deployments + b.statefulsets}
     hpas = r.items(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers", "kubernetes/hpas", optional=True)
     if not hpas:  # API servers before 1.23 serve the same shape as v2beta2
