@@ -18,6 +18,7 @@ from aiops.inference.prompts import PROMPT_VERSION, IncidentContext, build_messa
 RENDERED_DIGESTS = {
     "rca-v1": "89f3cc393d9d5e63",
     "rca-v2": "d57177079fc209e2",  # resource pattern in the schema
+    "rca-v3": "c1d0345dde2593e7",  # the pattern without \S, which llama.cpp grammars lack
 }
 
 INCIDENT = IncidentContext(

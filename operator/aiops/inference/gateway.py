@@ -30,7 +30,7 @@ from .prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_mes
 Status = Literal["completed", "invalid", "unreachable"]
 
 
-RESOURCE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*/\S+$"
+RESOURCE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*/[a-z0-9][-a-z0-9.]*$"  # a class, not \S: llama.cpp grammars lack \S
 
 
 class ModelSuspect(Model):

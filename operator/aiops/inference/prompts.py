@@ -17,7 +17,7 @@ from ..api.incident import EvidenceItem, Persona, Suspect
 
 # Bump whenever a template below changes: diagnoses record it, and tests/unit/test_prompts.py pins
 # a hash of the rendered templates to it.
-PROMPT_VERSION = "rca-v2"
+PROMPT_VERSION = "rca-v3"
 
 
 @dataclass(frozen=True)
