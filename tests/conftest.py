@@ -84,32 +84,12 @@ def writer(kubeconfig, kubectl, namespace):
 @pytest.fixture(scope="session")
 def local_model(tmp_path_factory):
     """A real small model (llama.cpp over a GGUF from PyPI) serving /v1 on loopback."""
-    import subprocess
-    import sys
-    import urllib.request
-
     from aiops.devcluster import free_port
-    from harness import wait_for
+    from aiops.inference.localmodel import DEFAULT_MODEL, start_server
 
     port = free_port()
-    log = tmp_path_factory.mktemp("model") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops.cli", "model", "serve", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError(f"model server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    wait_for(ready, 300, "the local model server (first run downloads ~500 MB)")
+    # The first run downloads ~500 MB; later runs find the model in the cache.
+    proc = start_server(DEFAULT_MODEL, port, tmp_path_factory.mktemp("model") / "server.log", timeout_s=300)
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
     proc.wait(timeout=30)

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from .api import KINDS
 from .devcluster import REPO_ROOT, ControlPlane, cache_root, free_port
 from .eval.scenarios import checkout_oomkilled
 from .eval.workloads import Writer
-from .inference.localmodel import DEMO_MODEL
+from .inference.localmodel import DEMO_MODEL, start_server
 
 EXAMPLES = ("00-managedcluster-hub.yaml", "10-sop-oomkilled.yaml", "20-incident-oomkilled.yaml")
 INCIDENT = "checkout-oomkilled"
@@ -62,22 +61,7 @@ def start_model(workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = workdir / "model.log"
     say(f"serving {DEMO_MODEL} on 127.0.0.1:{port} (first run downloads ~1.1 GB; log: {log})")
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops.cli", "model", "serve", DEMO_MODEL, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the model server exited ({proc.returncode}); see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"the model server did not answer within 600s; see {log}")
+    return start_server(DEMO_MODEL, port, log), f"http://127.0.0.1:{port}/v1"
 
 
 def demo(keep: bool = False, model: bool = True) -> int:

@@ -20,16 +20,12 @@ from .api.analysisrun import RunPhase
 from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec
 from .reconcilers.common import StatusBuilder
 from .settings import Settings
-from .status import rfc3339
+from .status import parse_time, rfc3339
 
 log = logging.getLogger(__name__)
 DIAGNOSED = "Diagnosed"
 MODEL_ANSWERED = "ModelAnswered"
 EmitFor = Callable[[dict], Callable[[str, str, str], None]]  # object -> emit(type, reason, message)
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _write(kind, obj: dict, builder: StatusBuilder) -> None:
@@ -128,7 +124,7 @@ def execute(run: dict, settings: Settings, now: Callable[[], datetime], emit_for
     incident = kube.get(INCIDENT, incident_name, meta["namespace"]) or incident
     detected = (incident.get("status") or {}).get("detectedAt") or incident["metadata"]["creationTimestamp"]
     try:
-        result = pipeline.diagnose_incident(incident, spec, settings, _parse_time(detected), now())
+        result = pipeline.diagnose_incident(incident, spec, settings, parse_time(detected), now())
     except pipeline.PipelineError as exc:
         result = pipeline.PipelineResult(
             diagnosis=pipeline.fallback_diagnosis([], [], str(exc), ExecutionStatus.FAILED)

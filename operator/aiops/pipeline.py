@@ -112,13 +112,10 @@ def cluster_access(cluster_name: str | None, settings: Settings) -> ClusterAcces
     if obj is None:
         raise PipelineError(f"spec.clusterRef: ManagedCluster {cluster_name!r} does not exist")
     spec = ManagedClusterSpec.model_validate(obj.get("spec") or {})
-    api = kube.api_client()
-    if spec.kubeconfig_secret_ref:
-        raw = _secret_value(spec.kubeconfig_secret_ref, settings)
-        try:
-            api = probe.client_from_kubeconfig(raw.encode())
-        except probe.KubeconfigError as exc:
-            raise PipelineError(f"ManagedCluster {cluster_name}: kubeconfig Secret: {exc}") from None
+    try:
+        api = probe.cluster_client(spec, settings.namespace)
+    except (probe.SecretMissing, probe.KubeconfigError) as exc:
+        raise PipelineError(f"ManagedCluster {cluster_name}: {exc}") from None
     endpoints = spec.endpoints
     prom = None
     if endpoints and endpoints.prometheus:

@@ -9,6 +9,9 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from . import kube
+from .api.managedcluster import ManagedClusterSpec
+
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 PROBE_TIMEOUT_S = 10
@@ -16,6 +19,10 @@ PROBE_TIMEOUT_S = 10
 
 class KubeconfigError(ValueError):
     """A kubeconfig Secret that cannot be turned into a client."""
+
+
+class SecretMissing(LookupError):
+    """The kubeconfig Secret, or its key, does not exist (yet)."""
 
 
 def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
@@ -29,6 +36,25 @@ def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
         return config.new_client_from_config_dict(data)
     except (config.ConfigException, KeyError, TypeError) as exc:
         raise KubeconfigError(str(exc)) from None
+
+
+def cluster_client(spec: ManagedClusterSpec, default_namespace: str) -> client.ApiClient:
+    """The local cluster's client, or one built from the ManagedCluster's kubeconfig Secret."""
+    ref = spec.kubeconfig_secret_ref
+    if ref is None:
+        return kube.api_client()
+    namespace = ref.namespace or default_namespace
+    raw = kube.read_secret_key(ref.name, namespace, ref.key)
+    if raw is None:
+        raise SecretMissing(
+            f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} or its key {ref.key!r} does not exist"
+        )
+    try:
+        return client_from_kubeconfig(raw)
+    except KubeconfigError as exc:
+        raise KubeconfigError(
+            f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} key {ref.key!r}: {exc}"
+        ) from None
 
 
 def gpu_inventory(nodes: list[Any]) -> dict[str, Any]:

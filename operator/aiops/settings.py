@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -69,3 +70,9 @@ def _gateway_config(env: dict[str, str]) -> GatewayConfig:
         structured_output=env.get("AIOPS_LLM_STRUCTURED_OUTPUT") or "json_schema",
         schema_bounds=(env.get("AIOPS_LLM_SCHEMA_BOUNDS") or "true").lower() not in ("false", "0", "no"),
     )
+
+
+@functools.cache
+def current() -> Settings:
+    """The operator's settings, read from the environment once."""
+    return from_env()

@@ -20,6 +20,11 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """RFC 3339 timestamps as the API server writes them (`2024-05-01T10:00:00Z`, MicroTime too)."""
+    return datetime.fromisoformat(value) if value else None
+
+
 def find_condition(conditions: list[dict], type_: str) -> dict | None:
     return next((c for c in conditions if c.get("type") == type_), None)
 

@@ -7,7 +7,8 @@ import re
 from datetime import timedelta
 
 from ..evidence import EvidenceBundle, Finding
-from .common import finding, item, log_item, name, parse_time, plural, scan_logs, workload_resource
+from ..status import parse_time
+from .common import finding, item, log_item, name, plural, scan_logs, workload_resource
 
 FAILURE_MODES = ("CertificateExpired", "CertificateNotReady", "CertificateExpiringSoon", "TLSCertificateExpired")
 SOON = timedelta(days=7)

@@ -6,7 +6,6 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from ..api.incident import EvidenceItem, EvidenceSource, Suspect
 from ..evidence import EvidenceBundle, Finding, Obj
@@ -50,11 +49,6 @@ def finding(
         mitigation=clip(mitigation),
     )
     return Finding(suspect=suspect, evidence=evidence)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """RFC 3339 timestamps as the API server writes them (`2024-05-01T10:00:00Z`, MicroTime too)."""
-    return datetime.fromisoformat(value) if value else None
 
 
 def name(obj: Obj) -> str:

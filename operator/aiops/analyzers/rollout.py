@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..evidence import EvidenceBundle, Finding, Obj
-from .common import clip, container_statuses, event_time, finding, item, name, parse_time
+from ..status import parse_time
+from .common import clip, container_statuses, event_time, finding, item, name
 
 FAILURE_MODES = ("RecentRollout",)
 LEAD = timedelta(minutes=30)  # a rollout this long before the first failure still counts as its trigger

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,28 @@ def fetch(name: str = DEFAULT_MODEL, log=lambda msg: print(msg, file=sys.stderr,
         os.replace(partial, target)
     log(f"{name}: {target} ({model.size / 1e6:.0f} MB, sha256 verified)")
     return target
+
+
+def start_server(name: str, port: int, log_path: Path, timeout_s: float = 600) -> subprocess.Popen:
+    """`aiops model serve` as a child process on 127.0.0.1; returns once /v1/models answers."""
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops.cli", "model", "serve", name, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ModelError(f"the model server exited ({proc.returncode}); see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(1)
+    proc.terminate()
+    proc.wait(timeout=30)
+    raise ModelError(f"the model server did not answer within {timeout_s:.0f}s; see {log_path}")
 
 
 def serve(

@@ -18,7 +18,7 @@ import kopf
 from .. import GROUP, VERSION, execution, kube, settings
 from ..api import ANALYSIS_RUN, INCIDENT
 from ..api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
-from ..status import READY, now_utc
+from ..status import READY, find_condition, now_utc
 from .common import INVALID_SPEC, MissingReference, StatusBuilder, kopf_emitter, reconciler, validated
 
 
@@ -58,9 +58,8 @@ ACCEPT_POLLS = 20
 
 
 @functools.cache
-def _pool() -> tuple[ThreadPoolExecutor, settings.Settings]:
-    config = settings.from_env()
-    return ThreadPoolExecutor(config.analysis_workers, thread_name_prefix="analysis"), config
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.current().analysis_workers, thread_name_prefix="analysis")
 
 
 @kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_root_cause, cancellation_timeout=5)
@@ -70,14 +69,12 @@ async def execute(body: kopf.Body, **_: Any) -> None:
         status = body.get("status") or {}  # a daemon's body is live: it follows the object
         if status.get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
             return
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == READY), {})
-        if ready.get("reason") == "Accepted":
+        if (find_condition(status.get("conditions") or [], READY) or {}).get("reason") == "Accepted":
             break
         await asyncio.sleep(0.5)
     else:
         raise kopf.TemporaryError("not accepted (see its Ready condition); checking again later", delay=15)
-    pool, config = _pool()
     # The worker thread gets this context so that kopf.event() can reach the operator's loop.
     ctx = contextvars.copy_context()
-    call = functools.partial(ctx.run, execution.execute, dict(body), config, now_utc, kopf_emitter)
-    await asyncio.get_running_loop().run_in_executor(pool, call)
+    call = functools.partial(ctx.run, execution.execute, dict(body), settings.current(), now_utc, kopf_emitter)
+    await asyncio.get_running_loop().run_in_executor(_pool(), call)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import kopf
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from .. import kube, probe
+from .. import probe, settings
 from ..api import MANAGED_CLUSTER
 from ..api.managedcluster import ClusterPhase, ManagedClusterSpec
 from ..status import READY, rfc3339
@@ -17,25 +15,13 @@ from .common import InvalidSpec, MissingReference, StatusBuilder, reconciler, va
 UNREACHABLE_RETRY_S = 60
 
 
-def operator_namespace() -> str:
-    return os.environ.get("AIOPS_NAMESPACE", "aiops-system")
-
-
 def cluster_client(spec: ManagedClusterSpec):
-    """The local cluster's client, or one built from the kubeconfig Secret."""
-    ref = spec.kubeconfig_secret_ref
-    if ref is None:
-        return kube.api_client()
-    namespace = ref.namespace or operator_namespace()
-    raw = kube.read_secret_key(ref.name, namespace, ref.key)
-    if raw is None:
-        raise MissingReference(
-            f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} or its key {ref.key!r} does not exist"
-        )
     try:
-        return probe.client_from_kubeconfig(raw)
+        return probe.cluster_client(spec, settings.current().namespace)
+    except probe.SecretMissing as exc:
+        raise MissingReference(str(exc)) from None
     except probe.KubeconfigError as exc:
-        raise InvalidSpec([f"spec.kubeconfigSecretRef: Secret {namespace}/{ref.name} key {ref.key!r}: {exc}"]) from None
+        raise InvalidSpec([str(exc)]) from None
 
 
 @reconciler(MANAGED_CLUSTER)
