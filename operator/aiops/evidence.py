@@ -29,6 +29,7 @@ class EvidenceBundle:
     target: Target
     window_start: datetime
     window_end: datetime
+    detected_at: datetime | None = None  # when the symptoms began: metric baselines end here
     pods: list[Obj] = field(default_factory=list)
     events: list[Obj] = field(default_factory=list)  # core/v1 Events of the target, its pods and nodes
     deployments: list[Obj] = field(default_factory=list)

@@ -130,8 +130,10 @@ def cluster_access(cluster_name: str | None, settings: Settings) -> ClusterAcces
     )
 
 
-def gather(target: Target, start: datetime, end: datetime, access: ClusterAccess) -> EvidenceBundle:
-    bundle = EvidenceBundle(target, start, end)
+def gather(
+    target: Target, start: datetime, end: datetime, access: ClusterAccess, detected_at: datetime | None = None
+) -> EvidenceBundle:
+    bundle = EvidenceBundle(target, start, end, detected_at)
     k8s_collector.collect(access.api, bundle)
     if access.prometheus:
         prom_collector.collect(access.prometheus, bundle)
@@ -251,7 +253,7 @@ def diagnose_incident(
     target = resolve_target(spec, namespace)
     start, end = resolve_window(spec, detected_at, now)
     access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
-    bundle = gather(target, start, end, access)
+    bundle = gather(target, start, end, access, detected_at)
     suspects, evidence, errors = analyzers.analyze(bundle)
     evidence = evidence + log_evidence(bundle)
     gaps = (bundle.missing + errors)[:20]

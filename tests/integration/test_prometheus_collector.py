@@ -1,13 +1,16 @@
 """Metric evidence from a real Prometheus loaded with backfilled series."""
 
+import re
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from aiops.collectors import prometheus
+from aiops.devprometheus import PrometheusServer
 from aiops.evidence import EvidenceBundle, Target
-from support.prometheus import PrometheusServer
 
 NOW = int(time.time()) // 60 * 60
 POD = "checkout-7d9f5c7b8-x2kqz"
@@ -75,3 +78,12 @@ def test_bad_query_is_recorded_and_others_go_on(prom):
     b = prometheus.collect(prometheus.PrometheusSource(prom.url), bundle(), templates)
     assert b.missing and b.missing[0].startswith("prometheus/broken:")
     assert "restarts" in b.metrics
+
+
+def test_example_recording_rules_are_valid_and_feed_the_neighbourhood_templates():
+    rules = Path(__file__).resolve().parents[2] / "examples" / "prometheus" / "aiops-rules.yaml"
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    recorded = re.findall(r"record: (\S+)", rules.read_text())
+    read = re.findall(r"\((pod:[a-z_:0-9]+)\{", " ".join(prometheus.NEIGHBOURHOOD.values()))
+    assert sorted(recorded) == sorted(read) == ["pod:request_duration_seconds:p99", "pod:request_errors:ratio"]

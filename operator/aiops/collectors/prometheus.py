@@ -1,7 +1,8 @@
 """Prometheus evidence: metric templates over the Incident's window, through prometheus-api-client.
 
-Each template is a PromQL expression over the target's pods; the result lands in
-`bundle.metrics[template][series label] = [(unix_s, value), ...]` for the metric analyzer.
+Each template is a PromQL expression over the target's pods, or (NEIGHBOURHOOD) over every pod of the
+target's namespace; the result lands in `bundle.metrics[template][series label] = [(unix_s, value), ...]`
+for the metric analyzer.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ TEMPLATES: dict[str, str] = {
     ),
 }
 
+# One series per pod of the target's namespace: a symptom on the target is often caused by one of its
+# dependencies. CPU, memory and network are cAdvisor's names; request latency and errors have no
+# standard name, so they are read from the recording rules in examples/prometheus/aiops-rules.yaml.
+NEIGHBOURHOOD: dict[str, str] = {
+    "pod_cpu_usage": 'sum by (pod) (rate(container_cpu_usage_seconds_total{{{ns},container!=""}}[2m]))',
+    "pod_memory_working_set": 'sum by (pod) (container_memory_working_set_bytes{{{ns},container!=""}})',
+    "pod_network_receive": "sum by (pod) (rate(container_network_receive_bytes_total{{{ns}}}[2m]))",
+    "pod_network_transmit": "sum by (pod) (rate(container_network_transmit_bytes_total{{{ns}}}[2m]))",
+    "pod_latency_p99": "max by (pod) (pod:request_duration_seconds:p99{{{ns}}})",
+    "pod_error_ratio": "max by (pod) (pod:request_errors:ratio{{{ns}}})",
+}
+
 
 @dataclass(frozen=True)
 class PrometheusSource:
@@ -53,7 +66,9 @@ def step_for(seconds: float) -> str:
     return f"{max(15, int(seconds // MAX_POINTS))}s"
 
 
-def collect(source: PrometheusSource, bundle: EvidenceBundle, templates: dict[str, str] = TEMPLATES) -> EvidenceBundle:
+def collect(
+    source: PrometheusSource, bundle: EvidenceBundle, templates: dict[str, str] = TEMPLATES | NEIGHBOURHOOD
+) -> EvidenceBundle:
     headers = {"Authorization": f"Bearer {source.bearer_token}"} if source.bearer_token else None
     # One attempt per query: the pipeline is bounded by timeouts, not by urllib3's retry loop.
     prom = PrometheusConnect(

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,45 @@ def test_nan_points_are_dropped_and_unknown_templates_ignored():
         bundle(metrics={"latency_p99": {"latency_p99": series(values)}, "custom": {"x": series(values)}})
     )
     assert f.suspect.failure_mode == "LatencySpike"
+
+
+def test_baseline_ends_where_the_symptoms_began():
+    # 40 quiet points, then a shift: with the split at the detection time, what was normal before it counts.
+    values = [0.1] * 40 + [0.5] * 10
+    detected = unix(20)
+    b = bundle(metrics={"cpu_throttling_ratio": {POD: series(values)}})
+    [f] = metrics.analyze(b)
+    assert "over the last 12 points" in f.evidence[0].summary  # no detection time: the last quarter
+    b.detected_at = datetime.fromtimestamp(detected, UTC)
+    assert (
+        metrics.analyze(b) == []
+    )  # the median since detection (20 points, 10 quiet) (30 points, 20 quiet) has not moved
+    b.detected_at = datetime.fromtimestamp(unix(45), UTC)  # fewer than MIN_BASELINE after: still split there
+    [f] = metrics.analyze(b)
+    assert "over the last 5 points" in f.evidence[0].summary
+
+
+def test_neighbourhood_names_the_dependency_that_moved_in_either_direction():
+    quiet = noisy(0.2, 0.01, 60)
+    starved = np.concatenate([noisy(0.2, 0.01, 45), noisy(0.05, 0.005, 15)])  # CPU falls: starved
+    slow = np.concatenate([noisy(0.02, 0.001, 45), noisy(0.3, 0.01, 15)])
+    b = bundle(
+        metrics={
+            "pod_cpu_usage": {"pod=frontend-a": series(quiet), "pod=cart-b": series(starved)},
+            "pod_latency_p99": {"pod=cart-b": series(slow), "pod=frontend-a": series(noisy(0.1, 0.01, 60))},
+        }
+    )
+    b.detected_at = datetime.fromtimestamp(unix(45), UTC)
+    [f] = metrics.analyze(b)
+    assert (f.suspect.resource, f.suspect.failure_mode) == ("Pod/cart-b", "MetricAnomaly")
+    # One suspect per pod, strongest signal first, each signal cited.
+    assert f.suspect.evidence == ["metric-pod-latency-p99-cart-b", "metric-pod-cpu-usage-cart-b"]
+    assert "robust z -" in f.evidence[1].summary and "p99 request latency" in f.suspect.reason
+
+
+def test_neighbourhood_keeps_only_the_most_deviant_pods():
+    pods = {f"pod=svc{i}-x": series([1.0] * 45 + [1.0 + 0.1 * (i + 1)] * 15) for i in range(12)}
+    b = bundle(metrics={"pod_memory_working_set": {k: [(t, v * 2**30) for t, v in p] for k, p in pods.items()}})
+    found = metrics.analyze(b)
+    assert len(found) == metrics.MAX_NEIGHBOURS
+    assert [f.suspect.resource for f in found[:2]] == ["Pod/svc11-x", "Pod/svc10-x"]

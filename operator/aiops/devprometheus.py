@@ -1,5 +1,5 @@
-"""A real Prometheus (Debian's package) on 127.0.0.1, loaded with series through promtool's
-OpenMetrics backfill, for tests that read metric evidence."""
+"""A real Prometheus (Debian's package, `hack/install-test-deps.sh`) on 127.0.0.1, loaded with series
+through promtool's OpenMetrics backfill: metric evidence for tests and for `aiops eval nezha`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from aiops.devcluster import free_port
+from .devcluster import free_port
 
 
 class PrometheusServer:
