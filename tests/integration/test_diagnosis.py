@@ -2,12 +2,14 @@
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from aiops import analyzers
 from aiops.collectors import kubernetes as k8s_collector
+from aiops.devprometheus import PrometheusServer
 from aiops.eval.scenarios import checkout_oomkilled
 from aiops.evidence import EvidenceBundle, Target
 from harness import condition, phase
@@ -179,3 +181,50 @@ def test_real_local_model(kubectl, operator_env, namespace, writer, local_model)
     assert run["status"]["tokens"]["completion"] > 0, "the model really answered"
     assert d["executionStatus"] == "COMPLETED", (d, run["status"].get("error"))
     assert d["evidence"] and d["rootCause"], "a validated answer that cites existing evidence"
+
+
+def memory_climb(namespace: str, pods: list[str]) -> str:
+    """The last hour of the pods' working set climbing towards the limit, as cAdvisor and kube-state-metrics
+    would have recorded it."""
+    now = int(time.time()) // 60 * 60
+    lines = ["# TYPE container_memory_working_set_bytes gauge"]
+    for pod in pods:
+        sel = f'namespace="{namespace}",pod="{pod}",container="app"'
+        lines += [
+            f"container_memory_working_set_bytes{{{sel}}} {100e6 + max(0, m - 40) * 7e6} {now - 3600 + m * 60}"
+            for m in range(61)
+        ]
+    lines.append("# TYPE kube_pod_container_resource_limits gauge")
+    for pod in pods:
+        sel = f'namespace="{namespace}",pod="{pod}",container="app",resource="memory"'
+        lines += [f"kube_pod_container_resource_limits{{{sel}}} 268435456 {now - 3600 + m * 60}" for m in range(61)]
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+def test_metric_evidence_through_the_operator_and_prometheus_down(kubectl, operator_env, namespace, writer, tmp_path):
+    checkout_oomkilled(writer)
+    pods = [p.metadata.name for p in writer.core.list_namespaced_pod(namespace).items]
+    prom = PrometheusServer(tmp_path)
+    prom.backfill(memory_climb(namespace, pods))
+    prom.start()
+    try:
+        operator_env({"AIOPS_PROMETHEUS_URL": prom.url})
+        kubectl.apply(incident("with-metrics", analysis={"llm": False}), namespace)
+        inc = kubectl.wait("incident", "with-metrics", namespace, **DONE)
+    finally:
+        prom.stop()
+    status = inc["status"]
+    growth = [s for s in status["diagnosis"]["suspects"] if s["failureMode"] == "MemoryGrowth"]
+    assert sorted(s["resource"] for s in growth) == sorted(f"Pod/{p}" for p in pods)
+    assert "MetricAnomaly" not in {s["failureMode"] for s in status["diagnosis"]["suspects"]}  # counted once
+    cited = {e["id"]: e for e in status["diagnosis"]["evidence"]}
+    assert all(cited[eid]["source"] == "prometheus" for s in growth for eid in s["evidence"])
+    assert not [g for g in status.get("evidenceGaps", []) if g.startswith("prometheus")]
+    assert status["diagnosis"]["suspects"][0]["failureMode"] == "OOMKilled"  # proof outranks correlation
+
+    # The same Prometheus, now down: a gap in the evidence, the diagnosis still made from the cluster.
+    kubectl.apply(incident("prometheus-down", analysis={"llm": False}), namespace)
+    inc = kubectl.wait("incident", "prometheus-down", namespace, **DONE)
+    gaps = inc["status"]["evidenceGaps"]
+    assert any(g.startswith("prometheus/restarts: ConnectionError") for g in gaps), gaps
+    assert inc["status"]["diagnosis"]["suspects"][0]["failureMode"] == "OOMKilled"

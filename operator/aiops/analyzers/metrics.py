@@ -20,7 +20,8 @@ baseline is what the pods did before anyone noticed.
 The NEIGHBOURHOOD templates cover every pod of the target's namespace, because the cause of a symptom
 is often a dependency. There a change in either direction counts (a starved pod uses less CPU, a
 delayed one moves fewer bytes), each pod gets one MetricAnomaly suspect named after its strongest
-signal and citing the others, and only the MAX_NEIGHBOURS most deviant pods are kept.
+signal and citing the others, and only the MAX_NEIGHBOURS most deviant pods are kept. A pod that the
+target's own templates already named gets none: the same movement would be counted twice.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
             findings += [
                 f for label, points in sorted(series.items()) if (f := _series(bundle, template, label, points))
             ]
-    return findings + _neighbourhood(bundle)
+    return findings + _neighbourhood(bundle, {f.suspect.resource for f in findings})
 
 
 def _series(bundle: EvidenceBundle, template: str, label: str, points: Series) -> Finding | None:
@@ -163,13 +164,14 @@ def _series(bundle: EvidenceBundle, template: str, label: str, points: Series) -
     )
 
 
-def _neighbourhood(bundle: EvidenceBundle) -> list[Finding]:
+def _neighbourhood(bundle: EvidenceBundle, explained: set[str]) -> list[Finding]:
+    """MetricAnomaly suspects for pods that the target's own templates (in `explained`) did not already name."""
     by_pod: dict[str, list[tuple[float, str, str]]] = {}  # pod -> [(|z|, template, summary)]
     for template, (signal, min_change, unit) in NEIGHBOURHOOD.items():
         for label, points in sorted(bundle.metrics.get(template, {}).items()):
             pod = POD_LABEL.search(label)
             times, values = _points(points)
-            if pod is None or len(values) < MIN_POINTS or np.ptp(values) == 0:
+            if pod is None or f"Pod/{pod.group(1)}" in explained or len(values) < MIN_POINTS or np.ptp(values) == 0:
                 continue
             z, base, level, recent_n = robust_z(values, min_change, recent_n=recent_since(bundle, times))
             if abs(z) >= Z_THRESHOLD:

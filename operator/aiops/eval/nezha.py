@@ -43,11 +43,10 @@ from ..api import INCIDENT
 from ..api.incident import AnalysisOptions, IncidentSpec
 from ..devcluster import ControlPlane, ControlPlaneError
 from ..devprometheus import PrometheusServer
-from ..inference.gateway import GatewayConfig
 from ..reconcilers.incident import detected_at
 from ..settings import Settings
 from ..status import parse_time
-from .scenario_suite import install_crds, local_cluster, say
+from .scenario_suite import add_llm_arguments, install_crds, llm_config, local_cluster, say
 from .workloads import Writer, container
 
 NAMESPACE = "online-boutique"
@@ -247,18 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiops.eval.nezha", description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="../shared/eval or its nezha-online-boutique folder")
     parser.add_argument("--faults", type=int, metavar="N", help="only the first N faults (in time order)")
-    parser.add_argument("--llm-base-url", help="also diagnose through this OpenAI-compatible endpoint")
-    parser.add_argument("--llm-model", help="served model name (required with --llm-base-url)")
+    add_llm_arguments(parser)
     args = parser.parse_args(argv)
-    if args.llm_base_url and not args.llm_model:
-        parser.error("--llm-base-url needs --llm-model")
+    llm = llm_config(parser, args)
     started = time.monotonic()
     faults, pods = load(data_root(args.data))
     faults = faults[: args.faults] if args.faults else faults
     say(f"{len(faults)} faults, {len(pods)} pod series; computing BARO's rankings ...")
     baro_all = baro_rankings(pods, faults, None)
     baro_six = baro_rankings(pods, faults, OPERATOR_SIGNALS)
-    llm = GatewayConfig(base_url=args.llm_base_url, model=args.llm_model) if args.llm_base_url else None
 
     with tempfile.TemporaryDirectory(prefix="aiops-nezha-") as tmp:
         prom = PrometheusServer(Path(tmp) / "prometheus")

@@ -1,6 +1,6 @@
 """How often the diagnosis ranks each failure scenario's known root cause first, with the LLM off and on.
 
-    python -m aiops.eval.scenario_suite [--llm-base-url URL --llm-model NAME] [--only NAME ...]
+    python -m aiops.eval.scenario_suite [--llm-base-url URL --llm-model NAME [--llm-timeout-s S]] [--only NAME ...]
 
 Starts its own local control plane (etcd + kube-apiserver; binaries from KUBEBUILDER_ASSETS or the
 cache, see aiops.devcluster), installs the CRDs, and for each scenario of aiops.eval.scenarios writes
@@ -205,23 +205,38 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm-base-url", help="also diagnose through this OpenAI-compatible endpoint")
+    parser.add_argument("--llm-model", help="served model name (required with --llm-base-url)")
+    # A small model on CPU needs minutes for a 2,000-token prompt: the operator's 60 s default would time out.
+    parser.add_argument("--llm-timeout-s", type=float, default=600.0, help="per request (default 600)")
+    parser.add_argument("--llm-max-tokens", type=int, default=1024, help="completion limit (default 1024)")
+
+
+def llm_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> GatewayConfig | None:
+    if not args.llm_base_url:
+        return None
+    if not args.llm_model:
+        parser.error("--llm-base-url needs --llm-model")
+    return GatewayConfig(
+        base_url=args.llm_base_url, model=args.llm_model, timeout_s=args.llm_timeout_s, max_tokens=args.llm_max_tokens
+    )
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiops.eval.scenario_suite", description=__doc__.splitlines()[0])
-    parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    parser.add_argument("--llm-model", help="served model name (required with --llm-base-url)")
+    add_llm_arguments(parser)
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
     args = parser.parse_args(argv)
-    if args.llm_base_url and not args.llm_model:
-        parser.error("--llm-base-url needs --llm-model")
+    llm = llm_config(parser, args)
     known = [s.name for s in SCENARIOS]
     if unknown := sorted(set(args.only or ()) - set(known)):
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
     scenarios = [s for s in SCENARIOS if not args.only or s.name in args.only]
-    llm = GatewayConfig(base_url=args.llm_base_url, model=args.llm_model) if args.llm_base_url else None
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aiops-scenarios-") as tmp:

@@ -134,3 +134,21 @@ def test_neighbourhood_keeps_only_the_most_deviant_pods():
     found = metrics.analyze(b)
     assert len(found) == metrics.MAX_NEIGHBOURS
     assert [f.suspect.resource for f in found[:2]] == ["Pod/svc11-x", "Pod/svc10-x"]
+
+
+def test_a_pod_named_by_the_targets_templates_is_not_counted_again_as_a_neighbour():
+    climb = series([0.5] * 45 + [0.9] * 15)
+    b = bundle(
+        metrics={
+            "memory_working_set_ratio": {POD: climb},
+            "pod_memory_working_set": {
+                POD: [(t, v * 2**28) for t, v in climb],
+                "pod=payments-5d8f9c7b6-k2j4m": [(t, v * 2**28) for t, v in climb],
+            },
+        }
+    )
+    found = [(f.suspect.resource, f.suspect.failure_mode) for f in metrics.analyze(b)]
+    assert found == [
+        ("Pod/checkout-7d9f8b6c5-x2kqz", "MemoryGrowth"),
+        ("Pod/payments-5d8f9c7b6-k2j4m", "MetricAnomaly"),
+    ]
