@@ -87,6 +87,94 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_issues(issues, file=None) -> int:
+    """Prints them as path:line: severity: message; the number of errors."""
+    for issue in issues:
+        print(issue, file=file)
+    return sum(issue.severity == "error" for issue in issues)
+
+
+def cmd_sop_lint(args: argparse.Namespace) -> int:
+    from . import sopfile
+
+    runbooks, issues = sopfile.check_files(args.paths)
+    errors = _print_issues(issues)
+    warnings = len(issues) - errors
+    print(f"{len(runbooks)} runbook(s) valid, {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors or not (runbooks or issues) or (args.strict and warnings) else 0
+
+
+def cmd_sop_render(args: argparse.Namespace) -> int:
+    from . import sopfile
+
+    try:
+        text = Path(args.path).read_text(encoding="utf-8")
+        if args.markdown:
+            runbook = sopfile.from_manifest(text, args.path)
+            sys.stdout.write(sopfile.render(runbook.name, runbook.spec))
+            return 0
+        runbook = sopfile.parse(text, args.path)
+    except (OSError, ValueError) as err:  # SOPFileError is a ValueError
+        print(err, file=sys.stderr)
+        return 1
+    sys.stdout.write(sopfile.manifest_yaml(runbook, args.namespace))
+    return 0
+
+
+def _current_namespace() -> str:
+    from kubernetes import config
+
+    try:
+        _, active = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+    except config.ConfigException:
+        return "default"
+    return active["context"].get("namespace") or "default"
+
+
+def cmd_sop_import(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from . import GROUP, VERSION, kube, sopfile
+    from .api import SOP
+
+    runbooks, issues = sopfile.check_files(args.paths)
+    errors = _print_issues(issues, file=sys.stderr)  # stdout is for what happened to each object
+    if errors or not runbooks:
+        print(f"{errors} error(s): nothing imported", file=sys.stderr)
+        return 1
+    namespace = args.namespace or (None if args.dry_run else _current_namespace())
+    failed = 0
+    for path, runbook in runbooks:
+        body = sopfile.manifest(runbook, namespace)
+        name = f"sop.{GROUP}/{runbook.name}"
+        if args.dry_run:
+            print(f"{name} from {path} ({len(runbook.spec.steps)} steps): dry run, not sent")
+            continue
+        try:
+            obj, created = kube.create(SOP, body)
+            if created:
+                result = "created"
+            elif obj.get("spec") == body["spec"]:
+                result = "unchanged"
+            else:  # the whole spec, so that fields the markdown dropped go too
+                patch = [{"op": "replace", "path": "/spec", "value": body["spec"]}]
+                kube.custom().patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    SOP.plural,
+                    runbook.name,
+                    patch,
+                    _content_type="application/json-patch+json",
+                )
+                result = "configured"
+        except ApiException as exc:
+            failed += 1
+            result = f"failed: {exc.status} {exc.reason}"
+        print(f"{name} {result}")
+    return 1 if failed else 0
+
+
 EVALUATIONS = {
     "loghub": ("aiops.eval.loghub", "log template grouping accuracy on loghub (DATA_DIR)"),
     "redaction": ("aiops.eval.redaction", "redaction recall and false positives on the leak corpus"),
@@ -155,6 +243,23 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("args", nargs=argparse.REMAINDER, help="passed to the evaluation (see its --help)")
     evaluate.set_defaults(fn=cmd_eval)
+
+    sop = sub.add_parser("sop", help="runbooks as markdown (sop-library/): lint, render, import as SOP objects")
+    sop_sub = sop.add_subparsers(dest="sop_command", required=True)
+    lint = sop_sub.add_parser("lint", help="check runbooks; prints path:line: severity: message")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="markdown files, or folders of them (README.md skipped)")
+    lint.add_argument("--strict", action="store_true", help="fail on warnings too")
+    lint.set_defaults(fn=cmd_sop_lint)
+    render = sop_sub.add_parser("render", help="a runbook as an SOP YAML manifest on stdout")
+    render.add_argument("path", metavar="PATH")
+    render.add_argument("--markdown", action="store_true", help="the other way: an SOP YAML manifest as markdown")
+    render.add_argument("-n", "--namespace", help="metadata.namespace of the manifest")
+    render.set_defaults(fn=cmd_sop_render)
+    imp = sop_sub.add_parser("import", help="create or update SOP objects; nothing is imported if any file has errors")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="markdown files, or folders of them (README.md skipped)")
+    imp.add_argument("-n", "--namespace", help="target namespace (default: the kubeconfig context's)")
+    imp.add_argument("--dry-run", action="store_true", help="check and list, without contacting the cluster")
+    imp.set_defaults(fn=cmd_sop_import)
 
     demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
     demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")
