@@ -191,7 +191,8 @@ def fallback_diagnosis(
 def model_diagnosis(
     answer: gateway.ModelAnswer, suspects: list[Suspect], evidence: list[EvidenceItem], model: str
 ) -> Diagnosis:
-    """The model's answer as a Diagnosis; its suspects keep the analyzers' score when they agree."""
+    """The model's answer as a Diagnosis; its suspects keep the analyzers' score when they agree, and the
+    analyzers' suspects it did not name follow its own: evidence-backed candidates are never dropped."""
     scores = {(s.resource, s.failure_mode): s for s in suspects}
     ranked = []
     for rank, ms in enumerate(answer.suspects):
@@ -208,6 +209,7 @@ def model_diagnosis(
             )
         )
     cited = set(answer.evidence)
+    named = {(s.resource, s.failure_mode) for s in ranked}
     return Diagnosis(
         root_cause=answer.root_cause,
         reasoning=answer.reasoning,
@@ -217,7 +219,7 @@ def model_diagnosis(
         confidence=answer.confidence,
         execution_status=ExecutionStatus.COMPLETED,
         evidence=[e for e in evidence if e.id in cited][:MAX_EVIDENCE_IN_STATUS],
-        suspects=ranked or suspects[:10],
+        suspects=(ranked + [s for s in suspects if (s.resource, s.failure_mode) not in named])[:10],
         model=model,
         prompt_version=PROMPT_VERSION,
     )

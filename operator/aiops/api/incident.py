@@ -118,6 +118,14 @@ class Approval(Model):
     comment: str | None = Field(default=None, max_length=1024)
 
 
+class Feedback(Model):
+    """An engineer's verdict on the diagnosis; it feeds per-SOP and per-model accuracy."""
+
+    correct: bool
+    by: str | None = Field(default=None, max_length=253)
+    comment: str | None = Field(default=None, max_length=2048)
+
+
 class IncidentSpec(Model):
     title: str = Field(min_length=1, max_length=256)
     description: str | None = Field(default=None, max_length=16384)
@@ -132,6 +140,7 @@ class IncidentSpec(Model):
     analysis: AnalysisOptions | None = None
     sop_ref: LocalObjectReference | None = Field(default=None, description="SOP in the same namespace; skips matching.")
     approvals: list[Approval] = Field(default_factory=list, max_length=100)
+    feedback: Feedback | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> IncidentSpec:
@@ -187,17 +196,37 @@ class Diagnosis(Model):
 
 class SOPStepStatus(Model):
     id: str = Field(min_length=1, max_length=63)
+    type: str | None = Field(default=None, max_length=16)
+    title: str | None = Field(default=None, max_length=256)
     state: StepState
     output: str | None = Field(default=None, max_length=4096)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
+class AuditEntry(Model):
+    """One cluster change made by an SOP action: who allowed it, what it touched, before and after."""
+
+    at: datetime
+    step: str = Field(min_length=1, max_length=63)
+    action: str = Field(min_length=1, max_length=64)
+    target: str = Field(max_length=512, description="Kind/namespace/name the action changed.")
+    approved_by: str | None = Field(default=None, max_length=253, description="Absent when a policy allowed it.")
+    dry_run: str = Field(max_length=1024, description="The server-side dry run's outcome, taken first.")
+    before: str | None = Field(default=None, max_length=2048)
+    after: str | None = Field(default=None, max_length=2048)
+    outcome: str = Field(max_length=1024)
+
+
 class MatchedSOP(Model):
     name: str = Field(min_length=1, max_length=253)
     score: float | None = Field(default=None, ge=0, le=1)
     reason: str | None = Field(default=None, max_length=1024)
+    current: str | None = Field(default=None, max_length=63, description="The step being worked on.")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     steps: list[SOPStepStatus] = Field(default_factory=list, max_length=100)
+    audit: list[AuditEntry] = Field(default_factory=list, max_length=100)
 
 
 class IncidentStatus(Model):

@@ -102,14 +102,16 @@ class SOPSpec(Model):
         return self
 
 
+def next_steps(steps: list[SOPStep], i: int) -> tuple[str | None, str | None]:
+    """Where step i leads: (after success, after failure). Success goes to onSuccess, else to the next step in
+    order (an escalate step ends the runbook); failure goes to onFailure, else nowhere: the runbook escalates."""
+    step = steps[i]
+    following = steps[i + 1].id if i + 1 < len(steps) and step.type != StepType.ESCALATE else None
+    return step.on_success or following, step.on_failure
+
+
 def _find_cycle(steps: list[SOPStep]) -> list[str]:
-    """A step's successors are its explicit branches, or else the next step in order."""
-    succ: dict[str, list[str]] = {}
-    for i, s in enumerate(steps):
-        nxt = [t for t in (s.on_success, s.on_failure) if t]
-        if not nxt and s.type != StepType.ESCALATE and i + 1 < len(steps):
-            nxt = [steps[i + 1].id]
-        succ[s.id] = nxt
+    succ = {s.id: [t for t in next_steps(steps, i) if t] for i, s in enumerate(steps)}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
     def visit(node: str, path: list[str]) -> list[str]:
@@ -132,9 +134,15 @@ def _find_cycle(steps: list[SOPStep]) -> list[str]:
 
 
 class SOPStats(Model):
+    """Effect of the runbook, recomputed from the Incidents that followed it."""
+
     times_used: int | None = Field(default=None, ge=0)
-    success_rate: float | None = Field(default=None, ge=0, le=1)
+    resolved: int | None = Field(default=None, ge=0)
+    escalated: int | None = Field(default=None, ge=0)
+    success_rate: float | None = Field(default=None, ge=0, le=1, description="resolved / (resolved + escalated)")
     mean_time_to_resolve_seconds: float | None = Field(default=None, ge=0)
+    feedback_count: int | None = Field(default=None, ge=0)
+    diagnosis_accuracy: float | None = Field(default=None, ge=0, le=1, description="Share of feedback saying correct.")
 
 
 class SOPStatus(Model):

@@ -14,10 +14,12 @@ from ..api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from ..api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
 from ..api.common import LocalObjectReference
 from ..api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSpec
+from ..remediation import effects
 from ..status import READY
 from .common import MissingReference, StatusBuilder, reconciler, validated
 
 INCIDENT_LABEL = f"{GROUP}/incident"
+FEEDBACK = "Feedback"
 
 
 def analysis_run_name(incident: dict[str, Any]) -> str:
@@ -71,6 +73,17 @@ def check_references(spec: IncidentSpec, namespace: str) -> None:
         raise MissingReference(f"spec.sopRef: SOP {spec.sop_ref.name!r} does not exist in namespace {namespace!r}")
 
 
+def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder) -> None:
+    """An engineer's verdict: a condition on the Incident, and the followed SOP's accuracy recomputed."""
+    verdict = "DiagnosisCorrect" if spec.feedback.correct else "DiagnosisIncorrect"
+    by = f" by {spec.feedback.by}" if spec.feedback.by else ""
+    comment = f": {spec.feedback.comment}" if spec.feedback.comment else ""
+    builder.condition(FEEDBACK, "True", verdict, f"feedback{by}{comment}"[:1024], event="Normal")
+    sop = (builder.new.get("sop") or {}).get("name")
+    if sop:
+        effects.refresh(body["metadata"]["namespace"], sop, {**body, "status": builder.new})
+
+
 @reconciler(INCIDENT, timeline_limit=TIMELINE_LIMIT)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
     if builder.new.get("phase") is None:
@@ -84,6 +97,8 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
         resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
     )
 
+    if spec.feedback:
+        record_feedback(body, spec, builder)
     run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
     run_name = run["metadata"]["name"]
     builder.set(analysisRunRef={"name": run_name}, detectedAt=builder.new.get("detectedAt") or detected_at(body, spec))

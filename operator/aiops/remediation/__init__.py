@@ -1,0 +1,1 @@
+"""From diagnosis to resolution: SOP matching, step execution with approvals, the safe action catalogue, effect."""
