@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from . import API_VERSION
 from .api import SOP
 from .api.common import DNS_LABEL, field_path
-from .api.sop import Automation, SOPSpec, SOPStep, StepType
+from .api.sop import Automation, SOPSpec, SOPStep, StepType, next_steps
 
 FRONT_MATTER_KEYS = ("name", "title", "owner", "version", "match", "escalation")
 # Bullet names as written (case, spaces, `-` and `_` do not matter) -> SOPStep alias.
@@ -505,17 +505,6 @@ class _Reader:
 # --- lint ---------------------------------------------------------------------------------------
 
 
-def _successors(steps: list[SOPStep]) -> dict[str, tuple[str | None, str | None]]:
-    """(after success, after failure) per step, as the runbook engine follows them: success goes to
-    onSuccess, else to the next step in order (an escalate step ends the run); failure goes to
-    onFailure, else nowhere (the run escalates)."""
-    out = {}
-    for i, s in enumerate(steps):
-        following = steps[i + 1].id if i + 1 < len(steps) and s.type != StepType.ESCALATE else None
-        out[s.id] = (s.on_success or following, s.on_failure)
-    return out
-
-
 def _reachable(start: str | None, succ: dict[str, tuple[str | None, str | None]]) -> set[str]:
     seen: set[str] = set()
     todo = [start] if start else []
@@ -545,7 +534,7 @@ def lint(spec: SOPSpec, path: str | Path | None = None, lines: dict[str, int] | 
         out.append(LintIssue(path, _line(lines, where), where, message, IssueSeverity.WARNING, rule))
 
     steps = spec.steps
-    succ = _successors(steps)
+    succ = {s.id: next_steps(steps, i) for i, s in enumerate(steps)}
     kinds = {s.id: s.type for s in steps}
     reachable = _reachable(steps[0].id, succ)
     for i, s in enumerate(steps):

@@ -1,7 +1,9 @@
 """Follows a matched SOP on an Incident, step by step, with people in charge of every change.
 
 `advance` takes the runbook's progress as recorded in Incident status and goes as far as it can now:
-- check and decision steps run at once (read-only) and branch on their result;
+- check and decision steps run at once (read-only) and branch on their result; a check with a
+  `timeoutSeconds` that does not hold yet stays Running and is tried again on each pass until it holds
+  or the time is up (a verification right after a change needs the change to take effect);
 - an action runs only when the step says `automation: auto` and the Incident carries an approval for it
   (or the step says `approvalRequired: false`, the policy for changes judged safe); it is dry-run on the
   server first and audited. A `suggest` or `manual` action is never run by the operator: an approval
@@ -140,6 +142,10 @@ def advance(sop: MatchedSOP, spec: SOPSpec, world: World, now: datetime) -> Prog
         try:
             if step.type in (StepType.CHECK, StepType.DECISION):
                 ok, output = _check(step, world)
+                if not ok and step.timeout_seconds and not _timed_out(st.started_at, step.timeout_seconds, now):
+                    st.state, st.output = StepState.RUNNING, f"not yet ({output})"[:MAX_OUTPUT]
+                    progress.outcome = "waiting"
+                    break
             elif step.type == StepType.ACTION:
                 ok, output = _action(step, st, world, progress, now)
             else:  # escalate

@@ -113,3 +113,14 @@ def test_only_reading_kubectl_commands_run():
             assert why in str(exc), (bad, exc)
         else:
             raise AssertionError(f"{bad!r} was allowed")
+
+
+def test_a_check_with_a_timeout_is_retried_until_it_holds_or_time_is_up():
+    verify = {"id": "verify", "type": "check", "title": "Healthy again", "promql": "up == 1", "timeoutSeconds": 300}
+    s = spec(verify)
+    p = engine.advance(engine.start(Match("x", 1.0, "r"), s, T0), s, world(), T0)
+    assert p.outcome == "waiting" and states(p) == {"verify": "Running"}
+    assert p.sop.steps[0].output.startswith("not yet (could not run: no Prometheus endpoint")
+    assert engine.advance(p.sop, s, world(), T0 + timedelta(seconds=200)).outcome == "waiting"
+    late = engine.advance(p.sop, s, world(), T0 + timedelta(seconds=301))
+    assert late.outcome == "escalated" and states(late) == {"verify": "Failed"}
