@@ -289,7 +289,7 @@ def test_render_round_trips():
 def test_render_a_yaml_sop_and_refuse_what_markdown_cannot_hold():
     runbook = sopfile.from_manifest((REPO / "examples" / "10-sop-oomkilled.yaml").read_text())
     back = parse(render(runbook.name, runbook.spec))
-    assert back.name == "oomkilled" and comparable(back.spec) == comparable(runbook.spec)
+    assert back.name == "checkout-oomkilled" and comparable(back.spec) == comparable(runbook.spec)
     sneaky = runbook.spec.model_copy(deep=True)
     sneaky.steps[0].instructions = "Read this.\n\n## check: extra — not a step"
     with pytest.raises(ValueError, match="cannot carry"):
