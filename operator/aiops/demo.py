@@ -3,7 +3,10 @@
 Starts etcd + kube-apiserver, installs the CRDs, writes a Deployment whose pods are being
 OOMKilled (as its controllers and kubelet would show it), serves a real small model on
 loopback, runs the operator, applies the example ManagedCluster, SOP and Incident with
-kubectl, waits for the diagnosis and prints `kubectl describe incident`.
+kubectl, waits for the diagnosis and prints `kubectl describe incident`. Then it plays the on-call
+engineer: the SOP's checks have run and its rollback waits for an approval, which the demo gives
+with `kubectl patch`; the operator rolls the Deployment back (dry run first, audited) and starts
+the verification, and the demo prints the Incident again.
 """
 
 from __future__ import annotations
@@ -50,10 +53,34 @@ def wait_for_diagnosis(env: dict, namespace: str, deadline: float, operator: sub
         if phase != last:
             say(f"incident/{INCIDENT} phase: {phase or '(none yet)'}")
             last = phase
-        if phase in ("Diagnosed", "Failed"):
+        if phase in ("Diagnosed", "Remediating", "Escalated", "Resolved", "Failed"):
             return obj
         time.sleep(1)
     raise RuntimeError(f"incident/{INCIDENT} still {last} after {WAIT_S}s; see {log}")
+
+
+def wait_for_step(env: dict, namespace: str, step: str, states: tuple[str, ...], timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        obj = json.loads(kubectl(env, "get", "incident", INCIDENT, "-n", namespace, "-o", "json"))
+        steps = {s["id"]: s for s in ((obj.get("status") or {}).get("sop") or {}).get("steps", [])}
+        if step in steps and steps[step]["state"] in states:
+            return obj
+        time.sleep(1)
+    raise RuntimeError(f"incident/{INCIDENT}: SOP step {step} not {' or '.join(states)} after {timeout_s:.0f}s")
+
+
+def approve_rollback(env: dict, namespace: str) -> None:
+    """What the on-call engineer does once the diagnosis convinces them."""
+    wait_for_step(env, namespace, "rollback", ("AwaitingApproval",))
+    say(f"the SOP's checks ran; its rollback waits for a person: kubectl describe incident {INCIDENT} -n {namespace}")
+    print(kubectl(env, "describe", "incident", INCIDENT, "-n", namespace))
+    patch = json.dumps({"spec": {"approvals": [{"step": "rollback", "approvedBy": "demo@example.com"}]}})
+    say(f"approving: kubectl -n {namespace} patch incident {INCIDENT} --type merge -p '{patch}'")
+    kubectl(env, "-n", namespace, "patch", "incident", INCIDENT, "--type", "merge", "-p", patch)
+    wait_for_step(env, namespace, "verify", ("Running", "Succeeded", "Failed"))
+    image = kubectl(env, "-n", namespace, "get", "deploy", "checkout", "-o", "jsonpath={..containers[0].image}")
+    say(f"rolled back: Deployment checkout now runs {image}")
 
 
 def start_model(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -109,6 +136,8 @@ def demo(keep: bool = False, model: bool = True) -> int:
 
         say(f"kubectl get aiops -n {namespace}")
         print(kubectl(env, "get", "aiops", "-n", namespace))
+        approve_rollback(env, namespace)
+        time.sleep(1)
         say(f"kubectl describe incident {INCIDENT} -n {namespace}")
         print(kubectl(env, "describe", "incident", INCIDENT, "-n", namespace))
         return 0
