@@ -38,7 +38,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
-    from . import reconcilers  # noqa: F401  (registers the handlers)
+    from . import metrics, reconcilers, settings  # noqa: F401  (importing reconcilers registers the handlers)
+
+    if port := settings.current().metrics_port:
+        metrics.serve(port)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     asyncio.run(

@@ -31,6 +31,7 @@ class Settings:
     loki_url: str | None = None
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
+    metrics_port: int = 0  # 0: no /metrics endpoint
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -57,6 +58,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         loki_url=env.get("AIOPS_LOKI_URL") or None,
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
+        metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),
     )
 
 

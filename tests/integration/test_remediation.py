@@ -2,9 +2,11 @@
 a real rollback to the previous ReplicaSet, a decision branch, escalation by timeout, effect statistics."""
 
 import json
+import urllib.request
 
+from aiops.devcluster import free_port
 from aiops.eval.scenarios import checkout_oomkilled
-from harness import condition, phase
+from harness import condition, phase, wait_for
 
 DIAGNOSED_LLM_OFF = {"analysis": {"llm": False}}
 
@@ -51,7 +53,7 @@ def sop_step(inc, step_id):
     return next(s for s in inc["status"]["sop"]["steps"] if s["id"] == step_id)
 
 
-def test_approval_then_real_rollback_then_resolved(kubectl, operator, namespace, writer):
+def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namespace, writer):
     checkout_oomkilled(writer)
     kubectl.apply(OOM_RUNBOOK, namespace)
     kubectl.apply(incident("oom"), namespace)
@@ -93,6 +95,24 @@ def test_approval_then_real_rollback_then_resolved(kubectl, operator, namespace,
     stats = kubectl.wait("sop", "oom-rollback", namespace, until=lambda o: o["status"]["stats"].get("feedbackCount"),
                          timeout=30, what="feedback in the SOP statistics")["status"]["stats"]  # fmt: skip
     assert (stats["feedbackCount"], stats["diagnosisAccuracy"]) == (1, 1)
+
+    # The same figures on the operator's /metrics.
+    port = free_port()
+    operator_env({"AIOPS_METRICS_PORT": str(port)})
+    text = wait_for(lambda: scrape(port), 20, "the metrics endpoint")
+    labels = f'namespace="{namespace}",sop="oom-rollback"'
+    assert f"aiops_sop_success_ratio{{{labels}}} 1.0" in text
+    assert f"aiops_sop_diagnosis_accuracy_ratio{{{labels}}} 1.0" in text
+    assert 'aiops_diagnosis_feedback_accuracy_ratio{model="deterministic-analyzers"}' in text
+    assert 'aiops_incidents{phase="Resolved",severity="critical"}' in text
+
+
+def scrape(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
 
 
 def test_decision_branch_and_escalation_by_timeout(kubectl, operator, namespace, writer):
