@@ -160,3 +160,17 @@ def test_no_sop_matches_and_an_invalid_sop_never_runs(kubectl, operator, namespa
     inc = kubectl.wait("incident", "uses-broken", namespace, until=lambda o: condition(o, "SOPMatched"), timeout=60,
                        what="the SOP matching outcome")  # fmt: skip
     assert condition(inc, "SOPMatched")["reason"] == "SOPInvalid" and "sop" not in inc["status"]
+
+
+def test_an_approval_for_a_step_that_does_not_exist_is_named(kubectl, operator, namespace, writer):
+    checkout_oomkilled(writer)
+    kubectl.apply(OOM_RUNBOOK, namespace)
+    typo = [{"step": "rolback", "approvedBy": "jane@example.com"}]
+    kubectl.apply(incident("typo", sopRef={"name": "oom-rollback"}, approvals=typo), namespace)
+    inc = kubectl.wait("incident", "typo", namespace, until=lambda o: condition(o, "ApprovalsValid"), timeout=60,
+                       what="the approvals checked against the SOP")  # fmt: skip
+    cond = condition(inc, "ApprovalsValid")
+    assert (cond["status"], cond["reason"]) == ("False", "UnknownStep")
+    assert cond["message"].startswith("spec.approvals[0].step: SOP oom-rollback has no step 'rolback'")
+    rollback = sop_step(kubectl.get("incident", "typo", namespace), "rollback")
+    assert rollback["state"] == "AwaitingApproval"  # the misspelt approval approved nothing

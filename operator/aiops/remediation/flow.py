@@ -21,6 +21,7 @@ from ..settings import Settings
 from . import actions, effects, engine, matching
 
 SOP_MATCHED = "SOPMatched"
+APPROVALS = "ApprovalsValid"
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +92,14 @@ def follow(body: dict[str, Any], builder: StatusBuilder, settings: Settings) -> 
     if sop.name not in sops:
         builder.condition(SOP_MATCHED, "False", "SOPGone", f"SOP {sop.name} was deleted or became invalid", "Warning")
         return
+    steps = {st.id for st in sops[sop.name].steps}
+    unknown = [(i, a.step) for i, a in enumerate(spec.approvals) if a.step not in steps]
+    if unknown:
+        i, step = unknown[0]
+        message = f"spec.approvals[{i}].step: SOP {sop.name} has no step {step!r} (steps: {', '.join(sorted(steps))})"
+        builder.condition(APPROVALS, "False", "UnknownStep", message, event="Warning")
+    elif spec.approvals:
+        builder.condition(APPROVALS, "True", "Valid", f"{len(spec.approvals)} approval(s) name steps of {sop.name}")
     vars_ = variables(body, spec, diagnosis)
     access = pipeline.cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
     world = engine.World(
