@@ -9,11 +9,12 @@ from typing import Any
 
 import kopf
 
-from .. import API_VERSION, GROUP, kube
+from .. import API_VERSION, GROUP, events, kube
 from ..api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from ..api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
 from ..api.common import LocalObjectReference
 from ..api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSpec
+from ..events import EventType
 from ..remediation import effects
 from ..status import READY
 from .common import MissingReference, StatusBuilder, reconciler, validated
@@ -78,7 +79,18 @@ def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder)
     verdict = "DiagnosisCorrect" if spec.feedback.correct else "DiagnosisIncorrect"
     by = f" by {spec.feedback.by}" if spec.feedback.by else ""
     comment = f": {spec.feedback.comment}" if spec.feedback.comment else ""
-    builder.condition(FEEDBACK, "True", verdict, f"feedback{by}{comment}"[:1024], event="Normal")
+    if builder.condition(FEEDBACK, "True", verdict, f"feedback{by}{comment}"[:1024], event="Normal"):
+        diagnosis = builder.new.get("diagnosis") or {}
+        events.publish(
+            EventType.FEEDBACK,
+            f"{body['metadata']['namespace']}/{body['metadata']['name']}",
+            {
+                **spec.feedback.wire(),
+                "model": diagnosis.get("model"),
+                "sop": (builder.new.get("sop") or {}).get("name"),
+            },
+            body,
+        )
     sop = (builder.new.get("sop") or {}).get("name")
     if sop:
         effects.refresh(body["metadata"]["namespace"], sop, {**body, "status": builder.new})
@@ -88,6 +100,13 @@ def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
     if builder.new.get("phase") is None:
         builder.phase(IncidentPhase.NEW.value, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
+        spec = body.get("spec") or {}
+        events.publish(
+            EventType.INCIDENT_CREATED,
+            f"{body['metadata']['namespace']}/{body['metadata']['name']}",
+            {k: spec.get(k) for k in ("title", "severity", "source", "target", "alert", "clusterRef")},
+            body,
+        )
     spec, _ = validated(
         INCIDENT,
         body,

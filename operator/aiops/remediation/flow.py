@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import GROUP, VERSION, kube, pipeline
+from .. import GROUP, VERSION, events, kube, pipeline
 from ..api import SOP
 from ..api.incident import Diagnosis, IncidentPhase, IncidentSpec, MatchedSOP
 from ..api.sop import SOPSpec
+from ..events import EventType
 from ..reconcilers.common import StatusBuilder
 from ..settings import Settings
 from . import actions, effects, engine, matching
@@ -113,6 +114,10 @@ def follow(body: dict[str, Any], builder: StatusBuilder, settings: Settings) -> 
         incident=f"{namespace}/{meta['name']}",
     )
     progress = engine.advance(sop, sops[sop.name], world, builder.now)
+    for entry in progress.sop.audit[len(sop.audit) :]:
+        events.publish(
+            EventType.SOP_ACTION, f"{namespace}/{meta['name']}", {"sop": sop.name, **entry.wire()}, dict(body)
+        )
     for type_, reason, message in progress.events:
         builder.emit(type_, reason, message[:1024])
         builder.record(reason, message[:1024])
