@@ -1,17 +1,26 @@
-"""The operator's /metrics (Prometheus text format): Incidents, runbook effect and diagnosis accuracy.
+"""The operator's metrics (Prometheus text format) and its HTTP endpoints: /metrics, /healthz, /readyz.
 
-Computed at scrape time from the Incidents and SOPs the API server holds, so the figures survive
-operator restarts and agree with `kubectl get`; one scrape lists both kinds once.
+Two kinds of figures:
+- state, computed at scrape time from the Incidents and SOPs the API server holds (by phase, runbook
+  effect, diagnosis accuracy), so they survive operator restarts and agree with `kubectl get`;
+- activity of this process (analysis durations, LLM tokens and errors, fallbacks, redactions, SOP
+  actions), counted where it happens, in REGISTRY.
+/healthz says the operator's event loop is alive (a heartbeat younger than HEARTBEAT_STALE_S); /readyz
+also that the API server serves our resources.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter as Tally
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from . import GROUP, VERSION, kube
@@ -19,6 +28,28 @@ from .api import INCIDENT, SOP
 from .remediation.effects import model_accuracy
 
 log = logging.getLogger(__name__)
+REGISTRY = CollectorRegistry()
+HEARTBEAT_STALE_S = 60.0
+READY_CACHE_S = 10.0
+
+ANALYSIS_SECONDS = Histogram(
+    "aiops_analysis_duration_seconds",
+    "AnalysisRun execution time.",
+    ["type", "outcome"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "aiops_llm_tokens", "Tokens sent to and received from models.", ["model", "kind"], registry=REGISTRY
+)
+LLM_ERRORS = Counter(
+    "aiops_llm_errors", "Model answers that failed, by reason.", ["model", "reason"], registry=REGISTRY
+)
+FALLBACKS = Counter("aiops_diagnosis_fallbacks", "Diagnoses that fell back to the analyzers.", registry=REGISTRY)
+REDACTIONS = Counter("aiops_redactions", "Values redacted before a model saw them.", ["kind"], registry=REGISTRY)
+SOP_ACTIONS = Counter(
+    "aiops_sop_actions", "SOP actions run against a cluster.", ["action", "outcome"], registry=REGISTRY
+)
 
 SOP_GAUGES = (
     ("timesUsed", "aiops_sop_times_used", "Incidents that followed the SOP."),
@@ -37,7 +68,7 @@ class ResourceCollector(Collector):
         by_phase = GaugeMetricFamily(
             "aiops_incidents", "Incidents by phase and severity.", labels=["phase", "severity"]
         )
-        counts = Counter(
+        counts = Tally(
             ((i.get("status") or {}).get("phase") or "New", (i.get("spec") or {}).get("severity") or "")
             for i in incidents
         )
@@ -66,13 +97,66 @@ class ResourceCollector(Collector):
         yield feedback
 
 
-def serve(port: int) -> None:
-    """Serves /metrics on `port`; a port already taken is logged, not fatal: diagnoses matter more."""
-    registry = CollectorRegistry()
-    registry.register(ResourceCollector())
-    try:
-        start_http_server(port, registry=registry)
-    except OSError as exc:
-        log.error("metrics endpoint not started on port %d: %s", port, exc)
+REGISTRY.register(ResourceCollector())
+
+
+class Health:
+    """The operator's heartbeat (beaten from its event loop) and a cached check that our API is served."""
+
+    def __init__(self) -> None:
+        self.beat = 0.0
+        self._ready_at, self._ready = 0.0, (False, "not checked yet")
+
+    def alive(self) -> tuple[bool, str]:
+        age = time.monotonic() - self.beat
+        if not self.beat:
+            return False, "the operator has not started its event loop yet"
+        return (age < HEARTBEAT_STALE_S), f"event loop heartbeat {age:.0f}s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        alive, why = self.alive()
+        if not alive:
+            return False, why
+        if time.monotonic() - self._ready_at > READY_CACHE_S:
+            try:
+                kube.request(kube.api_client(), "GET", f"/apis/{GROUP}/{VERSION}", timeout=2)
+                self._ready = (True, f"API server serves {GROUP}/{VERSION}")
+            except Exception as exc:  # noqa: BLE001  (any failure means not ready; the reason is the answer)
+                self._ready = (False, f"API server check failed: {type(exc).__name__}: {str(exc)[:200]}")
+            self._ready_at = time.monotonic()
+        return self._ready
+
+
+HEALTH = Health()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802  (the name http.server calls)
+        if self.path == "/metrics":
+            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        elif self.path in ("/healthz", "/readyz"):
+            ok, why = HEALTH.alive() if self.path == "/healthz" else HEALTH.ready()
+            self._send(200 if ok else 503, f"{'ok' if ok else 'not ok'}: {why}\n".encode(), "text/plain")
+        else:
+            self._send(404, b"not found: /metrics, /healthz, /readyz\n", "text/plain")
+
+    def _send(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:  # scrapes every 15 s would drown the operator's log
         return
-    log.info("serving Prometheus metrics on :%d/metrics", port)
+
+
+def serve(port: int) -> None:
+    """Serves the endpoints on `port` in a thread; a port already taken is logged, not fatal."""
+    try:
+        server = ThreadingHTTPServer(("", port), Handler)
+    except OSError as exc:
+        log.error("metrics/health endpoints not started on port %d: %s", port, exc)
+        return
+    threading.Thread(target=server.serve_forever, name="aiops-endpoints", daemon=True).start()
+    log.info("serving /metrics, /healthz and /readyz on :%d", port)

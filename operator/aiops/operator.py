@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from typing import Any
 
 import kopf
 
-from . import GROUP
+from . import GROUP, metrics
 
 FINALIZER = f"{GROUP}/finalizer"
 WORKERS = 16
+_tasks: set[asyncio.Task] = set()  # a reference keeps the loop from collecting them
 
 
 @kopf.on.startup()
@@ -36,9 +38,21 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
 
 
+@kopf.on.startup()
+async def heartbeat(**_: Any) -> None:
+    """Beats HEALTH from kopf's event loop every few seconds: a stuck loop turns /healthz red."""
+
+    async def beat() -> None:
+        while True:
+            metrics.HEALTH.beat = time.monotonic()
+            await asyncio.sleep(5)
+
+    _tasks.add(asyncio.get_running_loop().create_task(beat(), name="aiops-heartbeat"))
+
+
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
-    from . import metrics, reconcilers, settings  # noqa: F401  (importing reconcilers registers the handlers)
+    from . import reconcilers, settings  # noqa: F401  (importing reconcilers registers the handlers)
 
     if port := settings.current().metrics_port:
         metrics.serve(port)

@@ -2,6 +2,7 @@
 a real rollback to the previous ReplicaSet, a decision branch, escalation by timeout, effect statistics."""
 
 import json
+import urllib.error
 import urllib.request
 
 from aiops.devcluster import free_port
@@ -54,6 +55,8 @@ def sop_step(inc, step_id):
 
 
 def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namespace, writer):
+    port = free_port()
+    operator_env({"AIOPS_METRICS_PORT": str(port)})
     checkout_oomkilled(writer)
     kubectl.apply(OOM_RUNBOOK, namespace)
     kubectl.apply(incident("oom"), namespace)
@@ -96,10 +99,9 @@ def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namesp
                          timeout=30, what="feedback in the SOP statistics")["status"]["stats"]  # fmt: skip
     assert (stats["feedbackCount"], stats["diagnosisAccuracy"]) == (1, 1)
 
-    # The same figures on the operator's /metrics.
-    port = free_port()
-    operator_env({"AIOPS_METRICS_PORT": str(port)})
+    # The same figures on the operator's /metrics, beside what this operator process did.
     text = wait_for(lambda: scrape(port), 20, "the metrics endpoint")
+    assert 'aiops_sop_actions_total{action="rollbackDeployment",outcome="done"} 1.0' in text
     labels = f'namespace="{namespace}",sop="oom-rollback"'
     assert f"aiops_sop_success_ratio{{{labels}}} 1.0" in text
     assert f"aiops_sop_diagnosis_accuracy_ratio{{{labels}}} 1.0" in text
@@ -107,12 +109,25 @@ def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namesp
     assert 'aiops_incidents{phase="Resolved",severity="critical"}' in text
 
 
-def scrape(port):
+def scrape(port, path="/metrics"):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
             return resp.read().decode()
     except OSError:
         return None
+
+
+def test_health_and_readiness_endpoints(operator_env):
+    port = free_port()
+    operator_env({"AIOPS_METRICS_PORT": str(port)})
+    assert wait_for(lambda: scrape(port, "/healthz"), 20, "/healthz").startswith("ok: event loop heartbeat")
+    assert scrape(port, "/readyz") == "ok: API server serves aiops.dev/v1alpha1\n"
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=2)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    else:
+        raise AssertionError("/nope answered 200")
 
 
 def test_decision_branch_and_escalation_by_timeout(kubectl, operator, namespace, writer):

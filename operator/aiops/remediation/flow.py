@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import GROUP, VERSION, events, kube, pipeline
+from .. import GROUP, VERSION, events, kube, metrics, pipeline
 from ..api import SOP
 from ..api.incident import Diagnosis, IncidentPhase, IncidentSpec, MatchedSOP
 from ..api.sop import SOPSpec
@@ -115,6 +115,7 @@ def follow(body: dict[str, Any], builder: StatusBuilder, settings: Settings) -> 
     )
     progress = engine.advance(sop, sops[sop.name], world, builder.now)
     for entry in progress.sop.audit[len(sop.audit) :]:
+        metrics.SOP_ACTIONS.labels(entry.action, "done" if entry.outcome == "done" else "failed").inc()
         events.publish(
             EventType.SOP_ACTION, f"{namespace}/{meta['name']}", {"sop": sop.name, **entry.wire()}, dict(body)
         )
