@@ -13,6 +13,7 @@
 | AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
 | AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
+| AIOPS_CLUSTER_PROBE_INTERVAL_S | seconds between probes of each ManagedCluster, default 60 |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Settings:
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
     metrics_port: int = 0  # 0: no /metrics endpoint
+    cluster_probe_interval_s: int = 60
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -59,7 +61,15 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
         metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),
+        cluster_probe_interval_s=_probe_interval(env),
     )
+
+
+def _probe_interval(env: dict[str, str]) -> int:
+    value = _int(env, "AIOPS_CLUSTER_PROBE_INTERVAL_S", 60)
+    if value < 1:
+        raise SystemExit(f"AIOPS_CLUSTER_PROBE_INTERVAL_S={value}: expected at least 1 (seconds)")
+    return value
 
 
 def _gateway_config(env: dict[str, str]) -> GatewayConfig:

@@ -64,9 +64,12 @@ class ManagedClusterStatus(Model):
     kubernetes_version: str | None = Field(default=None, max_length=64)
     openshift_version: str | None = Field(default=None, max_length=64)
     node_count: int | None = Field(default=None, ge=0)
+    ready_node_count: int | None = Field(default=None, ge=0, description="Nodes whose Ready condition is True.")
     gpu_inventory: GPUInventory | None = None
     capabilities: list[str] = Field(default_factory=list)
-    last_probe_time: datetime | None = None
+    last_probe_time: datetime | None = Field(
+        default=None, description="When the periodic probe last ran ($AIOPS_CLUSTER_PROBE_INTERVAL_S, default 60 s)."
+    )
 
 
 MANAGED_CLUSTER = Kind(

@@ -1,46 +1,163 @@
-"""ManagedCluster reconciler: validate, build a client for the cluster, probe it."""
+"""ManagedCluster reconciler: validate, build a client for the cluster, probe it, and keep probing.
+
+The create/update/resume handler validates the spec and runs the first probe; a kopf timer probes
+every $AIOPS_CLUSTER_PROBE_INTERVAL_S seconds after that. The timer is the only retry loop: a
+cluster that is down, a rejected token or a broken kubeconfig is recorded in status and looked at
+again on the next tick (the Secret may have been fixed meanwhile), never retried in a tight loop.
+
+Conditions: Ready (Probed | Degraded | Unreachable | Unauthorized | Forbidden | TLSError |
+InvalidSpec | MissingReference), APIServerReachable, NodesReady, and <Endpoint>Reachable for each
+configured Prometheus / Alertmanager / Loki / Tempo. Events and bus events only on transitions.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
-from .. import probe, settings
+from .. import GROUP, VERSION, probe, settings
 from ..api import MANAGED_CLUSTER
-from ..api.managedcluster import ClusterPhase, ManagedClusterSpec
-from ..status import READY, rfc3339
-from .common import InvalidSpec, MissingReference, StatusBuilder, reconciler, validated
+from ..api.managedcluster import ClusterPhase
+from ..events import EventType, publish
+from ..status import READY, now_utc, rfc3339
+from .common import (
+    INVALID_SPEC,
+    MISSING_REFERENCE,
+    MISSING_REFERENCE_RETRY_S,
+    InvalidSpec,
+    StatusBuilder,
+    kopf_emitter,
+    parse_spec,
+    reconciler,
+    reject,
+)
 
-UNREACHABLE_RETRY_S = 60
+API_REACHABLE = "APIServerReachable"
+NODES_READY = "NodesReady"
+ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values())
+PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
 
 
-def cluster_client(spec: ManagedClusterSpec):
+def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str) -> None:
+    """A sub-condition: a Warning Event when it goes False, a Normal one when it recovers."""
+    before = next((c for c in builder.new.get("conditions") or [] if c.get("type") == type_), None)
+    if ok:
+        event = "Normal" if before and before.get("status") == "False" else None
+    else:
+        event = "Warning"
+    builder.condition(type_, "True" if ok else "False", reason, message, event=event)
+
+
+def _drop_conditions(builder: StatusBuilder, keep: set[str]) -> None:
+    """Removes endpoint conditions for endpoints no longer configured."""
+    conditions = builder.new.get("conditions") or []
+    builder.new["conditions"] = [
+        c for c in conditions if c.get("type") not in ENDPOINT_CONDITIONS or c.get("type") in keep
+    ]
+
+
+def _publish(name: str, body: Any, builder: StatusBuilder, reason: str, message: str) -> None:
+    old, new = builder.old, builder.new
+    if old.get("phase") != new.get("phase"):
+        publish(
+            EventType.CLUSTER_STATUS_CHANGED,
+            name,
+            {
+                "cluster": name,
+                "phase": new.get("phase"),
+                "previousPhase": old.get("phase"),
+                "reason": reason,
+                "message": message,
+                "kubernetesVersion": new.get("kubernetesVersion"),
+                "nodeCount": new.get("nodeCount"),
+            },
+            body,
+        )
+    if new.get("gpuInventory") is not None and old.get("gpuInventory") != new.get("gpuInventory"):
+        previous = (old.get("gpuInventory") or {}).get("total")
+        publish(EventType.GPU_UPDATE, name, {"cluster": name, "previousTotal": previous, **new["gpuInventory"]}, body)
+
+
+def _record(body: Any, builder: StatusBuilder, phase: str, ready: str, reason: str, message: str) -> None:
+    event = "Normal" if ready == "True" else "Warning"
+    builder.condition(READY, ready, reason, message, event=event)
+    builder.phase(phase, message, event=None)  # the Ready condition's Event tells the story once
+    builder.set(lastProbeTime=rfc3339(builder.now))
+    _publish(body["metadata"]["name"], body, builder, reason, message)
+
+
+def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder, first: bool) -> None:
+    """One probe, recorded in status. `first`: the change handler (which may stop on bad input or wait
+    for a missing Secret through kopf); otherwise the timer, which never raises for expected failures."""
     try:
-        return probe.cluster_client(spec, settings.current().namespace)
+        spec = parse_spec(MANAGED_CLUSTER, body)
+    except InvalidSpec as err:
+        if first:
+            reject(builder, MANAGED_CLUSTER, err, patch, None)
+        return  # the change handler said so; nothing to probe until the spec changes
+    namespace = settings.current().namespace
+    try:
+        result = probe.probe_cluster(spec, namespace)
     except probe.SecretMissing as exc:
-        raise MissingReference(str(exc)) from None
+        message = f"{exc}; retrying every {MISSING_REFERENCE_RETRY_S if first else PROBE_INTERVAL_S}s"
+        builder.condition(READY, "False", MISSING_REFERENCE, message, event="Warning")
+        builder.set(lastProbeTime=rfc3339(builder.now))
+        builder.apply(patch)
+        if first:
+            raise kopf.TemporaryError(message, delay=MISSING_REFERENCE_RETRY_S) from None
+        return
     except probe.KubeconfigError as exc:
-        raise InvalidSpec([str(exc)]) from None
+        message = f"{exc}; fix the Secret: it is read again every {PROBE_INTERVAL_S}s"
+        _set(builder, API_REACHABLE, False, probe.INVALID_KUBECONFIG, message)
+        _record(body, builder, ClusterPhase.UNREACHABLE.value, "False", INVALID_SPEC, message)
+        builder.apply(patch)
+        return
+
+    if result.error is not None:
+        _set(builder, API_REACHABLE, False, result.error.reason, result.error.message)
+        if any(c.get("type") == NODES_READY for c in builder.new.get("conditions") or []):
+            builder.condition(NODES_READY, "Unknown", "APIServerUnreachable", "nodes cannot be listed")
+    else:
+        f = result.fields
+        builder.set(**f)
+        if "openshiftVersion" not in f and builder.new.get("openshiftVersion"):
+            builder.set(openshiftVersion=None)
+        _set(builder, API_REACHABLE, True, "Reachable", f"the API server answered: Kubernetes {f['kubernetesVersion']}")
+        if result.not_ready:
+            names = ", ".join(result.not_ready[:10]) + (" ..." if len(result.not_ready) > 10 else "")
+            _set(
+                builder,
+                NODES_READY,
+                False,
+                "NodesNotReady",
+                f"{len(result.not_ready)} of {f['nodeCount']} nodes NotReady: {names}",
+            )
+        else:
+            _set(builder, NODES_READY, True, "AllNodesReady", f"{f['nodeCount']} of {f['nodeCount']} nodes Ready")
+    for check in result.endpoints:
+        _set(builder, check.condition_type, check.ok, check.reason, check.message)
+    _drop_conditions(builder, {c.condition_type for c in result.endpoints})
+    if result.error is None:
+        reachable = sorted(c.name for c in result.endpoints if c.ok)
+        builder.set(capabilities=sorted(set(result.fields["capabilities"]) | set(reachable)))
+    v = probe.verdict(result)
+    _record(body, builder, v.phase, v.ready, v.reason, v.message)
+    builder.apply(patch)
 
 
 @reconciler(MANAGED_CLUSTER)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
-    _, api = validated(MANAGED_CLUSTER, body, patch, builder, resolve=cluster_client)
-    try:
-        found = probe.probe(api)
-    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        message = f"probe failed: {reason}"
-        builder.set(lastProbeTime=rfc3339(builder.now))
-        builder.condition(READY, "False", "Unreachable", message, event="Warning")
-        builder.phase(ClusterPhase.UNREACHABLE.value, message, event="Warning")
-        builder.apply(patch)
-        raise kopf.TemporaryError(message, delay=UNREACHABLE_RETRY_S) from exc
-    builder.set(**found, lastProbeTime=rfc3339(builder.now))
-    summary = (
-        f"Kubernetes {found['kubernetesVersion']}, {found['nodeCount']} nodes, {found['gpuInventory']['total']} GPUs"
-    )
-    builder.condition(READY, "True", "Probed", summary, event="Normal")
-    builder.phase(ClusterPhase.READY.value, summary)
-    builder.apply(patch)
+    probe_and_record(body, patch, builder, first=True)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    MANAGED_CLUSTER.plural,
+    id="probe",
+    interval=PROBE_INTERVAL_S,
+    initial_delay=PROBE_INTERVAL_S,  # the change handler runs the first probe
+)
+def periodic_probe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    probe_and_record(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)), first=False)
