@@ -58,6 +58,21 @@ SOP_GAUGES = (
     ("diagnosisAccuracy", "aiops_sop_diagnosis_accuracy_ratio", "Share of feedback calling the diagnosis correct."),
 )
 
+# The Alertmanager receiver's own figures (aiops.ingest.alertmanager), served with the others.
+WEBHOOK_REQUESTS = Counter(
+    "aiops_webhook_requests",
+    "Alertmanager webhook requests by outcome (created, updated, deduplicated, resolved, ignored, "
+    "unauthorized, too_large, invalid, rate_limited, error).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_LATENCY = Histogram(
+    "aiops_webhook_request_duration_seconds",
+    "Alertmanager webhook request latency, receipt to response.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+
 
 class ResourceCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:

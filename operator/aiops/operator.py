@@ -52,7 +52,7 @@ async def heartbeat(**_: Any) -> None:
 
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
-    from . import reconcilers, settings  # noqa: F401  (importing reconcilers registers the handlers)
+    from . import ingest, reconcilers, settings  # noqa: F401  (importing them registers the handlers)
 
     if port := settings.current().metrics_port:
         metrics.serve(port)

@@ -13,6 +13,12 @@
 | AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
 | AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
+| AIOPS_WEBHOOK_ADDR | Alertmanager receiver listen address, e.g. :9443 or 127.0.0.1:9443; unset = off |
+| AIOPS_WEBHOOK_TOKEN / AIOPS_WEBHOOK_TOKEN_FILE | the bearer token the receiver requires (the file wins) |
+| AIOPS_WEBHOOK_TLS_CERT / AIOPS_WEBHOOK_TLS_KEY | PEM files: serve HTTPS; unset = plain HTTP |
+| AIOPS_WEBHOOK_NAMESPACE | Incidents of alerts without a namespace label, default AIOPS_NAMESPACE |
+| AIOPS_WEBHOOK_RATE / AIOPS_WEBHOOK_BURST | requests/s (and burst) per client, default 50 / 200; 0 = no limit |
+| AIOPS_WEBHOOK_MAX_BODY | largest request body in bytes, default 1048576 |
 | AIOPS_CLUSTER_PROBE_INTERVAL_S | seconds between probes of each ManagedCluster, default 60 |
 """
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .inference.gateway import GatewayConfig
 
@@ -33,6 +39,20 @@ class Settings:
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
     metrics_port: int = 0  # 0: no /metrics endpoint
+    webhook: WebhookSettings | None = None  # None: no Alertmanager receiver
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    host: str
+    port: int
+    token: str = field(repr=False)
+    namespace: str = "aiops-system"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    rate: float = 50.0
+    burst: int = 200
+    max_body: int = 1 << 20
     cluster_probe_interval_s: int = 60
 
 
@@ -61,6 +81,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
         metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),
+        webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
         cluster_probe_interval_s=_probe_interval(env),
     )
 
@@ -70,6 +91,44 @@ def _probe_interval(env: dict[str, str]) -> int:
     if value < 1:
         raise SystemExit(f"AIOPS_CLUSTER_PROBE_INTERVAL_S={value}: expected at least 1 (seconds)")
     return value
+
+
+def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
+    addr = env.get("AIOPS_WEBHOOK_ADDR")
+    if not addr:
+        return None
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SystemExit(f"AIOPS_WEBHOOK_ADDR={addr!r}: expected [host]:port, e.g. :9443")
+    token = env.get("AIOPS_WEBHOOK_TOKEN") or ""
+    if path := env.get("AIOPS_WEBHOOK_TOKEN_FILE"):
+        try:
+            token = open(path).read().strip()
+        except OSError as exc:
+            raise SystemExit(f"AIOPS_WEBHOOK_TOKEN_FILE={path!r}: {exc.strerror}") from None
+    if len(token) < 16:
+        raise SystemExit(
+            "the Alertmanager receiver needs a bearer token of at least 16 characters: "
+            "set AIOPS_WEBHOOK_TOKEN or AIOPS_WEBHOOK_TOKEN_FILE (or unset AIOPS_WEBHOOK_ADDR)"
+        )
+    cert, key = env.get("AIOPS_WEBHOOK_TLS_CERT") or None, env.get("AIOPS_WEBHOOK_TLS_KEY") or None
+    if bool(cert) != bool(key):
+        raise SystemExit("AIOPS_WEBHOOK_TLS_CERT and AIOPS_WEBHOOK_TLS_KEY go together: set both or neither")
+    try:
+        rate = float(env.get("AIOPS_WEBHOOK_RATE") or 50)
+    except ValueError:
+        raise SystemExit(f"AIOPS_WEBHOOK_RATE={env['AIOPS_WEBHOOK_RATE']!r}: expected a number") from None
+    return WebhookSettings(
+        host=host.strip("[]") or "0.0.0.0",
+        port=int(port),
+        token=token,
+        namespace=env.get("AIOPS_WEBHOOK_NAMESPACE") or namespace,
+        tls_cert=cert,
+        tls_key=key,
+        rate=rate,
+        burst=_int(env, "AIOPS_WEBHOOK_BURST", 200),
+        max_body=_int(env, "AIOPS_WEBHOOK_MAX_BODY", 1 << 20),
+    )
 
 
 def _gateway_config(env: dict[str, str]) -> GatewayConfig:
