@@ -175,6 +175,60 @@ def cmd_sop_import(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from . import eventstream
+
+    if not args.redis_url:
+        print("aiops watch: set AIOPS_REDIS_URL or pass --redis-url", file=sys.stderr)
+        return 2
+    return eventstream.watch(args.redis_url, args.type, count=args.count, raw=args.json)
+
+
+def _history_dsn(args: argparse.Namespace) -> str | None:
+    from . import history
+
+    dsn, reason = history.resolve_dsn(args.dsn, os.environ.get("AIOPS_POSTGRES_DSN_FILE"))
+    if dsn is None:
+        print(f"aiops history: {reason} (or pass --dsn)", file=sys.stderr)
+    return dsn
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import asyncpg
+
+    from .history import migrate, store
+
+    dsn = _history_dsn(args)
+    if dsn is None:
+        return 2
+
+    async def main() -> int:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            if args.history_command == "migrate":
+                applied = await migrate.migrate(conn)
+                for m in applied:
+                    print(f"applied {m.version:04d}_{m.name}")
+                print(f"schema version {await migrate.current_version(conn)}")
+            else:
+                if await migrate.current_version(conn) is None:
+                    print("no history schema yet: run `aiops history migrate`", file=sys.stderr)
+                    return 1
+                for past in await store.similar(conn, " ".join(args.text), args.limit):
+                    print(f"{past.rank:.3f} {past.summary()}")
+            return 0
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"aiops history: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
 EVALUATIONS = {
     "loghub": ("aiops.eval.loghub", "log template grouping accuracy on loghub (DATA_DIR)"),
     "redaction": ("aiops.eval.redaction", "redaction recall and false positives on the leak corpus"),
@@ -188,6 +242,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(EVALUATIONS[args.evaluation][0])
     return module.main(args.args)
+
+
+def _event_types():
+    from .events import EventType
+
+    return list(EventType)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -260,6 +320,25 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("-n", "--namespace", help="target namespace (default: the kubeconfig context's)")
     imp.add_argument("--dry-run", action="store_true", help="check and list, without contacting the cluster")
     imp.set_defaults(fn=cmd_sop_import)
+
+    watch = sub.add_parser("watch", help="print the operator's event stream (Redis pub/sub) live, one line an event")
+    watch.add_argument(
+        "--type", action="append", choices=[t.value for t in _event_types()], help="only this type (repeatable)"
+    )
+    watch.add_argument("--redis-url", default=os.environ.get("AIOPS_REDIS_URL"), help="default: $AIOPS_REDIS_URL")
+    watch.add_argument("--count", type=int, help="exit after this many events")
+    watch.add_argument("--json", action="store_true", help="print each event as its JSON payload")
+    watch.set_defaults(fn=cmd_watch)
+
+    hist = sub.add_parser("history", help="the PostgreSQL history: apply migrations, find similar past incidents")
+    hist_sub = hist.add_subparsers(dest="history_command", required=True)
+    for name, text in (("migrate", "apply pending schema migrations"), ("similar", "past incidents like TEXT")):
+        h = hist_sub.add_parser(name, help=text)
+        h.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
+        if name == "similar":
+            h.add_argument("text", nargs="+", metavar="TEXT")
+            h.add_argument("--limit", type=int, default=5)
+        h.set_defaults(fn=cmd_history)
 
     demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
     demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")

@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from . import GROUP, metrics
+from .eventstream import start_sinks
 
 FINALIZER = f"{GROUP}/finalizer"
 WORKERS = 16
@@ -58,6 +59,7 @@ def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: st
         metrics.serve(port)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    start_sinks(settings.current())  # history (PostgreSQL), event stream (Redis): each on, or a log line saying off
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,

@@ -13,6 +13,12 @@
 | AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
 | AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
+| AIOPS_POSTGRES_DSN | postgresql:// URL of the history database; unset = history off |
+| AIOPS_POSTGRES_DSN_FILE | a file holding that URL (a mounted Secret), used when AIOPS_POSTGRES_DSN is unset |
+| AIOPS_HISTORY_RETENTION_DAYS | history and audit entries older than this are deleted, default 90 |
+| AIOPS_REDIS_URL | redis:// URL for the event stream (pub/sub); unset = no stream |
+| AIOPS_EVENTS_RATE_LIMIT | events published per object and type per minute, default 120 |
+| AIOPS_EVENTS_DEDUP_TTL_S | how long a replayed event is recognised and not published again, default 3600 |
 | AIOPS_WEBHOOK_ADDR | Alertmanager receiver listen address, e.g. :9443 or 127.0.0.1:9443; unset = off |
 | AIOPS_WEBHOOK_TOKEN / AIOPS_WEBHOOK_TOKEN_FILE | the bearer token the receiver requires (the file wins) |
 | AIOPS_WEBHOOK_TLS_CERT / AIOPS_WEBHOOK_TLS_KEY | PEM files: serve HTTPS; unset = plain HTTP |
@@ -39,6 +45,12 @@ class Settings:
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
     metrics_port: int = 0  # 0: no /metrics endpoint
+    postgres_dsn: str | None = None  # history (aiops.history); None: off
+    postgres_dsn_file: str | None = None
+    history_retention_days: int = 90
+    redis_url: str | None = None  # event stream (aiops.eventstream); None: off
+    events_rate_limit: int = 120
+    events_dedup_ttl_s: int = 3600
     webhook: WebhookSettings | None = None  # None: no Alertmanager receiver
 
 
@@ -81,6 +93,12 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
         metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),
+        postgres_dsn=env.get("AIOPS_POSTGRES_DSN") or None,
+        postgres_dsn_file=env.get("AIOPS_POSTGRES_DSN_FILE") or None,
+        history_retention_days=_positive(env, "AIOPS_HISTORY_RETENTION_DAYS", 90),
+        redis_url=env.get("AIOPS_REDIS_URL") or None,
+        events_rate_limit=_positive(env, "AIOPS_EVENTS_RATE_LIMIT", 120),
+        events_dedup_ttl_s=_positive(env, "AIOPS_EVENTS_DEDUP_TTL_S", 3600),
         webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
         cluster_probe_interval_s=_probe_interval(env),
     )
@@ -129,6 +147,13 @@ def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
         burst=_int(env, "AIOPS_WEBHOOK_BURST", 200),
         max_body=_int(env, "AIOPS_WEBHOOK_MAX_BODY", 1 << 20),
     )
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SystemExit(f"{name}={value}: expected a positive integer")
+    return value
 
 
 def _gateway_config(env: dict[str, str]) -> GatewayConfig:

@@ -1,0 +1,130 @@
+"""PostgreSQL and Redis as real servers on loopback (Debian's packages), started and stopped by tests.
+
+PostgreSQL refuses to run as root: when the tests run as root, the data directory belongs to the
+`postgres` user (or `nobody`) and initdb / pg_ctl run as that user through runuser.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from aiops.devcluster import free_port
+
+PG_BIN = Path(os.environ.get("AIOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+REDIS_SERVER = os.environ.get("AIOPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+
+
+def _wait_port(port: int, timeout: float, what: str, alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"{what} exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+class PostgresServer:
+    """initdb into a temporary folder, then pg_ctl start/stop on a free loopback port."""
+
+    user = "aiops"
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="aiops-pg-"))
+        self.data = self.root / "data"
+        self.sockets = self.root / "sockets"
+        self.log = self.root / "postgres.log"
+        self.run_as: str | None = None
+        if os.geteuid() == 0:
+            self.run_as = "postgres" if _user_exists("postgres") else "nobody"
+            self.root.chmod(0o755)
+            shutil.chown(self.root, self.run_as)
+        self._cmd("mkdir", "-p", str(self.sockets))
+        self._cmd(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync"
+        )  # fmt: skip
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def _cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        argv = ["runuser", "-u", self.run_as, "--", *args] if self.run_as else list(args)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=self.root)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+        return proc
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        _wait_port(self.port, 30, "postgres")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def running(self) -> bool:
+        return self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status", check=False).returncode == 0
+
+    def close(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """redis-server on a free loopback port, nothing persisted."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="aiops-redis-"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        log = open(self.root / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.root)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        _wait_port(self.port, 15, "redis-server", alive=lambda: self.proc.poll() is None)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
