@@ -10,30 +10,71 @@ from pathlib import Path
 
 from . import crdgen
 
-DEFAULT_CRD_DIR = Path("crds")
+CRD_DIRS = (Path("crds"), Path("charts/aiops-operator/crds"))  # Helm installs (never upgrades) its crds/
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if args.check:
-        from .api import KINDS
+    """Writes (or checks) the CRDs in every place they are kept: crds/ and the Helm chart's crds/."""
+    from .api import KINDS
 
+    outs = [Path(args.out)] if args.out else list(CRD_DIRS)
+    if args.check:
         stale = []
-        for kind in KINDS:
-            path = out / crdgen.filename(kind)
-            want = crdgen.render(kind)
-            have = path.read_text() if path.exists() else ""
-            if have != want:
-                stale.append(path)
-                sys.stdout.writelines(
-                    difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
-                )
+        for out in outs:
+            for kind in KINDS:
+                path = out / crdgen.filename(kind)
+                want = crdgen.render(kind)
+                have = path.read_text() if path.exists() else ""
+                if have != want:
+                    stale.append(path)
+                    sys.stdout.writelines(
+                        difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
+                    )
         if stale:
             print(f"{len(stale)} CRD file(s) differ from the models; run `aiops crds` and commit", file=sys.stderr)
             return 1
-        print(f"{len(KINDS)} CRDs match the models")
+        print(f"{len(KINDS)} CRDs match the models in {', '.join(map(str, outs))}")
         return 0
-    for path in crdgen.write_all(out):
+    for out in outs:
+        out.mkdir(parents=True, exist_ok=True)
+        for path in crdgen.write_all(out):
+            print(path)
+    return 0
+
+
+def _report_stale(stale: list[tuple[Path, str, str]], what: str, command: str) -> int:
+    for path, have, want in stale:
+        sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated"))
+    if stale:
+        print(f"{len(stale)} file(s) differ from {what}; run `{command}` and commit", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_argocd(args: argparse.Namespace) -> int:
+    from . import argocd
+
+    root = Path(args.root)
+    if args.check:
+        if _report_stale(argocd.check(root), "their sources", "aiops argocd"):
+            return 1
+        print("Argo CD health checks, CRD copies, SOP manifests and example Incidents are up to date")
+        return 0
+    for path in argocd.write_all(root):
+        print(path)
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from . import docgen
+
+    root = Path(args.root)
+    if args.check:
+        if _report_stale(docgen.check(root), "the models", "aiops docs"):
+            return 1
+        print("the field references match the models")
+        return 0
+    for path in docgen.write_all(root):
         print(path)
     return 0
 
@@ -255,9 +296,21 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     crds = sub.add_parser("crds", help="generate crds/*.yaml from the models")
-    crds.add_argument("--out", default=str(DEFAULT_CRD_DIR), help="output directory (default: crds)")
+    crds.add_argument("--out", help="one output directory (default: crds/ and charts/aiops-operator/crds/)")
     crds.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     crds.set_defaults(fn=cmd_crds)
+
+    argocd = sub.add_parser(
+        "argocd", help="generate what Argo CD syncs: health checks for argocd-cm, SOP manifests, example Incidents"
+    )
+    argocd.add_argument("--root", default=".", help="repository root (default: .)")
+    argocd.add_argument("--check", action="store_true", help="fail if the files differ from their sources")
+    argocd.set_defaults(fn=cmd_argocd)
+
+    docs = sub.add_parser("docs", help="generate docs/reference/<kind>.md from the models")
+    docs.add_argument("--root", default=".", help="repository root (default: .)")
+    docs.add_argument("--check", action="store_true", help="fail if the files differ from the models")
+    docs.set_defaults(fn=cmd_docs)
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig context")
     run.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")

@@ -1,0 +1,160 @@
+"""The Helm chart: lint, values schema, rendering over value combinations applied to the control plane
+with a server-side dry run, and an RBAC proof with `kubectl auth can-i` as the operator's ServiceAccount."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import REPO
+
+CHART = REPO / "charts" / "aiops-operator"
+HELM = shutil.which("helm") or str(Path(sys.executable).parent / "helm")
+KUBE_VERSION = "1.20.2"  # the local control plane's; the chart adapts its API versions to it
+COMBINATIONS = {
+    "defaults": [],
+    "everything-on": [
+        "--set", "rbac.actions.restartPod=true,rbac.actions.rolloutRestart=true,rbac.actions.rollbackDeployment=true",
+        "--set", "rbac.actions.scaleDeployment=true,rbac.actions.cordonNode=true",
+        "--set", "metrics.serviceMonitor.enabled=true,networkPolicy.enabled=true,podDisruptionBudget.enabled=true",
+        "--set", "llm.baseURL=http://vllm.models.svc:8000/v1,llm.model=qwen,llm.apiKeySecret.name=llm-key",
+        "--set", "prometheus.url=http://prometheus.monitoring.svc:9090,watchNamespaces={shop,payments}",
+    ],
+    "existing-serviceaccount": ["--set", "serviceAccount.create=false,serviceAccount.name=ops,rbac.create=false"],
+}  # fmt: skip
+# A permissive stand-in for the Prometheus Operator's CRD, so a ServiceMonitor can be dry-run.
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}  # fmt: skip
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+def render(namespace: str, *values: str) -> str:
+    return helm("template", "aiops", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *values).stdout
+
+
+def test_lint_is_clean():
+    out = helm("lint", "--strict", str(CHART)).stdout
+    assert "0 chart(s) failed" in out
+
+
+def test_chart_crds_are_the_generated_ones():
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        assert (CHART / "crds" / path.name).read_text() == path.read_text(), f"{path.name}: run `aiops crds`"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["--set", "replicaCount=2"], "at '/replicaCount': maximum: got 2, want 1"),
+        (["--set", "rbac.actions.deleteEverything=true"], "additional properties 'deleteEverything' not allowed"),
+        (["--set", "llm.structuredOutput=xml"], "/llm/structuredOutput"),
+        (["--set", "prometheus.url=prometheus:9090"], "/prometheus/url"),
+        (["--set", "llm.baseURL=http://vllm:8000/v1"], "llm.model is required when llm.baseURL is set"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_field(values, message):
+    proc = helm("template", "aiops", str(CHART), *values, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_security_context_fits_restricted_v2():
+    docs = [d for d in yaml.safe_load_all(render("aiops-system")) if d]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert "runAsUser" not in pod["securityContext"] and "runAsUser" not in c["securityContext"]
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert c["args"] == ["run"] and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_rendered_manifests_pass_a_server_side_dry_run(kubectl, namespace, combination):
+    kubectl.apply(SERVICE_MONITOR_CRD)
+    manifests = render(namespace, *COMBINATIONS[combination])
+    out = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=manifests)
+    kinds = {line.split("/", 1)[0] for line in out.stdout.splitlines()}
+    assert "deployment.apps" in kinds, out.stdout
+    if combination == "everything-on":
+        assert {"servicemonitor.monitoring.coreos.com", "networkpolicy.networking.k8s.io"} <= kinds, out.stdout
+
+
+def can_i(kubectl, namespace: str, *what: str) -> bool:
+    sa = f"system:serviceaccount:{namespace}:aiops-aiops-operator"
+    proc = kubectl("auth", "can-i", *what, "--as", sa, check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace):
+    rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+    def install(*values: str) -> None:
+        docs = [d for d in yaml.safe_load_all(render(namespace, *values)) if d and d["kind"] in rbac_kinds]
+        for d in docs:  # cluster-scoped names are per release: give each test its own
+            if d["kind"].startswith("Cluster"):
+                d["metadata"]["name"] = f"{namespace}-{d['metadata']['name']}"
+            if d["kind"] == "ClusterRoleBinding":
+                d["roleRef"]["name"] = f"{namespace}-{d['roleRef']['name']}"
+        kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+    install()
+    allowed = [
+        ("list", "pods", "--all-namespaces"),
+        ("get", "pods/log", "-n", "shop"),
+        ("watch", "deployments.apps", "--all-namespaces"),
+        ("list", "replicasets.apps", "-n", "shop"),
+        ("get", "nodes"),
+        ("create", "incidents.aiops.dev", "-n", "shop"),
+        ("patch", "incidents.aiops.dev", "--subresource=status", "-n", "shop"),
+        ("create", "analysisruns.aiops.dev", "-n", "shop"),
+        ("patch", "sops.aiops.dev", "--subresource=status", "-n", "shop"),
+        ("create", "events", "-n", "shop"),
+        ("get", "secrets", "-n", namespace),
+    ]
+    denied = [
+        ("get", "secrets", "-n", "shop"),  # Secrets only in the operator's own namespace
+        ("list", "secrets", "-n", namespace),
+        ("create", "secrets", "-n", namespace),
+        ("delete", "pods", "-n", "shop"),  # actions are off by default
+        ("patch", "deployments.apps", "-n", "shop"),
+        ("patch", "deployments.apps", "--subresource=scale", "-n", "shop"),
+        ("patch", "nodes"),
+        ("create", "deployments.apps", "-n", "shop"),
+        ("update", "configmaps", "-n", "shop"),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ("*", "*"),  # no cluster-admin
+    ]
+    for what in allowed:
+        assert can_i(kubectl, namespace, *what), f"denied but needed: {what}"
+    for what in denied:
+        assert not can_i(kubectl, namespace, *what), f"allowed but not needed: {what}"
+
+    install("--set", "rbac.actions.restartPod=true,rbac.actions.rollbackDeployment=true,rbac.actions.cordonNode=true")
+    assert can_i(kubectl, namespace, "delete", "pods", "-n", "shop")
+    assert can_i(kubectl, namespace, "patch", "deployments.apps", "-n", "shop")
+    assert can_i(kubectl, namespace, "patch", "nodes")
+    assert not can_i(kubectl, namespace, "patch", "deployments.apps", "--subresource=scale", "-n", "shop")
+    assert not can_i(kubectl, namespace, "create", "secrets", "-n", namespace)
