@@ -44,43 +44,6 @@ def cmd_crds(args: argparse.Namespace) -> int:
 
 def _report_stale(stale: list[tuple[Path, str, str]], what: str, command: str) -> int:
     for path, have, want in stale:
-        sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated"))
-    if stale:
-        print(f"{len(stale)} file(s) differ from {what}; run `{command}` and commit", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_argocd(args: argparse.Namespace) -> int:
-    from . import argocd
-
-    root = Path(args.root)
-    if args.check:
-        if _report_stale(argocd.check(root), "their sources", "aiops argocd"):
-            return 1
-        print("Argo CD health checks, CRD copies, SOP manifests and example Incidents are up to date")
-        return 0
-    for path in argocd.write_all(root):
-        print(path)
-    return 0
-
-
-def cmd_docs(args: argparse.Namespace) -> int:
-    from . import docgen
-
-    root = Path(args.root)
-    if args.check:
-        if _report_stale(docgen.check(root), "the models", "aiops docs"):
-            return 1
-        print("the field references match the models")
-        return 0
-    for path in docgen.write_all(root):
-        print(path)
-    return 0
-
-
-def _report_stale(stale: list[tuple[Path, str, str]], what: str, command: str) -> int:
-    for path, have, want in stale:
         diff = difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
         sys.stdout.writelines(diff)
     if stale:
@@ -337,18 +300,6 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--out", help="one output directory (default: crds/ and charts/aiops-operator/crds/)")
     crds.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     crds.set_defaults(fn=cmd_crds)
-
-    argocd = sub.add_parser(
-        "argocd", help="generate what Argo CD syncs: health checks for argocd-cm, SOP manifests, example Incidents"
-    )
-    argocd.add_argument("--root", default=".", help="repository root (default: .)")
-    argocd.add_argument("--check", action="store_true", help="fail if the files differ from their sources")
-    argocd.set_defaults(fn=cmd_argocd)
-
-    docs = sub.add_parser("docs", help="generate docs/reference/<kind>.md from the models")
-    docs.add_argument("--root", default=".", help="repository root (default: .)")
-    docs.add_argument("--check", action="store_true", help="fail if the files differ from the models")
-    docs.set_defaults(fn=cmd_docs)
 
     argocd = sub.add_parser(
         "argocd", help="generate what Argo CD syncs: health checks for argocd-cm, SOP manifests, example Incidents"
