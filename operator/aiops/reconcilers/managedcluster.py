@@ -12,6 +12,8 @@ configured Prometheus / Alertmanager / Loki / Tempo. Events and bus events only 
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import kopf
@@ -39,10 +41,29 @@ ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values
 PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
 
 
-def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str) -> None:
-    """A sub-condition: a Warning Event when it goes False, a Normal one when it recovers."""
+# When each cluster was last probed (monotonic): the timer skips a tick that would race the change
+# handler's probe (kopf starts the timer as soon as it sees the object, before that patch lands).
+_last_probe: dict[str, float] = {}
+_last_probe_lock = threading.Lock()
+
+
+def _claim(name: str, force: bool) -> bool:
+    now = time.monotonic()
+    with _last_probe_lock:
+        last = _last_probe.get(name)
+        if not force and last is not None and now - last < PROBE_INTERVAL_S / 2:
+            return False
+        _last_probe[name] = now
+        return True
+
+
+def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str, quiet: bool = False) -> None:
+    """A sub-condition: a Warning Event when it goes False, a Normal one when it recovers (unless quiet:
+    the API server's reachability is told by the Ready condition's Event already)."""
     before = next((c for c in builder.new.get("conditions") or [] if c.get("type") == type_), None)
-    if ok:
+    if quiet:
+        event = None
+    elif ok:
         event = "Normal" if before and before.get("status") == "False" else None
     else:
         event = "Warning"
@@ -109,13 +130,13 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
         return
     except probe.KubeconfigError as exc:
         message = f"{exc}; fix the Secret: it is read again every {PROBE_INTERVAL_S}s"
-        _set(builder, API_REACHABLE, False, probe.INVALID_KUBECONFIG, message)
+        _set(builder, API_REACHABLE, False, probe.INVALID_KUBECONFIG, message, quiet=True)
         _record(body, builder, ClusterPhase.UNREACHABLE.value, "False", INVALID_SPEC, message)
         builder.apply(patch)
         return
 
     if result.error is not None:
-        _set(builder, API_REACHABLE, False, result.error.reason, result.error.message)
+        _set(builder, API_REACHABLE, False, result.error.reason, result.error.message, quiet=True)
         if any(c.get("type") == NODES_READY for c in builder.new.get("conditions") or []):
             builder.condition(NODES_READY, "Unknown", "APIServerUnreachable", "nodes cannot be listed")
     else:
@@ -123,7 +144,8 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
         builder.set(**f)
         if "openshiftVersion" not in f and builder.new.get("openshiftVersion"):
             builder.set(openshiftVersion=None)
-        _set(builder, API_REACHABLE, True, "Reachable", f"the API server answered: Kubernetes {f['kubernetesVersion']}")
+        answered = f"the API server answered: Kubernetes {f['kubernetesVersion']}"
+        _set(builder, API_REACHABLE, True, "Reachable", answered, quiet=True)
         if result.not_ready:
             names = ", ".join(result.not_ready[:10]) + (" ..." if len(result.not_ready) > 10 else "")
             _set(
@@ -148,6 +170,7 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
 
 @reconciler(MANAGED_CLUSTER)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
+    _claim(body["metadata"]["name"], force=True)
     probe_and_record(body, patch, builder, first=True)
 
 
@@ -160,4 +183,5 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     initial_delay=PROBE_INTERVAL_S,  # the change handler runs the first probe
 )
 def periodic_probe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    probe_and_record(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)), first=False)
+    if _claim(body["metadata"]["name"], force=False):
+        probe_and_record(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)), first=False)
