@@ -239,8 +239,11 @@ def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kube
     try:
         pubsub.subscribe(CHANNEL)
         operator = operator_env({"AIOPS_POSTGRES_DSN": dsn, "AIOPS_REDIS_URL": server.url})
-        wait_for(lambda: "history is on" in operator.log(), 30, "the operator to say history is on")
-        assert "event stream is on" in operator.log()
+        wait_for(
+            lambda: "history is on" in operator.log() and "event stream is on" in operator.log(),
+            30,
+            "the operator to say history and the event stream are on",
+        )
         checkout_oomkilled(writer)
         manifest = {
             "apiVersion": "aiops.dev/v1alpha1",
