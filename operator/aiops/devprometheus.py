@@ -33,9 +33,17 @@ class PrometheusServer:
             text=True,
         )
 
-    def start(self) -> None:
+    def start(self, rules: str | None = None, alertmanager: str | None = None) -> None:
+        """Starts Prometheus; `rules` (a rule file's YAML) are evaluated every second and their alerts go
+        to `alertmanager` (host:port) when given."""
         config = self.workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 1m\n")
+        text = "global:\n  scrape_interval: 1m\n"
+        if rules is not None:
+            (self.workdir / "rules.yml").write_text(rules)
+            text += f"  evaluation_interval: 1s\nrule_files:\n  - {self.workdir / 'rules.yml'}\n"
+        if alertmanager:
+            text += f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n"
+        config.write_text(text)
         log = open(self.workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
             [
@@ -45,6 +53,8 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 # Backfilled samples may be older than the default 15 days; keep them all.
                 "--storage.tsdb.retention.time=100y",
+                # The first evaluation may come before the Alertmanager is discovered: resend soon.
+                *(["--rules.alert.resend-delay=1s"] if rules is not None else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -432,12 +432,13 @@ class Ingestor:
                 obj = None
             alerts = merge(placed.alerts, incoming)
             ref = f"{placed.namespace}/{placed.name}"
-            if alerts != placed.alerts:
+            changed = alerts != placed.alerts
+            if changed:
                 obj = self._patch(
                     placed.namespace, placed.name, {"metadata": {"annotations": {ALERTS_ANNOTATION: _dump(alerts)}}}
                 )
             placed.alerts = alerts
-            outcome = "created" if created else "updated"
+            outcome = "created" if created else "updated" if changed else "deduplicated"
             all_resolved = all(st == "resolved" for _, st in alerts.values())
             if all_resolved and not placed.resolved:
                 obj = obj or self._get(placed.namespace, placed.name)
