@@ -72,6 +72,8 @@ def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
         config.load_kube_config_from_dict(data, client_configuration=configuration, persist_config=False)
     except (config.ConfigException, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KubeconfigError(_short(exc) or type(exc).__name__) from None
+    if not str(configuration.host or "").startswith(("https://", "http://")):
+        raise KubeconfigError(f"the cluster's server {configuration.host!r} is not an https:// URL")
     configuration.retries = API_RETRIES
     return client.ApiClient(configuration=configuration)
 

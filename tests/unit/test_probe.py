@@ -49,6 +49,7 @@ def kubeconfig(server="https://127.0.0.1:1", token="t0ken"):
         (b"clusters: []\n", "no clusters"),
         (b"just a string", "no clusters"),
         (yaml.safe_dump({"clusters": [{"name": "c", "cluster": {"server": "https://x"}}]}).encode(), "context"),
+        (kubeconfig(server="spoke.example.com:6443"), "is not an https:// URL"),
     ],
 )
 def test_unusable_kubeconfig_is_named(raw, words):
