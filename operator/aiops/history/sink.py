@@ -97,6 +97,7 @@ class HistorySink:
             self.dsn, min_size=0, max_size=2, timeout=self.timeout_s, command_timeout=self.timeout_s
         )
         asyncio.get_running_loop().create_task(self._writer(), name="history-writer")
+        asyncio.get_running_loop().create_task(self._connect(), name="history-connect")
         if self.retention_interval_s > 0:
             asyncio.get_running_loop().create_task(self._retention_loop(), name="history-retention")
 
@@ -169,11 +170,26 @@ class HistorySink:
     async def _ready(self) -> None:
         if self.schema_version is None:
             async with self._pool.acquire(timeout=self.timeout_s) as conn:
-                applied = await migrate.migrate(conn)
+                try:
+                    applied = await migrate.migrate(conn)
+                except asyncpg.PostgresError as exc:  # e.g. no right to create tables: history cannot work
+                    if isinstance(exc, TRANSIENT):
+                        raise
+                    self.last_error = f"migrations failed: {type(exc).__name__}: {exc}"
+                    raise
                 self.schema_version = await migrate.current_version(conn)
+                self.last_error = None
             if applied:
                 names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
                 log.info("history: applied migrations %s (schema version %s)", names, self.schema_version)
+
+    async def _connect(self) -> None:
+        """Migrates at start, so that status() tells early whether PostgreSQL is there."""
+        try:
+            await self._ready()
+        except Exception as exc:  # noqa: BLE001  (writes retry on their own)
+            self.last_error = self.last_error or f"{type(exc).__name__}: {exc}"
+            log.warning("history: PostgreSQL %s not usable at start: %s; writes will retry", describe(self.dsn), exc)
 
     async def _write(self, event: Event) -> None:
         delay = self.backoff_s
