@@ -152,7 +152,7 @@ def test_redis_down_mid_run_is_retried_counted_and_recovers(server, client):
     try:
         started = time.monotonic()
         bus.publish(EventType.DIAGNOSED, "shop/a", {"rootCause": "x"}, INCIDENT)  # does not raise, nor block
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.5
         bus.flush()
         assert (sink.counters.failed, sink.counters.retries) == (1, 2) and bus.failures == {}
         assert "ConnectionError" in sink.last_error
@@ -188,7 +188,7 @@ def test_aiops_watch_waits_for_redis_and_skips_foreign_messages():
     proc = watcher(server.url, "--count", "1")
     client = None
     try:
-        time.sleep(1.5)
+        assert "Redis unreachable" in proc.stderr.readline()  # it retries, with backoff
         server.start()
         client = redis.Redis.from_url(server.url, decode_responses=True)
         subscribed(client, CHANNEL)
@@ -198,7 +198,7 @@ def test_aiops_watch_waits_for_redis_and_skips_foreign_messages():
         sink.close()
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0 and out.strip().endswith("GPU_UPDATE             hub gpus=4 product=H100"), out
-        assert "Redis unreachable" in err and "not an event" in err
+        assert "not an event" in err
     finally:
         if proc.poll() is None:
             proc.kill()
