@@ -275,6 +275,7 @@ EVALUATIONS = {
     "loghub": ("aiops.eval.loghub", "log template grouping accuracy on loghub (DATA_DIR)"),
     "redaction": ("aiops.eval.redaction", "redaction recall and false positives on the leak corpus"),
     "scenarios": ("aiops.eval.scenario_suite", "top-1/top-3 root-cause accuracy on failure scenarios"),
+    "nab": ("aiops.eval.nab", "NAB score per category beside NAB's published scoreboard (DATA)"),
     "nezha": ("aiops.eval.nezha", "root-cause service ranking on Nezha's Online Boutique faults, beside BARO (DATA)"),
 }
 
