@@ -137,9 +137,7 @@ class Load:
         self.groups.append(group)
         return group, self._notification(group), "new"
 
-    async def send(self, session: aiohttp.ClientSession, group: Group, body: dict, kind: str, due: float) -> None:
-        data = json.dumps(body).encode()
-        group.busy = True
+    async def send(self, session: aiohttp.ClientSession, group: Group, body: dict, data: bytes, due: float) -> None:
         try:
             async with self.in_flight:
                 self.sent += 1
@@ -182,9 +180,11 @@ class Load:
                 now = time.monotonic()
                 if due > now:
                     await asyncio.sleep(due - now)
-                group, body, kind = self.next_notification()
+                group, body, _ = self.next_notification()
+                data = json.dumps(body).encode()  # now: the group's alerts change with later notifications
+                group.busy = True
                 self.alerts_offered += len(body["alerts"])
-                task = asyncio.create_task(self.send(session, group, body, kind, due))
+                task = asyncio.create_task(self.send(session, group, json.loads(data), data, due))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
@@ -220,7 +220,7 @@ def verify(kubeconfig: Path, load: Load) -> dict:
         for g in accepted
         if g.resolved
         and by_group.get(group_hash(g.key))
-        and by_group[group_hash(g.key)][0]["status"]["phase"] != "Resolved"
+        and (by_group[group_hash(g.key)][0].get("status") or {}).get("phase") != "Resolved"
     ]
     api.close()
     return {

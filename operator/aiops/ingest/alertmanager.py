@@ -16,7 +16,8 @@
   annotation as fingerprint -> [startsAt, status]. A notification whose alerts are all already
   recorded with the same startsAt and status is answered 200 without any API call (an in-memory
   index; after a restart it is rebuilt from the annotation on first contact).
-- **Resolution**: when every recorded alert of the group is resolved the Incident moves to
+- **Resolution**: when the notification's status is resolved (Alertmanager's verdict on the whole
+  group) or every recorded alert of the group is resolved, the Incident moves to
   Resolved (resolvedAt, condition AlertFiring=False, an Event, a timeline entry), unless it is
   Remediating: then only the condition and the Event say the alert resolved. A resolved alert for a
   group never seen firing creates nothing.
@@ -431,6 +432,8 @@ class Ingestor:
             else:
                 obj = None
             alerts = merge(placed.alerts, incoming)
+            if note.status == "resolved":  # Alertmanager's verdict on the whole group, truncated alerts included
+                alerts = {fp: [starts, "resolved"] for fp, (starts, _) in alerts.items()}
             ref = f"{placed.namespace}/{placed.name}"
             changed = alerts != placed.alerts
             if changed:
