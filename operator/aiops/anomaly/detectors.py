@@ -21,7 +21,8 @@ Defaults, chosen up front (not fitted to any labels):
   z-score above. The period is the caller's, or the calendar candidates (a day, a week) that the
   sampling interval resolves (>= 24 points per period); per point, the candidate whose trailing residual
   scale is smallest is used, and the seasonal score replaces the plain one only where that scale is
-  below the plain trailing scale (the season explains the variance): a causal choice, no look-ahead.
+  below SEASON_GAIN (0.8) x the plain trailing scale
+  (the season explains a real share of the variance): a causal choice, no look-ahead.
 - Change points: a two-window test. The median of the last CHANGE_RECENT (12) points against the
   median and scale of the WINDOW points before them (a level shift), and the recent spread against the
   reference spread (a variance shift: a factor SPREAD_FACTOR (4) up or down reaches the threshold).
@@ -54,6 +55,7 @@ MEANAD_TO_SIGMA = 1.2533
 EPS_RELATIVE = 1e-6
 SEASON_CYCLES = 4
 SEASON_MIN_CYCLES = 2
+SEASON_GAIN = 0.8
 MIN_POINTS_PER_PERIOD = 24
 DAY, WEEK = 86400.0, 604800.0
 CHANGE_RECENT = 12
@@ -299,7 +301,7 @@ def combined(
     season = None
     if found is not None:
         season, res_scale, residual = found
-        use = res_scale < plain_scale
+        use = res_scale < SEASON_GAIN * plain_scale
         point = np.where(use, season.score, robust.score)
         name = np.where(use, "seasonal", name)
         # Where the season explains the variance, shifts are tested on the seasonal residual too.
