@@ -22,6 +22,8 @@ COMBINATIONS = {
         "--set", "metrics.serviceMonitor.enabled=true,networkPolicy.enabled=true,podDisruptionBudget.enabled=true",
         "--set", "llm.baseURL=http://vllm.models.svc:8000/v1,llm.model=qwen,llm.apiKeySecret.name=llm-key",
         "--set", "prometheus.url=http://prometheus.monitoring.svc:9090,watchNamespaces={shop,payments}",
+        "--set", "webhook.enabled=true,webhook.tokenSecret.name=am-token,webhook.tlsSecret=am-tls",
+        "--set", "history.postgresDSNSecret.name=pg,events.redisURLSecret.name=redis",
     ],
     "existing-serviceaccount": ["--set", "serviceAccount.create=false,serviceAccount.name=ops,rbac.create=false"],
 }  # fmt: skip
@@ -69,6 +71,8 @@ def test_chart_crds_are_the_generated_ones():
         (["--set", "llm.structuredOutput=xml"], "/llm/structuredOutput"),
         (["--set", "prometheus.url=prometheus:9090"], "/prometheus/url"),
         (["--set", "llm.baseURL=http://vllm:8000/v1"], "llm.model is required when llm.baseURL is set"),
+        (["--set", "webhook.enabled=true"], "webhook.tokenSecret.name is required when webhook.enabled"),
+        (["--set", "history.retentionDays=0"], "/history/retentionDays"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_field(values, message):
@@ -89,6 +93,20 @@ def test_security_context_fits_restricted_v2():
         "capabilities": {"drop": ["ALL"]},
     }
     assert c["args"] == ["run"] and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert not [e for e in c["env"] if e["name"].startswith(("AIOPS_WEBHOOK", "AIOPS_POSTGRES", "AIOPS_REDIS"))]
+
+
+def test_webhook_history_and_events_come_from_secrets():
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", *COMBINATIONS["everything-on"])) if d]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["AIOPS_WEBHOOK_ADDR"]["value"] == ":9443"
+    assert env["AIOPS_WEBHOOK_TOKEN_FILE"]["value"] == "/var/run/aiops/webhook-token/token"
+    assert env["AIOPS_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "dsn"}
+    assert env["AIOPS_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    [svc] = [d for d in docs if d["kind"] == "Service"]
+    assert {"name": "webhook", "port": 9443, "targetPort": "webhook"} in svc["spec"]["ports"]
 
 
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
