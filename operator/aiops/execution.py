@@ -1,5 +1,7 @@
-"""Executes a root-cause AnalysisRun: Running -> pipeline -> Succeeded | Failed, and records
-the outcome on the run and on its Incident (status, Events, timeline).
+"""Executes an AnalysisRun: Running -> work -> Succeeded | Failed, recorded in status and Events.
+
+rootCause: the pipeline, with the outcome recorded on the run and on its Incident (status, Events,
+timeline). sopAnalysis: a runbook's text -> an SOP draft and findings (aiops.sopanalysis), on the run.
 
 Runs in a worker thread (the reconciler's daemon hands it over), writes status through the
 status subresource, and is safe to run again after an operator restart: a run found Running
@@ -14,9 +16,9 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from . import kube, pipeline
+from . import kube, pipeline, sopanalysis
 from .api import ANALYSIS_RUN, INCIDENT
-from .api.analysisrun import RunPhase
+from .api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
 from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec
 from .reconcilers.common import StatusBuilder
 from .settings import Settings
@@ -100,6 +102,14 @@ def record_run(run: dict, result: pipeline.PipelineResult, now: datetime, emit_f
 
 
 def execute(run: dict, settings: Settings, now: Callable[[], datetime], emit_for: EmitFor) -> None:
+    """One attempt at a run of a type with an executor (the daemon's filter names them)."""
+    if run["spec"].get("type") == AnalysisType.SOP_ANALYSIS.value:
+        execute_sop_analysis(run, settings, now, emit_for)
+    else:
+        execute_root_cause(run, settings, now, emit_for)
+
+
+def execute_root_cause(run: dict, settings: Settings, now: Callable[[], datetime], emit_for: EmitFor) -> None:
     """One attempt at a rootCause run; every outcome ends in status, never in an exception."""
     meta = run["metadata"]
     incident_name = run["spec"]["incidentRef"]["name"]
@@ -135,3 +145,66 @@ def execute(run: dict, settings: Settings, now: Callable[[], datetime], emit_for
         fail_run(run, f"internal error: {type(exc).__name__}: {exc}", now(), emit_for)
         return
     record(run, incident, result, now(), emit_for)
+
+
+def execute_sop_analysis(run: dict, settings: Settings, now: Callable[[], datetime], emit_for: EmitFor) -> None:
+    """One attempt at a sopAnalysis run; every outcome ends in status, never in an exception."""
+    meta = run["metadata"]
+    try:
+        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
+        config = sopanalysis.gateway_config(settings.llm, spec.inference)
+    except (ValidationError, ValueError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        fail_run(run, f"cannot analyse: {message}", now(), emit_for)
+        return
+    b = StatusBuilder(run, now(), emit_for(run))
+    b.set(attempts=(run.get("status") or {}).get("attempts", 0) + 1, startedAt=rfc3339(now()))
+    b.phase(RunPhase.RUNNING.value, "drafting an SOP from the runbook text")
+    _write(ANALYSIS_RUN, run, b)
+    run = kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"]) or run
+    try:
+        analysis = sopanalysis.analyse(spec.inputs.text or "", config, meta["name"])
+    except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
+        log.exception("SOP analysis %s/%s crashed", meta["namespace"], meta["name"])
+        fail_run(run, f"internal error: {type(exc).__name__}: {exc}", now(), emit_for)
+        return
+    record_sop_analysis(run, analysis, now(), emit_for)
+
+
+# ModelAnswered reasons on a sopAnalysis run, by outcome.
+_SOP_MODEL_CONDITION = {
+    "completed": ("True", "Completed"),
+    "lint-only": ("False", "NoModelConfigured"),
+    "no-model": ("False", "NoModelConfigured"),
+    "invalid": ("False", "InvalidAnswer"),
+    "unreachable": ("False", "ModelUnreachable"),
+}
+
+
+def record_sop_analysis(run: dict, a: sopanalysis.SOPAnalysis, now: datetime, emit_for: EmitFor) -> None:
+    rb = StatusBuilder(run, now, emit_for(run))
+    result: dict = {"summary": a.summary(), "redaction": a.redaction, "promptVersion": a.prompt_version}
+    if a.spec is not None:
+        result |= {"sopDraft": a.spec.wire(), "sopMarkdown": a.markdown, "findings": [f.wire() for f in a.findings]}
+    rb.set(
+        completedAt=rfc3339(now),
+        durationSeconds=a.duration_s,
+        model=a.model,
+        endpoint=a.endpoint,
+        tokens={"prompt": a.prompt_tokens, "completion": a.completion_tokens} if a.model else None,
+        result={k: v for k, v in result.items() if v not in (None, {}, [])},
+        error=a.error[:4096] if a.error else None,
+    )
+    status, reason = _SOP_MODEL_CONDITION[a.outcome]
+    if a.outcome == "completed":
+        message = f"{a.model}, prompt {a.prompt_version}, {a.requests} request(s)"
+    elif a.outcome == "lint-only":
+        message = f"{sopanalysis.NO_MODEL}: the runbook markdown was parsed and linted, the model's review is missing"
+    else:
+        message = (a.error or "")[:1024]
+    rb.condition(MODEL_ANSWERED, status, reason, message, event="Normal" if status == "True" else "Warning")
+    if a.succeeded:
+        rb.phase(RunPhase.SUCCEEDED.value, f"{a.summary()[:900]} in {a.duration_s:.1f}s", event="Normal")
+    else:
+        rb.phase(RunPhase.FAILED.value, f"no SOP draft ({reason}) after {a.duration_s:.1f}s", event="Warning")
+    _write(ANALYSIS_RUN, run, rb)

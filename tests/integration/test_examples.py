@@ -9,6 +9,10 @@ def done(obj):
     return phase(obj) in ("Diagnosed", "Remediating", "Failed")
 
 
+def done_run(obj):
+    return phase(obj) in ("Succeeded", "Failed")
+
+
 def in_order(reasons, expected):
     it = iter(reasons)
     return all(any(r == e for r in it) for e in expected)
@@ -57,9 +61,13 @@ def test_examples_reconcile(kubectl, operator, namespace, writer):
     assert alert["status"]["detectedAt"] == "2026-11-23T14:07:00Z", "detection time is the alert's start"
     assert alert["status"]["diagnosis"]["suspects"][0]["failureMode"] == "CrashLoopBackOff"
 
-    # Only rootCause runs have an executor so far: a query waits, accepted, in Pending.
+    # rootCause and sopAnalysis runs have executors so far: a query waits, accepted, in Pending.
     query = kubectl.wait("analysisrun", "why-latency-up", namespace)
     assert phase(query) == "Pending" and ready_reason(query) == "Accepted"
+    # A wiki runbook needs a model to become an SOP draft; the test operator has none and says so.
+    sop_run = kubectl.wait("analysisrun", "payments-5xx-from-wiki", namespace, until=done_run, what="a finished run")
+    assert phase(sop_run) == "Failed" and condition(sop_run, "ModelAnswered")["reason"] == "NoModelConfigured"
+    assert sop_run["status"]["error"].startswith("no model is configured")
 
     sop = kubectl.wait("sop", "checkout-oomkilled", namespace)
     assert ready_reason(sop) == "Valid" and sop["status"]["stepCount"] == 5

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from .common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
 from .incident import Diagnosis
+from .sop import SOPSpec
 
 
 class AnalysisType(StrEnum):
@@ -77,9 +78,38 @@ class TokenUsage(Model):
     completion: int | None = Field(default=None, ge=0)
 
 
+class FindingSource(StrEnum):
+    LINT = "lint"  # aiops.sopfile.lint on the draft: deterministic
+    MODEL = "model"  # the model's review of the runbook as written
+
+
+class FindingSeverity(StrEnum):
+    WARNING = "warning"
+    INFO = "info"
+
+
+class SOPFinding(Model):
+    """An improvement an SOP analysis found in a runbook."""
+
+    source: FindingSource
+    rule: str = Field(min_length=1, max_length=64, description="e.g. unverified-action, no-rollback.")
+    step: str | None = Field(default=None, max_length=63, description="The draft step's id; absent: the whole SOP.")
+    severity: FindingSeverity
+    message: str = Field(min_length=1, max_length=1024)
+
+
 class AnalysisResult(Model):
     summary: str | None = Field(default=None, max_length=8192)
     diagnosis: Diagnosis | None = None
+    sop_draft: SOPSpec | None = Field(default=None, description="sopAnalysis: the runbook as a validated SOP spec.")
+    sop_markdown: str | None = Field(
+        default=None, max_length=131072, description="sopAnalysis: the draft as sop-library markdown."
+    )
+    findings: list[SOPFinding] = Field(default_factory=list, max_length=100)
+    redaction: dict[str, int] = Field(
+        default_factory=dict, description="What was replaced before the text reached the model, by kind."
+    )
+    prompt_version: str | None = Field(default=None, max_length=64)
 
 
 class AnalysisRunStatus(Model):

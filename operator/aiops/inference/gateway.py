@@ -5,8 +5,13 @@ whose status says whether to use the answer ("completed") or fall back to the an
 ("invalid": the model never produced a valid answer; "unreachable": the server could not be
 used). It raises only for programming errors (bad config, no evidence to cite).
 
+ask() is the machinery under it for any answer shape: a pydantic model whose JSON schema is sent as
+the response format, the reply validated against the model (plus the caller's own checks), the
+problems fed back to the model (bounded), transport errors retried with backoff. The SOP analysis
+(aiops.sopanalysis) uses it with its own prompt and answer model.
+
 The SDK's own retries are off (max_retries=0) so every request is counted and the backoff is ours.
-diagnose() blocks (real sleeps, sync HTTP): from a kopf handler, run it with asyncio.to_thread.
+diagnose() and ask() block (real sleeps, sync HTTP): from a kopf handler, run them in a thread.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,6 +33,7 @@ from ..api.incident import EvidenceItem, Persona, Suspect
 from .prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_message
 
 Status = Literal["completed", "invalid", "unreachable"]
+A = TypeVar("A", bound=BaseModel)
 
 
 RESOURCE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*/[a-z0-9][-a-z0-9.]*$"  # a class, not \S: llama.cpp grammars lack \S
@@ -74,29 +80,43 @@ class ModelAnswer(Model):
 
 
 # OpenAI strict mode rejects length and range keywords, so ANSWER_SCHEMA leaves them out; ModelAnswer
-# enforces them on the reply. Titles are noise to the model.
-_NOT_SENT = {"title", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"}
+# enforces them on the reply. Titles are noise to the model; defaults mean nothing when every property is
+# required.
+_NOT_SENT = {
+    "title", "default", "discriminator", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"
+}  # fmt: skip
 # Grammar-constrained servers (llama.cpp, vLLM) do enforce maxLength/maxItems while decoding, which is
 # what keeps a small model's answer short and complete: BOUNDED_ANSWER_SCHEMA keeps those two.
 _BOUNDS = {"maxLength", "maxItems"}
 
 
 def _strict(schema: dict, keep: frozenset[str] = frozenset()) -> dict:
-    """OpenAI strict-mode rules: every object closed and every property required."""
+    """OpenAI strict-mode rules: every object closed and every property required (an optional field is
+    sent as required and nullable, `anyOf` with null, as pydantic writes `X | None`); a tagged union is
+    sent as `anyOf`, which strict mode takes and `oneOf` is not."""
     out = {key: value for key, value in schema.items() if key not in _NOT_SENT or key in keep}
+    if "oneOf" in out:
+        out["anyOf"] = out.pop("oneOf")
     if "properties" in out:
         out["properties"] = {name: _strict(sub, keep) for name, sub in out["properties"].items()}
         out["required"] = list(out["properties"])
         out["additionalProperties"] = False
     if "items" in out:
         out["items"] = _strict(out["items"], keep)
+    if "anyOf" in out:
+        out["anyOf"] = [_strict(sub, keep) for sub in out["anyOf"]]
     if "$defs" in out:
         out["$defs"] = {name: _strict(sub, keep) for name, sub in out["$defs"].items()}
     return out
 
 
-ANSWER_SCHEMA: dict = _strict(ModelAnswer.model_json_schema(by_alias=True))
-BOUNDED_ANSWER_SCHEMA: dict = _strict(ModelAnswer.model_json_schema(by_alias=True), frozenset(_BOUNDS))
+def response_schemas(answer_type: type[BaseModel]) -> tuple[dict, dict]:
+    """The JSON schemas sent for an answer model: (strict-mode, with maxLength/maxItems bounds)."""
+    schema = answer_type.model_json_schema(by_alias=True)
+    return _strict(schema), _strict(schema, frozenset(_BOUNDS))
+
+
+ANSWER_SCHEMA, BOUNDED_ANSWER_SCHEMA = response_schemas(ModelAnswer)
 _SCHEMA_NAME = "incident_diagnosis"
 
 
@@ -128,9 +148,9 @@ class GatewayConfig:
 
 
 @dataclass
-class GatewayResult:
+class GatewayResult(Generic[A]):
     status: Status
-    answer: ModelAnswer | None
+    answer: A | None  # a ModelAnswer from diagnose(), the caller's answer model from ask()
     error: str | None  # what failed, where and what to do; None when completed
     prompt_tokens: int  # summed over every reply
     completion_tokens: int
@@ -149,24 +169,63 @@ def diagnose(
     evidence: list[EvidenceItem],
     *,
     sleep: Callable[[float], None] = time.sleep,
-) -> GatewayResult:
+) -> GatewayResult[ModelAnswer]:
     """Asks the model for a diagnosis that cites the given evidence; see the module docstring."""
     ids = [e.id for e in evidence]
     if not ids:
         raise ValueError("diagnose needs at least one evidence item: the answer must cite one")
     if len(set(ids)) != len(ids):
         raise ValueError(f"evidence ids must be unique, got {ids}")
-    started = time.monotonic()
     schema_in_prompt = ANSWER_SCHEMA if config.structured_output == "json_object" else None
     messages = build_messages(persona, incident, suspects, evidence, schema=schema_in_prompt)
+    return ask(
+        config,
+        messages,
+        ModelAnswer,
+        schema_name=_SCHEMA_NAME,
+        schemas=(ANSWER_SCHEMA, BOUNDED_ANSWER_SCHEMA),
+        check=lambda answer: _cited(answer, set(ids)),
+        consequence="The analyzers' diagnosis stands",
+        prompt_version=PROMPT_VERSION,
+        sleep=sleep,
+    )
+
+
+def _cited(answer: ModelAnswer, ids: set[str]) -> list[str]:
+    unknown = [i for i in answer.evidence if i not in ids]
+    given = ", ".join(sorted(ids))
+    return [f"evidence: {i!r} is not the id of any evidence item given; cite only: {given}" for i in unknown]
+
+
+def ask(
+    config: GatewayConfig,
+    messages: list[dict[str, str]],
+    answer_type: type[A],
+    *,
+    schema_name: str,
+    check: Callable[[A], list[str]] | None = None,
+    consequence: str = "Nothing was recorded from the model",
+    prompt_version: str,
+    schemas: tuple[dict, dict] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GatewayResult[A]:
+    """Asks for one JSON object that validates as `answer_type` and passes `check` (the problems it
+    returns, worded for the model, go back to it like schema errors); see the module docstring.
+
+    messages: the request's system and user messages (in json_object mode, the caller puts the schema
+    into the prompt). schemas: (strict, bounded) as response_schemas(answer_type) gives them, computed
+    when absent. consequence: what the caller does without an answer, for the error.
+    """
+    started = time.monotonic()
+    strict, bounded = schemas or response_schemas(answer_type)
     with openai.OpenAI(
         base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0
     ) as client:
-        call = _Call(config, client, sleep)
+        call = _Call(config, client, sleep, schema_name, bounded if config.schema_bounds else strict, prompt_version)
         try:
             for _ in range(config.max_repair_attempts + 1):
                 reply = call.complete(messages)
-                answer, problems = _validate(reply, set(ids), config.max_tokens)
+                answer, problems = _validate(reply, answer_type, check, config.max_tokens)
                 if answer is not None:
                     return call.result("completed", answer, None, started)
                 call.errors.extend(f"attempt {call.attempts}: {p}" for p in problems)
@@ -180,7 +239,7 @@ def diagnose(
         advice = "a stronger model or more repair attempts"
     error = (
         f"model {config.model!r} at {config.base_url} gave no valid answer in {config.max_repair_attempts + 1} "
-        f"replies; last problems: {'; '.join(problems)}. The analyzers' diagnosis stands; try {advice}."
+        f"replies; last problems: {'; '.join(problems)}. {consequence}; try {advice}."
     )
     return call.result("invalid", None, error, started)
 
@@ -222,11 +281,14 @@ class _ModelList(BaseModel):
 
 @dataclass
 class _Call:
-    """The requests of one diagnose() call, with their accounting."""
+    """The requests of one ask() call, with their accounting."""
 
     config: GatewayConfig
     client: openai.OpenAI
     sleep: Callable[[float], None]
+    schema_name: str
+    schema: dict  # the json_schema response format's schema, as sent
+    prompt_version: str
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -243,11 +305,7 @@ class _Call:
         if cfg.structured_output == "json_schema":
             response_format = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": _SCHEMA_NAME,
-                    "schema": BOUNDED_ANSWER_SCHEMA if cfg.schema_bounds else ANSWER_SCHEMA,
-                    "strict": True,
-                },
+                "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
             }
         else:
             response_format = {"type": "json_object"}
@@ -326,7 +384,7 @@ class _Call:
         except (openai.APIError, ValidationError):
             return None
 
-    def result(self, status: Status, answer: ModelAnswer | None, error: str | None, started: float) -> GatewayResult:
+    def result(self, status: Status, answer: Any, error: str | None, started: float) -> GatewayResult:
         return GatewayResult(
             status=status,
             answer=answer,
@@ -337,10 +395,13 @@ class _Call:
             attempts=self.attempts,
             errors=list(self.errors),
             model=self.model,
+            prompt_version=self.prompt_version,
         )
 
 
-def _validate(reply: _Completion, ids: set[str], max_tokens: int) -> tuple[ModelAnswer | None, list[str]]:
+def _validate(
+    reply: _Completion, answer_type: type[A], check: Callable[[A], list[str]] | None, max_tokens: int
+) -> tuple[A | None, list[str]]:
     """The answer, or the problems to send back to the model, worded for it."""
     if not reply.choices:
         return None, ["the reply had no choices"]
@@ -349,17 +410,14 @@ def _validate(reply: _Completion, ids: set[str], max_tokens: int) -> tuple[Model
         return None, [f"the reply was a refusal: {choice.message.refusal}"]
     content = choice.message.content or ""
     try:
-        answer = ModelAnswer.model_validate_json(content, strict=True)
+        answer = answer_type.model_validate_json(content, strict=True)
     except ValidationError as e:
         problems = [_describe(err, content) for err in e.errors()]
         if choice.finish_reason == "length":
             problems.append(f"the reply was cut off at max_tokens ({max_tokens}); answer more briefly")
         return None, problems
-    unknown = [i for i in answer.evidence if i not in ids]
-    if unknown:
-        given = ", ".join(sorted(ids))
-        return None, [f"evidence: {i!r} is not the id of any evidence item given; cite only: {given}" for i in unknown]
-    return answer, []
+    problems = check(answer) if check else []
+    return (None, problems) if problems else (answer, [])
 
 
 def _describe(error: dict, content: str) -> str:

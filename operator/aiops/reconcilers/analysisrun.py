@@ -1,4 +1,5 @@
-"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted rootCause runs.
+"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted rootCause and
+sopAnalysis runs (execution.execute dispatches by type).
 
 Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow model holds up
 neither kopf's handlers nor other objects. Runs of the other types wait in Pending until their
@@ -48,10 +49,13 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     builder.apply(patch)
 
 
-def is_root_cause(spec: kopf.Spec, **_: Any) -> bool:
+EXECUTABLE = frozenset({AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value})
+
+
+def is_executable(spec: kopf.Spec, **_: Any) -> bool:
     # A filter on spec only: one on status would flip when the run finishes and make kopf cancel
     # the daemon while it writes its last status.
-    return spec.get("type") == AnalysisType.ROOT_CAUSE.value
+    return spec.get("type") in EXECUTABLE
 
 
 ACCEPT_POLLS = 20
@@ -62,7 +66,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.current().analysis_workers, thread_name_prefix="analysis")
 
 
-@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_root_cause, cancellation_timeout=5)
+@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_executable, cancellation_timeout=5)
 async def execute(body: kopf.Body, **_: Any) -> None:
     """Runs an accepted run once (again after a restart if it was Running); finished runs return at once."""
     for _ in range(ACCEPT_POLLS):  # the reconcile handler accepts a valid run within moments
