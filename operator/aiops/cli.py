@@ -22,16 +22,11 @@ def cmd_crds(args: argparse.Namespace) -> int:
         stale = []
         for out in outs:
             for kind in KINDS:
-                path = out / crdgen.filename(kind)
-                want = crdgen.render(kind)
+                path, want = out / crdgen.filename(kind), crdgen.render(kind)
                 have = path.read_text() if path.exists() else ""
                 if have != want:
-                    stale.append(path)
-                    sys.stdout.writelines(
-                        difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
-                    )
-        if stale:
-            print(f"{len(stale)} CRD file(s) differ from the models; run `aiops crds` and commit", file=sys.stderr)
+                    stale.append((path, have, want))
+        if _report_stale(stale, "the models", "aiops crds"):
             return 1
         print(f"{len(KINDS)} CRDs match the models in {', '.join(map(str, outs))}")
         return 0
@@ -78,6 +73,32 @@ def cmd_docs(args: argparse.Namespace) -> int:
     for path in docgen.write_all(root):
         print(path)
     return 0
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from . import gputelemetry
+
+    if args.gpu_command == "status":
+        reading = gputelemetry.read()
+        print(json.dumps(gputelemetry.summary(reading), indent=2))
+        return 0
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    xids = gputelemetry.XidWatcher()
+    registry = CollectorRegistry()
+    registry.register(gputelemetry.GPUCollector(xids))
+    watching = xids.start()
+    start_http_server(args.port, registry=registry)
+    reading = gputelemetry.read(xids)
+    state = (
+        f"{len(reading.gpus)} GPU(s), Xid watch {'on' if watching else 'off'}" if reading.available else reading.reason
+    )
+    print(f"serving GPU metrics on :{args.port}/metrics ({state})", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def _dev_plane(args: argparse.Namespace):
@@ -394,6 +415,13 @@ def parser() -> argparse.ArgumentParser:
             h.add_argument("text", nargs="+", metavar="TEXT")
             h.add_argument("--limit", type=int, default=5)
         h.set_defaults(fn=cmd_history)
+
+    gpu = sub.add_parser("gpu", help="GPU telemetry through NVML: print it, or serve it as Prometheus metrics")
+    gpu_sub = gpu.add_subparsers(dest="gpu_command", required=True)
+    gpu_sub.add_parser("status", help="the GPUs this machine's NVML sees, as JSON (or why there are none)")
+    agent = gpu_sub.add_parser("agent", help="serve /metrics for a node agent or a vLLM pod's sidecar")
+    agent.add_argument("--port", type=int, default=9400)
+    gpu.set_defaults(fn=cmd_gpu)
 
     demo = sub.add_parser("demo", help="local control plane + CRDs + operator + an example Incident, then describe it")
     demo.add_argument("--keep", action="store_true", help="leave the control plane running afterwards")

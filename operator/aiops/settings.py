@@ -19,13 +19,13 @@
 | AIOPS_REDIS_URL | redis:// URL for the event stream (pub/sub); unset = no stream |
 | AIOPS_EVENTS_RATE_LIMIT | events published per object and type per minute, default 120 |
 | AIOPS_EVENTS_DEDUP_TTL_S | how long a replayed event is recognised and not published again, default 3600 |
+| AIOPS_CLUSTER_PROBE_INTERVAL_S | seconds between probes of each ManagedCluster, default 60 |
 | AIOPS_WEBHOOK_ADDR | Alertmanager receiver listen address, e.g. :9443 or 127.0.0.1:9443; unset = off |
 | AIOPS_WEBHOOK_TOKEN / AIOPS_WEBHOOK_TOKEN_FILE | the bearer token the receiver requires (the file wins) |
 | AIOPS_WEBHOOK_TLS_CERT / AIOPS_WEBHOOK_TLS_KEY | PEM files: serve HTTPS; unset = plain HTTP |
 | AIOPS_WEBHOOK_NAMESPACE | Incidents of alerts without a namespace label, default AIOPS_NAMESPACE |
 | AIOPS_WEBHOOK_RATE / AIOPS_WEBHOOK_BURST | requests/s (and burst) per client, default 50 / 200; 0 = no limit |
 | AIOPS_WEBHOOK_MAX_BODY | largest request body in bytes, default 1048576 |
-| AIOPS_CLUSTER_PROBE_INTERVAL_S | seconds between probes of each ManagedCluster, default 60 |
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Settings:
     redis_url: str | None = None  # event stream (aiops.eventstream); None: off
     events_rate_limit: int = 120
     events_dedup_ttl_s: int = 3600
+    cluster_probe_interval_s: int = 60
     webhook: WebhookSettings | None = None  # None: no Alertmanager receiver
 
 
@@ -65,7 +66,6 @@ class WebhookSettings:
     rate: float = 50.0
     burst: int = 200
     max_body: int = 1 << 20
-    cluster_probe_interval_s: int = 60
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -99,16 +99,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         redis_url=env.get("AIOPS_REDIS_URL") or None,
         events_rate_limit=_positive(env, "AIOPS_EVENTS_RATE_LIMIT", 120),
         events_dedup_ttl_s=_positive(env, "AIOPS_EVENTS_DEDUP_TTL_S", 3600),
-        webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
         cluster_probe_interval_s=_probe_interval(env),
+        webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
     )
-
-
-def _probe_interval(env: dict[str, str]) -> int:
-    value = _int(env, "AIOPS_CLUSTER_PROBE_INTERVAL_S", 60)
-    if value < 1:
-        raise SystemExit(f"AIOPS_CLUSTER_PROBE_INTERVAL_S={value}: expected at least 1 (seconds)")
-    return value
 
 
 def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
@@ -147,6 +140,13 @@ def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
         burst=_int(env, "AIOPS_WEBHOOK_BURST", 200),
         max_body=_int(env, "AIOPS_WEBHOOK_MAX_BODY", 1 << 20),
     )
+
+
+def _probe_interval(env: dict[str, str]) -> int:
+    value = _int(env, "AIOPS_CLUSTER_PROBE_INTERVAL_S", 60)
+    if value < 1:
+        raise SystemExit(f"AIOPS_CLUSTER_PROBE_INTERVAL_S={value}: expected at least 1 (seconds)")
+    return value
 
 
 def _positive(env: dict[str, str], name: str, default: int) -> int:
