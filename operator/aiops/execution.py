@@ -16,10 +16,11 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from . import kube, pipeline, sopanalysis
+from . import events, kube, metrics, pipeline, sopanalysis
 from .api import ANALYSIS_RUN, INCIDENT
 from .api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
 from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec
+from .events import EventType
 from .reconcilers.common import StatusBuilder
 from .settings import Settings
 from .status import parse_time, rfc3339
@@ -62,6 +63,10 @@ def record(run: dict, incident: dict, result: pipeline.PipelineResult, now: date
     transition-based conditions keep the second pass from repeating Events or timeline entries."""
     d = result.diagnosis
     failed = d.execution_status == ExecutionStatus.FAILED
+    # Read it again: while the analysis ran, its alert may have resolved it (the Alertmanager receiver).
+    meta = incident["metadata"]
+    incident = kube.get(INCIDENT, meta["name"], meta["namespace"]) or incident
+    resolved = (incident.get("status") or {}).get("phase") == IncidentPhase.RESOLVED.value
     ib = StatusBuilder(incident, now, emit_for(incident), timeline_limit=TIMELINE_LIMIT)
     ib.set(diagnosis=d.wire(), diagnosedAt=rfc3339(now), redaction=result.redaction, evidenceGaps=result.evidence_gaps)
     if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
@@ -75,9 +80,31 @@ def record(run: dict, incident: dict, result: pipeline.PipelineResult, now: date
     else:
         message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
         ib.condition(DIAGNOSED, "True", "RootCauseIdentified", message, event="Normal")
-        ib.phase(IncidentPhase.DIAGNOSED.value, f"diagnosed by {d.model}", event=None)
+        if not resolved:  # a diagnosis that arrives after the alert resolved is kept; the phase stays Resolved
+            ib.phase(IncidentPhase.DIAGNOSED.value, f"diagnosed by {d.model}", event=None)
     _write(INCIDENT, incident, ib)
     record_run(run, result, now, emit_for)
+    observe(result)
+    key = f"{meta['namespace']}/{meta['name']}"
+    events.publish(EventType.DIAGNOSED, key, {"diagnosis": d.wire(), "title": incident["spec"].get("title")}, incident)
+
+
+def observe(result: pipeline.PipelineResult) -> None:
+    """The activity metrics of one root-cause analysis."""
+    d = result.diagnosis
+    outcome = "failed" if d.execution_status == ExecutionStatus.FAILED else "fallback" if (
+        d.execution_status == ExecutionStatus.RECOVERED_FALLBACK) else "completed"  # fmt: skip
+    metrics.ANALYSIS_SECONDS.labels(AnalysisType.ROOT_CAUSE.value, outcome).observe(result.duration_s)
+    if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
+        metrics.FALLBACKS.inc()
+    model = d.model if d.model != pipeline.ANALYZERS_ONLY else (result.endpoint or "none")
+    if result.prompt_tokens or result.completion_tokens:
+        metrics.LLM_TOKENS.labels(model, "prompt").inc(result.prompt_tokens)
+        metrics.LLM_TOKENS.labels(model, "completion").inc(result.completion_tokens)
+    if result.llm_status and result.llm_status != "completed":
+        metrics.LLM_ERRORS.labels(model, result.llm_status).inc()
+    for kind, count in (result.redaction or {}).items():
+        metrics.REDACTIONS.labels(kind).inc(count)
 
 
 def record_run(run: dict, result: pipeline.PipelineResult, now: datetime, emit_for: EmitFor) -> None:

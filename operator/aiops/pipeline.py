@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from kubernetes import client
 
-from . import analyzers, kube, logtemplates, probe
+from . import analyzers, history, kube, logtemplates, probe
 from .api import MANAGED_CLUSTER
 from .api.incident import Diagnosis, EvidenceItem, EvidenceSource, ExecutionStatus, IncidentSpec, Suspect
 from .api.managedcluster import ManagedClusterSpec
@@ -32,6 +32,7 @@ from .settings import Settings
 DEFAULT_LOOKBACK = timedelta(hours=1)
 LOG_TEMPLATES_PER_CONTAINER = 8
 MAX_EVIDENCE_IN_STATUS = 30
+SIMILAR_PAST = 3  # past incidents from the history shown to the model
 ANALYZERS_ONLY = "deterministic-analyzers"
 # Alert labels that name a workload, most specific first (kube-state-metrics conventions).
 TARGET_LABELS = (
@@ -60,6 +61,7 @@ class PipelineResult:
     completion_tokens: int = 0
     llm_attempts: int = 0
     llm_error: str | None = None
+    llm_status: str | None = None  # the gateway's: completed | invalid | unreachable
     endpoint: str | None = None
     duration_s: float = 0.0
 
@@ -243,6 +245,7 @@ def redacted(
             description=r(context.description) if context.description else None,
             window=context.window,
             alert_labels={k: r(v) for k, v in context.alert_labels.items()},
+            similar=[r(line) for line in context.similar],
         ),
     )
 
@@ -285,6 +288,12 @@ def diagnose_incident(
             description=spec.description,
             window=f"{start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ}",
             alert_labels=dict(spec.alert.labels) if spec.alert else {},
+            similar=[
+                p.summary()
+                for p in history.similar(
+                    f"{spec.title} {spec.description or ''}", SIMILAR_PAST, exclude_uid=incident["metadata"].get("uid")
+                )
+            ],
         )
         redactor = Redactor()
         safe_suspects, safe_evidence, safe_context = redacted(redactor, suspects, evidence, context)
@@ -293,7 +302,7 @@ def diagnose_incident(
         )
         result.redaction = redactor.report()
         result.prompt_tokens, result.completion_tokens = answer.prompt_tokens, answer.completion_tokens
-        result.llm_attempts, result.endpoint = answer.attempts, config.base_url
+        result.llm_attempts, result.endpoint, result.llm_status = answer.attempts, config.base_url, answer.status
         if answer.status == "completed" and answer.answer is not None:
             # Placeholders stay in status: it is readable by more people than the Secrets were.
             result.diagnosis = model_diagnosis(answer.answer, suspects, safe_evidence, config.model)

@@ -17,7 +17,7 @@ from ..api.incident import EvidenceItem, Persona, Suspect
 
 # Bump whenever a template below changes: diagnoses record it, and tests/unit/test_prompts.py pins
 # a hash of the rendered templates to it.
-PROMPT_VERSION = "rca-v3"
+PROMPT_VERSION = "rca-v4"
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class IncidentContext:
     description: str | None = None
     window: str | None = None  # e.g. "2026-11-23T20:00:00Z .. 2026-11-23T20:30:00Z"
     alert_labels: dict[str, str] = field(default_factory=dict)
+    similar: list[str] = field(default_factory=list)  # past incidents from the history, one line each
 
 
 _ROLES: dict[Persona, str] = {
@@ -153,6 +154,14 @@ def _user_message(
         _block("SUSPECTS", boundary, "\n".join(ranked) or "(none)"),
         f"Evidence ({len(evidence)} items):",
         *(_block("EVIDENCE", boundary, e.summary, f" id={e.id} source={e.source}") for e in evidence),
+        *(
+            [
+                "Similar past incidents and how they ended (context only: not evidence, never cite them):",
+                _block("HISTORY", boundary, "\n".join(incident.similar)),
+            ]
+            if incident.similar
+            else []
+        ),
         "Reply with the JSON object only.",
     ]
     return "\n\n".join(sections)
