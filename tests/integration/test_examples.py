@@ -86,6 +86,9 @@ def test_examples_reconcile(kubectl, operator, namespace, writer):
     assert phase(hub) == "Ready"
     assert hub["status"]["kubernetesVersion"].startswith("v")
     assert hub["status"]["gpuInventory"]["total"] >= 0 and hub["status"]["nodeCount"] >= 1
+    history = condition(hub, "HistoryRecorded")  # the test operator has no PostgreSQL: it says so
+    assert (history["status"], history["reason"]) == ("False", "Off")
+    assert history["message"].startswith("history is off: AIOPS_POSTGRES_DSN is not set")
 
 
 def test_describe_reads_as_a_report(kubectl, operator, namespace, writer):

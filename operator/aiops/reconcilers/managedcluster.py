@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from .. import GROUP, VERSION, probe, settings
+from .. import GROUP, VERSION, history, probe, settings
 from ..api import MANAGED_CLUSTER
 from ..api.managedcluster import ClusterPhase
 from ..events import EventType, publish
@@ -37,6 +37,7 @@ from .common import (
 
 API_REACHABLE = "APIServerReachable"
 NODES_READY = "NodesReady"
+HISTORY = "HistoryRecorded"
 ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values())
 PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
 
@@ -160,6 +161,10 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
     for check in result.endpoints:
         _set(builder, check.condition_type, check.ok, check.reason, check.message)
     _drop_conditions(builder, {c.condition_type for c in result.endpoints})
+    if spec.kubeconfig_secret_ref is None:  # the cluster the operator runs in: say whether history is kept
+        recording, why = history.status()
+        reason = "Recording" if recording else "Off" if why.startswith("history is off") else "Failing"
+        _set(builder, HISTORY, recording, reason, why, quiet=True)
     if result.error is None:
         reachable = sorted(c.name for c in result.endpoints if c.ok)
         builder.set(capabilities=sorted(set(result.fields["capabilities"]) | set(reachable)))
