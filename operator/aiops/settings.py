@@ -26,6 +26,10 @@
 | AIOPS_WEBHOOK_NAMESPACE | Incidents of alerts without a namespace label, default AIOPS_NAMESPACE |
 | AIOPS_WEBHOOK_RATE / AIOPS_WEBHOOK_BURST | requests/s (and burst) per client, default 50 / 200; 0 = no limit |
 | AIOPS_WEBHOOK_MAX_BODY | largest request body in bytes, default 1048576 |
+| AIOPS_MODEL_CATALOGUE | YAML file of the models runs may name in spec.inference.pool (aiops.inference.catalogue) |
+| AIOPS_MODEL_WAIT_S | how long a run waits for its pool to become ready, default 900 |
+| AIOPS_POOL_SWEEP_INTERVAL_S | seconds between checks for idle pools and expired runs, default 30 |
+| AIOPS_RUN_TTL_S | finished AnalysisRuns no Incident owns are deleted this long after, default 86400; 0 = never |
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import functools
 import os
 from dataclasses import dataclass, field
 
+from .inference.catalogue import CatalogueError, ModelCatalogue
+from .inference.catalogue import load as load_catalogue
 from .inference.gateway import GatewayConfig
 
 
@@ -53,6 +59,10 @@ class Settings:
     events_dedup_ttl_s: int = 3600
     cluster_probe_interval_s: int = 60
     webhook: WebhookSettings | None = None  # None: no Alertmanager receiver
+    models: ModelCatalogue | None = None  # the model catalogue (vLLM pools, external models); None: no pools
+    model_wait_s: int = 900
+    pool_sweep_interval_s: int = 30
+    run_ttl_s: int = 86400  # 0: finished runs are kept
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,21 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         events_dedup_ttl_s=_positive(env, "AIOPS_EVENTS_DEDUP_TTL_S", 3600),
         cluster_probe_interval_s=_probe_interval(env),
         webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
+        models=_catalogue(env),
+        model_wait_s=_positive(env, "AIOPS_MODEL_WAIT_S", 900),
+        pool_sweep_interval_s=_positive(env, "AIOPS_POOL_SWEEP_INTERVAL_S", 30),
+        run_ttl_s=max(_int(env, "AIOPS_RUN_TTL_S", 86400), 0),
     )
+
+
+def _catalogue(env: dict[str, str]) -> ModelCatalogue | None:
+    path = env.get("AIOPS_MODEL_CATALOGUE")
+    if not path:
+        return None
+    try:
+        return load_catalogue(path)
+    except CatalogueError as exc:
+        raise SystemExit(f"AIOPS_MODEL_CATALOGUE: {exc}") from None
 
 
 def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:

@@ -1,0 +1,246 @@
+"""The model catalogue: which models the operator may serve itself (vLLM pools) or reach outside (external).
+
+Loaded once at start from the YAML file named by AIOPS_MODEL_CATALOGUE (the Helm chart mounts it from a
+ConfigMap); a bad file stops the operator with the offending field named, e.g.
+
+    models.qwen.gpuProduct: unknown GPU product 'NVIDIA-H1OO' (known: ...); set allowUnknownProduct: true ...
+
+    models:
+      qwen-coder:                       # the pool name AnalysisRuns give in spec.inference.pool
+        image: vllm/vllm-openai:v0.11.0
+        weights: {pvc: {claimName: models, subPath: qwen2.5-coder-1.5b}}
+        servedModelName: qwen2.5-coder-1.5b
+        gpuCount: 1
+        gpuProduct: NVIDIA-L4
+        maxModelLen: 8192
+      openai:
+        external: {baseURL: https://api.openai.com/v1, apiKeySecret: {name: openai, key: api-key}}
+        servedModelName: gpt-4o-mini
+
+See examples/models/catalogue.yaml for every field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from ..api.common import Model, field_path
+
+# Values of the nvidia.com/gpu.product node label as NVIDIA's GPU feature discovery writes them.
+KNOWN_GPU_PRODUCTS = frozenset(
+    {
+        "Tesla-T4",
+        "Tesla-V100-SXM2-16GB",
+        "Tesla-V100-SXM2-32GB",
+        "Tesla-V100-PCIE-16GB",
+        "Tesla-V100-PCIE-32GB",
+        "NVIDIA-A10",
+        "NVIDIA-A10G",
+        "NVIDIA-A16",
+        "NVIDIA-A30",
+        "NVIDIA-A40",
+        "NVIDIA-A100-PCIE-40GB",
+        "NVIDIA-A100-PCIE-80GB",
+        "NVIDIA-A100-80GB-PCIe",
+        "NVIDIA-A100-SXM4-40GB",
+        "NVIDIA-A100-SXM4-80GB",
+        "NVIDIA-L4",
+        "NVIDIA-L40",
+        "NVIDIA-L40S",
+        "NVIDIA-H100-PCIe",
+        "NVIDIA-H100-NVL",
+        "NVIDIA-H100-80GB-HBM3",
+        "NVIDIA-H20",
+        "NVIDIA-H200",
+        "NVIDIA-H200-NVL",
+        "NVIDIA-GH200-480GB",
+        "NVIDIA-B200",
+        "NVIDIA-RTX-A6000",
+        "NVIDIA-RTX-6000-Ada-Generation",
+    }
+)
+# GFD appends -MIG-<profile> (mixed MIG strategy) or -SHARED (time-slicing) to the product.
+_PRODUCT_SUFFIX = re.compile(r"(-MIG-[0-9a-z.+]+|-SHARED)$")
+POOL_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # a DNS-1035 label: it names a Service
+POOL_NAME_MAX = 52  # "aiops-pool-" + name fits in 63
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that cannot be used; the message names the field."""
+
+
+class PVCWeights(Model):
+    claim_name: str = Field(min_length=1, max_length=253)
+    sub_path: str | None = Field(default=None, max_length=1024, description="The model's folder in the claim.")
+
+
+class ImageWeights(Model):
+    reference: str = Field(min_length=1, max_length=1024, description="An OCI image holding the weights.")
+    path: str | None = Field(default=None, max_length=1024, description="The model's folder inside that image.")
+    pull_policy: str | None = Field(default=None, pattern="^(Always|IfNotPresent|Never)$")
+
+
+class HostPathWeights(Model):
+    path: str = Field(min_length=1, max_length=1024, pattern="^/")
+
+
+class WeightsSource(Model):
+    """Exactly one of pvc, image (an image volume, Kubernetes 1.31+) or hostPath."""
+
+    pvc: PVCWeights | None = None
+    image: ImageWeights | None = None
+    host_path: HostPathWeights | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WeightsSource:
+        given = [k for k in ("pvc", "image", "hostPath") if getattr(self, _snake(k)) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of pvc, image or hostPath (got {', '.join(given) or 'none'})")
+        return self
+
+
+def _snake(name: str) -> str:
+    return "host_path" if name == "hostPath" else name
+
+
+class SecretKey(Model):
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+
+class ExternalEndpoint(Model):
+    base_url: str = Field(alias="baseURL", pattern=r"^https?://", max_length=2048)
+    api_key_secret: SecretKey | None = Field(default=None, description="In the operator's namespace.")
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: str | None = Field(default=None, pattern="^(Exists|Equal)$")
+    value: str | None = None
+    effect: str | None = Field(default=None, pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
+    toleration_seconds: int | None = None
+
+
+class ModelEntry(Model):
+    """One model: a vLLM pool the operator runs (image, weights, GPUs) or an external endpoint."""
+
+    served_model_name: str | None = Field(default=None, min_length=1, max_length=253)
+    max_concurrent_runs: int = Field(default=4, ge=1, le=256)
+    external: ExternalEndpoint | None = None
+    image: str | None = Field(default=None, min_length=1, max_length=1024)
+    weights: WeightsSource | None = None
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
+    gpu_count: int = Field(default=1, ge=0, le=64)
+    gpu_product: str | None = Field(default=None, max_length=128)
+    allow_unknown_product: bool = False
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    max_model_len: int | None = Field(default=None, ge=1, le=10_000_000)
+    extra_args: list[str] = Field(default_factory=list, max_length=64)
+    idle_seconds: int = Field(default=1800, ge=0, description="Scale to zero after this long unused; 0: never.")
+    endpoint_override: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="The pool's /v1 URL as the operator reaches it when it runs outside the cluster "
+        "(development, tests); the Service's cluster DNS name otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelEntry:
+        if self.external is not None:
+            pool_fields = {"image", "weights", "gpu_product", "max_model_len", "endpoint_override"}
+            extra = sorted(self.model_fields_set & pool_fields)
+            if extra:
+                names = ", ".join(self.model_fields[f].alias or f for f in extra)
+                raise ValueError(f"external: an external model runs no pool; remove {names}")
+            if not self.served_model_name:
+                raise ValueError("servedModelName: required for an external model (the model the endpoint serves)")
+            return self
+        if not self.image:
+            raise ValueError("image: required for a pool (the vLLM image), or give external")
+        if self.weights is None:
+            raise ValueError("weights: required for a pool: one of pvc, image or hostPath")
+        if self.gpu_count < 1:
+            raise ValueError("gpuCount: a vLLM pool needs at least 1 GPU (got 0)")
+        if self.gpu_count % self.tensor_parallel_size:
+            raise ValueError(
+                f"tensorParallelSize: {self.tensor_parallel_size} does not divide gpuCount {self.gpu_count} "
+                "(vLLM uses tensorParallelSize x pipeline stages GPUs)"
+            )
+        if self.gpu_product and not self.allow_unknown_product:
+            if _PRODUCT_SUFFIX.sub("", self.gpu_product) not in KNOWN_GPU_PRODUCTS:
+                raise ValueError(
+                    f"gpuProduct: unknown GPU product {self.gpu_product!r} (known: "
+                    f"{', '.join(sorted(KNOWN_GPU_PRODUCTS))}); set allowUnknownProduct: true if your nodes' "
+                    "nvidia.com/gpu.product label really says so"
+                )
+        return self
+
+    @property
+    def pipeline_parallel_size(self) -> int:
+        return self.gpu_count // self.tensor_parallel_size
+
+
+class ModelCatalogue(Model):
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names(cls, models: object) -> object:
+        for name in models if isinstance(models, dict) else ():
+            if len(name) > POOL_NAME_MAX or not re.match(POOL_NAME, name):
+                raise ValueError(
+                    f"{name!r}: a model name must be a DNS label of at most {POOL_NAME_MAX} characters "
+                    "(lower case letters, digits, '-', starting with a letter): it names a Deployment and a Service"
+                )
+        return models
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self.models.get(name)
+
+    def unknown(self, name: str) -> str:
+        known = ", ".join(sorted(self.models)) or "none"
+        return f'spec.inference.pool: no model "{name}" in the catalogue (known: {known})'
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(error["loc"])
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown field"
+    head, sep, rest = msg.partition(": ")
+    if sep and " " not in head:  # a model validator naming its field ("gpuCount: ...")
+        if head.startswith("'") and loc == ("models",):  # a bad model name
+            return f"models.{head.strip(chr(39))}: {rest}"
+        return f"{field_path(loc)}.{head}: {rest}"
+    return f"{field_path(loc)}: {msg}" if loc else msg
+
+
+def parse(data: object, source: str = "catalogue") -> ModelCatalogue:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CatalogueError(f"{source}: expected a mapping with a 'models' key, got {type(data).__name__}")
+    try:
+        return ModelCatalogue.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CatalogueError(f"{source}: {problems[0]}{more}") from None
+
+
+def load(path: str | Path) -> ModelCatalogue:
+    """The catalogue in a YAML file; CatalogueError names the file and the field."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise CatalogueError(f"{path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not YAML: {exc}") from None
+    return parse(data, str(path))
