@@ -17,9 +17,11 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from . import events, kube, metrics, pipeline, sopanalysis
+from .anomaly import run as anomaly_run
 from .api import ANALYSIS_RUN, INCIDENT
 from .api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
-from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec
+from .api.common import TimeWindow
+from .api.incident import TIMELINE_LIMIT, Diagnosis, ExecutionStatus, IncidentPhase, IncidentSource, IncidentSpec
 from .events import EventType
 from .reconcilers.common import StatusBuilder
 from .settings import Settings
@@ -132,6 +134,8 @@ def execute(run: dict, settings: Settings, now: Callable[[], datetime], emit_for
     """One attempt at a run of a type with an executor (the daemon's filter names them)."""
     if run["spec"].get("type") == AnalysisType.SOP_ANALYSIS.value:
         execute_sop_analysis(run, settings, now, emit_for)
+    elif run["spec"].get("type") == AnalysisType.ANOMALY_DETECTION.value:
+        execute_anomaly_detection(run, settings, now, emit_for)
     else:
         execute_root_cause(run, settings, now, emit_for)
 
@@ -235,3 +239,124 @@ def record_sop_analysis(run: dict, a: sopanalysis.SOPAnalysis, now: datetime, em
     else:
         rb.phase(RunPhase.FAILED.value, f"no SOP draft ({reason}) after {a.duration_s:.1f}s", event="Warning")
     _write(ANALYSIS_RUN, run, rb)
+
+
+ANOMALIES_FOUND = "AnomaliesFound"
+ANOMALY_INCIDENT_SUFFIX = "-anomaly"
+ANOMALY_RUN_LABEL = "aiops.dev/analysis-run"
+
+
+def execute_anomaly_detection(run: dict, settings: Settings, now: Callable[[], datetime], emit_for: EmitFor) -> None:
+    """One attempt at an anomalyDetection run; every outcome ends in status, never in an exception."""
+    meta = run["metadata"]
+    try:
+        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
+        access = pipeline.cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
+    except (ValidationError, pipeline.PipelineError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        fail_run(run, f"cannot analyse: {message}", now(), emit_for)
+        return
+    if access.prometheus is None:
+        where = f"ManagedCluster {spec.cluster_ref.name}'s endpoints.prometheus" if spec.cluster_ref else (
+            "AIOPS_PROMETHEUS_URL")  # fmt: skip
+        fail_run(run, f"cannot analyse: no Prometheus endpoint is configured ({where})", now(), emit_for)
+        return
+    inputs = spec.inputs
+    start, end = anomaly_run.resolve_window(inputs.window, now())
+    b = StatusBuilder(run, now(), emit_for(run))
+    b.set(attempts=(run.get("status") or {}).get("attempts", 0) + 1, startedAt=rfc3339(now()))
+    b.phase(RunPhase.RUNNING.value, f"{len(inputs.queries)} PromQL queries over {start:%H:%M}..{end:%H:%M}Z")
+    _write(ANALYSIS_RUN, run, b)
+    run = kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"]) or run
+    try:
+        outcome = anomaly_run.run_queries(access.prometheus, inputs.queries, start, end)
+        incident = open_anomaly_incident(run, spec, outcome) if outcome.ran and outcome.anomalies else None
+    except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
+        log.exception("anomaly detection %s/%s crashed", meta["namespace"], meta["name"])
+        fail_run(run, f"internal error: {type(exc).__name__}: {exc}", now(), emit_for)
+        return
+    record_anomaly_detection(run, outcome, incident, now(), emit_for)
+
+
+def open_anomaly_incident(run: dict, spec: AnalysisRunSpec, outcome: anomaly_run.AnomalyOutcome) -> tuple | None:
+    """The run's Incident (source anomaly), if asked for: one per run, named <run>-anomaly, so a re-run finds
+    the one it made. (incident, created) or None."""
+    wanted = spec.inputs.incident
+    if wanted is None:
+        return None
+    meta = run["metadata"]
+    top = outcome.anomalies[0]
+    more = len(outcome.anomalies) - 1
+    lines = [f"- {a.summary}" for a in outcome.anomalies[:5]]
+    description = (
+        f"AnalysisRun {meta['name']} (anomalyDetection) found {len(outcome.anomalies)} anomalies"
+        f" in {outcome.series} series:\n" + "\n".join(lines)
+    )
+    body = {
+        "apiVersion": run["apiVersion"],
+        "kind": INCIDENT.kind,
+        "metadata": {
+            "name": meta["name"][: 253 - len(ANOMALY_INCIDENT_SUFFIX)] + ANOMALY_INCIDENT_SUFFIX,
+            "namespace": meta["namespace"],
+            "labels": {ANOMALY_RUN_LABEL: meta["name"][:63], "app.kubernetes.io/managed-by": "aiops-operator"},
+            "ownerReferences": [
+                {"apiVersion": run["apiVersion"], "kind": ANALYSIS_RUN.kind, "name": meta["name"], "uid": meta["uid"]}
+            ],
+        },
+        "spec": IncidentSpec(
+            title=f"Anomaly in {top.series}{f' (+{more} more)' if more else ''}"[:256],
+            description=description[:16384],
+            severity=wanted.severity,
+            source=IncidentSource.ANOMALY,
+            cluster_ref=spec.cluster_ref,
+            target=wanted.target,
+            window=TimeWindow(start=outcome.start, end=outcome.end),
+        ).wire(),
+    }
+    return kube.create(INCIDENT, body)
+
+
+def record_anomaly_detection(
+    run: dict, outcome: anomaly_run.AnomalyOutcome, incident: tuple | None, now: datetime, emit_for: EmitFor
+) -> None:
+    meta = run["metadata"]
+    rb = StatusBuilder(run, now, emit_for(run))
+    result = outcome.result()
+    if incident is not None:
+        obj, created = incident
+        result["incidentRef"] = {"name": obj["metadata"]["name"]}
+        if created:
+            rb.emit("Normal", "IncidentOpened", f"Incident {obj['metadata']['name']} (source anomaly)")
+    rb.set(
+        completedAt=rfc3339(now),
+        durationSeconds=outcome.duration_s,
+        result={k: v for k, v in result.items() if v not in (None, {}, [])} | {"seriesAnalysed": outcome.series},
+        error=outcome.failure() if not outcome.ran else None,
+    )
+    if not outcome.ran:
+        metrics.ANALYSIS_SECONDS.labels(AnalysisType.ANOMALY_DETECTION.value, "failed").observe(outcome.duration_s)
+        rb.phase(RunPhase.FAILED.value, outcome.failure()[:1024], event="Warning")
+        _write(ANALYSIS_RUN, run, rb)
+        return
+    if outcome.anomalies:
+        top = outcome.anomalies[0]
+        message = f"{len(outcome.anomalies)} in {outcome.series} series; most severe: {top.summary}"[:1024]
+        rb.condition(ANOMALIES_FOUND, "True", ANOMALIES_FOUND, message, event="Normal")
+    else:
+        message = f"none in {outcome.series} series"
+        rb.condition(ANOMALIES_FOUND, "False", "NoAnomalies", message, event="Normal")
+    gaps = f", {len(outcome.gaps)} gap(s)" if outcome.gaps else ""
+    rb.phase(
+        RunPhase.SUCCEEDED.value,
+        f"{len(outcome.anomalies)} anomalies{gaps} in {outcome.duration_s:.1f}s",
+        event="Normal",
+    )
+    _write(ANALYSIS_RUN, run, rb)
+    metrics.ANALYSIS_SECONDS.labels(AnalysisType.ANOMALY_DETECTION.value, "completed").observe(outcome.duration_s)
+    if outcome.anomalies:
+        data = {
+            "count": len(outcome.anomalies),
+            "anomalies": result["anomalies"][:5],
+            "incident": (result.get("incidentRef") or {}).get("name"),
+        }
+        events.publish(EventType.ANOMALY_DETECTED, f"{meta['namespace']}/{meta['name']}", data, run)

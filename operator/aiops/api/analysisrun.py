@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field, model_validator
 
 from .common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
-from .incident import Diagnosis
+from .incident import Diagnosis, Severity, WorkloadReference
 from .sop import SOPSpec
 
 
@@ -45,11 +45,21 @@ class InferenceSettings(Model):
         return self
 
 
+class AnomalyIncident(Model):
+    """anomalyDetection: open one Incident (source anomaly, named <run>-anomaly) when anomalies are found."""
+
+    severity: Severity = Severity.WARNING
+    target: WorkloadReference | None = Field(default=None, description="The workload the Incident is about.")
+
+
 class AnalysisInputs(Model):
     queries: list[str] = Field(default_factory=list, max_length=50, description="PromQL expressions.")
     window: TimeWindow | None = None
     question: str | None = Field(default=None, max_length=8192)
     text: str | None = Field(default=None, max_length=65536, description="Free text, e.g. a runbook for sopAnalysis.")
+    incident: AnomalyIncident | None = Field(
+        default=None, description="anomalyDetection: open an Incident (at most one per run) when anomalies are found."
+    )
 
 
 class AnalysisRunSpec(Model):
@@ -98,6 +108,29 @@ class SOPFinding(Model):
     message: str = Field(min_length=1, max_length=1024)
 
 
+class AnomalyFinding(Model):
+    """anomalyDetection: one stretch of a series that stands out, from aiops.anomaly.detect."""
+
+    series: str = Field(max_length=1024, description="The query's series, by its labels.")
+    start: datetime
+    end: datetime
+    peak: datetime
+    score: float = Field(ge=0, le=1)
+    detector: str = Field(max_length=64, description="robust_z, seasonal or change_point (+correlated).")
+    summary: str = Field(max_length=2048)
+    points: int | None = Field(default=None, ge=0)
+    value: float | None = Field(default=None, description="The value at the peak.")
+    expected: float | None = Field(default=None, description="What the detector expected at the peak.")
+
+
+class QueryOutcome(Model):
+    """anomalyDetection: one PromQL query as run."""
+
+    query: str = Field(max_length=4096)
+    series: int = Field(ge=0, description="Series returned (and analysed).")
+    error: str | None = Field(default=None, max_length=1024, description="Why it could not run: a gap.")
+
+
 class AnalysisResult(Model):
     summary: str | None = Field(default=None, max_length=8192)
     diagnosis: Diagnosis | None = None
@@ -110,6 +143,13 @@ class AnalysisResult(Model):
         default_factory=dict, description="What was replaced before the text reached the model, by kind."
     )
     prompt_version: str | None = Field(default=None, max_length=64)
+    anomalies: list[AnomalyFinding] = Field(
+        default_factory=list, max_length=50, description="anomalyDetection: the most severe first."
+    )
+    series_analysed: int | None = Field(default=None, ge=0, description="anomalyDetection: series over all queries.")
+    queries: list[QueryOutcome] = Field(default_factory=list, max_length=50)
+    gaps: list[str] = Field(default_factory=list, max_length=50, description="Queries that could not run.")
+    incident_ref: LocalObjectReference | None = Field(default=None, description="The Incident this run opened.")
 
 
 class AnalysisRunStatus(Model):

@@ -49,7 +49,9 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     builder.apply(patch)
 
 
-EXECUTABLE = frozenset({AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value})
+EXECUTABLE = frozenset(
+    {AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value, AnalysisType.ANOMALY_DETECTION.value}
+)
 
 
 def is_executable(spec: kopf.Spec, **_: Any) -> bool:
