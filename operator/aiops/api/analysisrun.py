@@ -157,6 +157,9 @@ class AnalysisRunStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
     phase: RunPhase | None = None
     pod: str | None = Field(default=None, max_length=253)
+    queue_position: int | None = Field(
+        default=None, ge=1, description="Scheduling: the run's place in its pool's queue (1: next)."
+    )
     endpoint: str | None = Field(default=None, max_length=2048)
     model: str | None = Field(default=None, max_length=253)
     attempts: int | None = Field(default=None, ge=0)

@@ -20,6 +20,7 @@ from .. import GROUP, VERSION, execution, kube, settings
 from ..api import ANALYSIS_RUN, INCIDENT
 from ..api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
 from ..status import READY, find_condition, now_utc
+from . import pools
 from .common import INVALID_SPEC, MissingReference, StatusBuilder, kopf_emitter, reconciler, validated
 
 
@@ -80,7 +81,14 @@ async def execute(body: kopf.Body, **_: Any) -> None:
         await asyncio.sleep(0.5)
     else:
         raise kopf.TemporaryError("not accepted (see its Ready condition); checking again later", delay=15)
+    if ((body.get("spec") or {}).get("inference") or {}).get("pool"):  # a catalogue model: aiops.reconcilers.pools
+        await pools.execute_on_pool(body, _run_in_pool)
+        return
+    await _run_in_pool(dict(body), settings.current())
+
+
+async def _run_in_pool(run: dict, config: settings.Settings) -> None:
     # The worker thread gets this context so that kopf.event() can reach the operator's loop.
     ctx = contextvars.copy_context()
-    call = functools.partial(ctx.run, execution.execute, dict(body), settings.current(), now_utc, kopf_emitter)
+    call = functools.partial(ctx.run, execution.execute, run, config, now_utc, kopf_emitter)
     await asyncio.get_running_loop().run_in_executor(_pool(), call)

@@ -1,0 +1,247 @@
+"""Operator-managed vLLM pools: the manifests the operator writes, field by field, and AnalysisRuns scheduled on them.
+
+There is no kubelet here: the tests play the kubelet and the Deployment controller by patching the
+Deployment's status (readyReplicas). The pool's catalogue entry points endpointOverride at a scripted
+OpenAI server, as it would point at a port-forward when the operator runs outside the cluster.
+"""
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from harness import REPO, condition, phase
+from support.scripted_openai import ScriptedOpenAI, answer
+
+DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 90, "what": "a finished run"}
+RUNBOOK = "When PaymentsHighErrorRate fires, restart the payments deployment; if that fails, page payments-oncall."
+
+
+def sop_answer() -> dict:
+    return {
+        "title": "Payments API returns 5xx",
+        "description": "Restart payments, else page payments-oncall.",
+        "match": {"alertNames": ["PaymentsHighErrorRate"], "symptoms": ["5xx"]},
+        "steps": [
+            {
+                "id": "restart",
+                "type": "action",
+                "title": "Restart payments",
+                "action": {"type": "rolloutRestart", "params": [{"name": "deployment", "value": "payments"}]},
+                "automation": "manual",
+                "approvalRequired": None,
+                "onSuccess": None,
+                "onFailure": "page",
+                "instructions": "",
+            },
+            {"id": "page", "type": "escalate", "title": "Page payments-oncall", "instructions": ""},
+        ],
+        "escalation": {"afterMinutes": None, "contacts": ["payments-oncall"], "channel": None},
+        "findings": [],
+    }
+
+
+def sop_run(name: str, pool: str) -> dict:
+    return {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": name},
+        "spec": {"type": "sopAnalysis", "inputs": {"text": RUNBOOK}, "inference": {"pool": pool}},
+    }
+
+
+def pool_entry(**override) -> dict:
+    entry = {
+        "image": "vllm/vllm-openai:v0.11.0",
+        "weights": {"pvc": {"claimName": "models", "subPath": "qwen2.5-coder-1.5b"}},
+        "servedModelName": "qwen-coder",
+        "tensorParallelSize": 2,
+        "gpuCount": 2,
+        "gpuProduct": "NVIDIA-L4",
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "maxModelLen": 8192,
+        "extraArgs": ["--enable-prefix-caching"],
+        "idleSeconds": 3600,
+    }
+    return entry | override
+
+
+def start(operator_env, tmp_path, models: dict, **env) -> str:
+    """Restarts the operator with this catalogue; the operator's (pool) namespace."""
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    operator_env({"AIOPS_MODEL_CATALOGUE": str(path), "AIOPS_POOL_SWEEP_INTERVAL_S": "1", **env})
+    return env.get("AIOPS_NAMESPACE", "aiops-system")
+
+
+def set_ready(kubectl, namespace: str, name: str, ready: int) -> None:
+    """What the kubelet and the Deployment controller would report."""
+    status = {"replicas": ready, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": ready}
+    kubectl(
+        "patch", "deployment", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+
+
+def test_run_schedules_a_pool_waits_for_it_and_succeeds(kubectl, operator_env, namespace, tmp_path):
+    with ScriptedOpenAI(answer(sop_answer(), prompt_tokens=900, completion_tokens=300), model="qwen-coder") as llm:
+        start(operator_env, tmp_path, {"qwen": pool_entry(endpointOverride=llm.url)}, AIOPS_NAMESPACE=namespace)
+        kubectl.apply(sop_run("on-pool", "qwen"), namespace)
+        run = kubectl.wait(
+            "analysisrun", "on-pool", namespace, until=lambda o: phase(o) == "WaitingForModel", what="WaitingForModel"
+        )
+        assert condition(run, "Scheduled")["status"] == "True"
+        assert condition(run, "ModelReady")["reason"] == "Waiting"
+        dep = kubectl.get("deployment", "aiops-pool-qwen", namespace)
+        check_manifest(dep, kubectl.get("service", "aiops-pool-qwen", namespace))
+        assert llm.requests == [], "nothing is sent before the pool is ready"
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+        run = kubectl.wait("analysisrun", "on-pool", namespace, **DONE)
+    status = run["status"]
+    assert phase(run) == "Succeeded", status
+    assert status["tokens"] == {"prompt": 900, "completion": 300}
+    assert status["durationSeconds"] > 0 and status["attempts"] == 1
+    assert status["endpoint"] == llm.url and status["model"] == "qwen-coder"
+    assert condition(run, "ModelReady")["status"] == "True"
+    (request,) = llm.requests
+    assert request["model"] == "qwen-coder"
+    phases = [e["reason"] for e in kubectl.events(namespace, "on-pool")]
+    for p in ("Scheduling", "WaitingForModel", "Running", "Succeeded"):
+        assert p in phases, phases
+    dep = kubectl.get("deployment", "aiops-pool-qwen", namespace)
+    assert dep["metadata"]["annotations"]["aiops.dev/last-used"]
+    assert dep["metadata"]["annotations"]["aiops.dev/active-runs"] == "0"
+
+
+def check_manifest(dep: dict, svc: dict) -> None:
+    meta = dep["metadata"]
+    assert meta["labels"]["aiops.dev/pool"] == "qwen"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "aiops-operator"
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert c["resources"] == {"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": "2"}}
+    # restricted-v2: non-root without a fixed UID, no escalation, all capabilities dropped, RuntimeDefault seccomp
+    sc = c["securityContext"]
+    assert sc == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert "runAsUser" not in sc and "runAsUser" not in pod["securityContext"] and "privileged" not in sc
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http", "scheme": "HTTP"}
+    assert c["ports"][0]["containerPort"] == 8000
+    assert c["command"] == ["vllm", "serve"]
+    assert c["args"] == [
+        "/models/qwen2.5-coder-1.5b",
+        "--served-model-name", "qwen-coder",
+        "--tensor-parallel-size", "2",
+        "--host", "0.0.0.0",
+        "--port", "8000",
+        "--max-model-len", "8192",
+        "--enable-prefix-caching",
+    ]  # fmt: skip
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["weights"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory"}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["dshm"]["mountPath"] == "/dev/shm" and mounts["weights"]["readOnly"] is True
+    assert svc["spec"]["selector"] == {"aiops.dev/pool": "qwen"}
+    assert svc["spec"]["ports"][0]["port"] == 8000
+    assert svc["metadata"]["ownerReferences"][0]["name"] == "aiops-pool-qwen"
+
+
+def test_queue_with_a_limit_of_one(kubectl, operator_env, namespace, tmp_path):
+    replies = [answer(sop_answer()), answer(sop_answer())]
+    with ScriptedOpenAI(*replies, model="qwen-coder") as llm:
+        entry = pool_entry(endpointOverride=llm.url, maxConcurrentRuns=1)
+        start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
+        kubectl.apply(sop_run("first", "qwen"), namespace)
+        kubectl.wait("analysisrun", "first", namespace, until=lambda o: phase(o) == "WaitingForModel")
+        kubectl.apply(sop_run("second", "qwen"), namespace)
+        second = kubectl.wait(
+            "analysisrun", "second", namespace, until=lambda o: o.get("status", {}).get("queuePosition") == 1
+        )
+        assert phase(second) == "Scheduling"
+        assert condition(second, "Scheduled")["reason"] == "Queued"
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+        for name in ("first", "second"):
+            run = kubectl.wait("analysisrun", name, namespace, **DONE)
+            assert phase(run) == "Succeeded", run["status"]
+            assert "queuePosition" not in run["status"]
+
+
+def test_pool_that_never_becomes_ready_times_out(kubectl, operator_env, namespace, tmp_path):
+    start(operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace, AIOPS_MODEL_WAIT_S="3")
+    kubectl.apply(sop_run("never", "qwen"), namespace)
+    run = kubectl.wait("analysisrun", "never", namespace, **DONE)
+    assert phase(run) == "Failed"
+    cond = condition(run, "ModelReady")
+    assert cond["status"] == "False" and cond["reason"] == "Timeout", cond
+    assert "no ready replica after 3s" in run["status"]["error"]
+    events = {e["reason"]: e["type"] for e in kubectl.events(namespace, "never")}
+    assert events.get("Timeout") == "Warning", events
+    dep = kubectl.get("deployment", "aiops-pool-qwen", namespace)
+    assert dep["spec"]["replicas"] == 0, "nothing else uses the pool: scaled back"
+
+
+def test_unknown_pool_fails_naming_the_field(kubectl, operator_env, namespace, tmp_path):
+    start(operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace)
+    kubectl.apply(sop_run("nowhere", "llama"), namespace)
+    run = kubectl.wait("analysisrun", "nowhere", namespace, **DONE)
+    assert phase(run) == "Failed"
+    assert run["status"]["error"] == 'spec.inference.pool: no model "llama" in the catalogue (known: qwen)'
+    assert kubectl.get("deployment", "aiops-pool-llama", namespace) is None
+
+
+def test_idle_pool_scales_to_zero_and_back(kubectl, operator_env, namespace, tmp_path):
+    with ScriptedOpenAI(answer(sop_answer()), answer(sop_answer()), model="qwen-coder") as llm:
+        entry = pool_entry(endpointOverride=llm.url, idleSeconds=2)
+        start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
+        kubectl.apply(sop_run("once", "qwen"), namespace)
+        kubectl.wait("analysisrun", "once", namespace, until=lambda o: phase(o) == "WaitingForModel")
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+        assert phase(kubectl.wait("analysisrun", "once", namespace, **DONE)) == "Succeeded"
+        dep = kubectl.wait(
+            "deployment", "aiops-pool-qwen", namespace, until=lambda d: d["spec"]["replicas"] == 0, timeout=20
+        )
+        assert "idle" in dep["metadata"]["annotations"]["aiops.dev/scaled"]
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 0)
+        kubectl.apply(sop_run("again", "qwen"), namespace)
+        kubectl.wait("deployment", "aiops-pool-qwen", namespace, until=lambda d: d["spec"]["replicas"] == 1)
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+        assert phase(kubectl.wait("analysisrun", "again", namespace, **DONE)) == "Succeeded"
+
+
+def test_external_model_never_creates_a_deployment(kubectl, operator_env, namespace, tmp_path):
+    with ScriptedOpenAI(answer(sop_answer(), prompt_tokens=50, completion_tokens=5), model="gpt-x") as llm:
+        models = {"hosted": {"external": {"baseURL": llm.url}, "servedModelName": "gpt-x"}}
+        start(operator_env, tmp_path, models, AIOPS_NAMESPACE=namespace)
+        kubectl.apply(sop_run("outside", "hosted"), namespace)
+        run = kubectl.wait("analysisrun", "outside", namespace, **DONE)
+    assert phase(run) == "Succeeded", run["status"]
+    assert run["status"]["endpoint"] == llm.url and run["status"]["tokens"] == {"prompt": 50, "completion": 5}
+    assert kubectl.json("get", "deployments", "-n", namespace)["items"] == []
+    assert kubectl.json("get", "services", "-n", namespace)["items"] == []
+
+
+def test_bad_catalogue_stops_the_operator_naming_the_field(kubeconfig, tmp_path):
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump({"models": {"qwen": pool_entry(gpuProduct="NVIDIA-H1OO")}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiops.cli", "run"],
+        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": kubeconfig, "AIOPS_MODEL_CATALOGUE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert proc.returncode != 0
+    assert "models.qwen.gpuProduct: unknown GPU product 'NVIDIA-H1OO'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
