@@ -155,7 +155,7 @@ class ModelEntry(Model):
             pool_fields = {"image", "weights", "gpu_product", "max_model_len", "endpoint_override"}
             extra = sorted(self.model_fields_set & pool_fields)
             if extra:
-                names = ", ".join(self.model_fields[f].alias or f for f in extra)
+                names = ", ".join(type(self).model_fields[f].alias or f for f in extra)
                 raise ValueError(f"external: an external model runs no pool; remove {names}")
             if not self.served_model_name:
                 raise ValueError("servedModelName: required for an external model (the model the endpoint serves)")
