@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aiops.inference import catalogue
 from harness import REPO
 
 CHART = REPO / "charts" / "aiops-operator"
@@ -96,6 +97,23 @@ def test_security_context_fits_restricted_v2():
     assert not [e for e in c["env"] if e["name"].startswith(("AIOPS_WEBHOOK", "AIOPS_POSTGRES", "AIOPS_REDIS"))]
 
 
+def catalogue_values(tmp_path) -> str:
+    models = yaml.safe_load((REPO / "examples" / "models" / "catalogue.yaml").read_text())["models"]
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump({"modelCatalogue": models}))
+    return str(path)
+
+
+def test_the_model_catalogue_reaches_the_operator_as_it_reads_it(tmp_path):
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", "-f", catalogue_values(tmp_path))) if d]
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap"]
+    parsed = catalogue.parse(yaml.safe_load(cm["data"]["catalogue.yaml"]), "the chart's ConfigMap")
+    assert parsed.get("qwen-coder") is not None and parsed.get("hosted") is not None
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert {"name": "AIOPS_MODEL_CATALOGUE", "value": "/etc/aiops/catalogue/catalogue.yaml"} in c["env"]
+
+
 def test_webhook_history_and_events_come_from_secrets():
     docs = [d for d in yaml.safe_load_all(render("aiops-system", *COMBINATIONS["everything-on"])) if d]
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
@@ -126,7 +144,7 @@ def can_i(kubectl, namespace: str, *what: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
-def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace):
+def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace, tmp_path):
     rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
     def install(*values: str) -> None:
@@ -170,9 +188,17 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace)
     for what in denied:
         assert not can_i(kubectl, namespace, *what), f"allowed but not needed: {what}"
 
+    assert not can_i(kubectl, namespace, "create", "deployments.apps", "-n", namespace)  # no pools, no rights
+
     install("--set", "rbac.actions.restartPod=true,rbac.actions.rollbackDeployment=true,rbac.actions.cordonNode=true")
     assert can_i(kubectl, namespace, "delete", "pods", "-n", "shop")
     assert can_i(kubectl, namespace, "patch", "deployments.apps", "-n", "shop")
     assert can_i(kubectl, namespace, "patch", "nodes")
     assert not can_i(kubectl, namespace, "patch", "deployments.apps", "--subresource=scale", "-n", "shop")
     assert not can_i(kubectl, namespace, "create", "secrets", "-n", namespace)
+
+    # A model catalogue: the pools' Deployments and Services, in the operator's namespace only.
+    install("-f", catalogue_values(tmp_path))
+    assert can_i(kubectl, namespace, "create", "deployments.apps", "-n", namespace)
+    assert can_i(kubectl, namespace, "delete", "services", "-n", namespace)
+    assert not can_i(kubectl, namespace, "create", "deployments.apps", "-n", "shop")
