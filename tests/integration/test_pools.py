@@ -6,11 +6,14 @@ OpenAI server, as it would point at a port-forward when the operator runs outsid
 """
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
+from aiops.eval.scenarios import checkout_oomkilled
 from harness import REPO, condition, phase
 from support.scripted_openai import ScriptedOpenAI, answer
 
@@ -245,3 +248,41 @@ def test_bad_catalogue_stops_the_operator_naming_the_field(kubeconfig, tmp_path)
     assert proc.returncode != 0
     assert "models.qwen.gpuProduct: unknown GPU product 'NVIDIA-H1OO'" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(900)  # a 0.5B model on 2 CPU cores: a minute or more per answer
+@pytest.mark.skipif(os.environ.get("AIOPS_SKIP_REAL_MODEL") == "1", reason="AIOPS_SKIP_REAL_MODEL=1")
+def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
+    kubectl, operator_env, namespace, tmp_path, writer, local_model
+):
+    """The pool's endpoint is the real llama.cpp server (what a vLLM pod would serve, on CPU)."""
+    served = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    entry = pool_entry(endpointOverride=local_model, servedModelName=served)
+    start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace, AIOPS_LLM_MAX_TOKENS="1024")
+    checkout_oomkilled(writer)
+    incident = {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": "checkout-oom"},
+        "spec": {"title": "checkout restarting", "severity": "critical",
+                 "target": {"kind": "Deployment", "name": "checkout"}},
+    }  # fmt: skip
+    kubectl.apply(incident, namespace)
+    inc = kubectl.wait("incident", "checkout-oom", namespace, until=lambda o: o.get("status", {}).get("diagnosis"))
+    run = {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "metadata": {"name": "rca-on-pool"},
+        "spec": {"type": "rootCause", "incidentRef": {"name": "checkout-oom"}, "inference": {"pool": "qwen"}},
+    }
+    kubectl.apply(run, namespace)
+    kubectl.wait("analysisrun", "rca-on-pool", namespace, until=lambda o: phase(o) == "WaitingForModel")
+    set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+    run = kubectl.wait("analysisrun", "rca-on-pool", namespace, **{**DONE, "timeout": 600})
+    status = run["status"]
+    assert phase(run) == "Succeeded", status
+    assert status["tokens"]["prompt"] > 500 and status["tokens"]["completion"] > 0, "the model really answered"
+    assert status["endpoint"] == local_model and status["model"] in (served, "deterministic-analyzers")
+    assert status["durationSeconds"] > 1
+    inc = kubectl.get("incident", "checkout-oom", namespace)
+    assert inc["status"]["diagnosis"]["suspects"], inc["status"]["diagnosis"]
