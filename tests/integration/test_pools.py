@@ -70,8 +70,18 @@ def pool_entry(**override) -> dict:
     return entry | override
 
 
-def start(operator_env, tmp_path, models: dict, **env) -> str:
-    """Restarts the operator with this catalogue; the operator's (pool) namespace."""
+WEIGHTS_PVC = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "models"},
+    "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "20Gi"}}},
+}
+
+
+def start(kubectl, operator_env, tmp_path, models: dict, weights: bool = True, **env) -> str:
+    """Restarts the operator with this catalogue (and the weights' claim); the operator's (pool) namespace."""
+    if weights and "AIOPS_NAMESPACE" in env:
+        kubectl.apply(WEIGHTS_PVC, env["AIOPS_NAMESPACE"])
     path = tmp_path / "catalogue.yaml"
     path.write_text(yaml.safe_dump({"models": models}))
     operator_env({"AIOPS_MODEL_CATALOGUE": str(path), "AIOPS_POOL_SWEEP_INTERVAL_S": "1", **env})
@@ -89,7 +99,9 @@ def set_ready(kubectl, namespace: str, name: str, ready: int) -> None:
 
 def test_run_schedules_a_pool_waits_for_it_and_succeeds(kubectl, operator_env, namespace, tmp_path):
     with ScriptedOpenAI(answer(sop_answer(), prompt_tokens=900, completion_tokens=300), model="qwen-coder") as llm:
-        start(operator_env, tmp_path, {"qwen": pool_entry(endpointOverride=llm.url)}, AIOPS_NAMESPACE=namespace)
+        start(
+            kubectl, operator_env, tmp_path, {"qwen": pool_entry(endpointOverride=llm.url)}, AIOPS_NAMESPACE=namespace
+        )
         kubectl.apply(sop_run("on-pool", "qwen"), namespace)
         run = kubectl.wait(
             "analysisrun", "on-pool", namespace, until=lambda o: phase(o) == "WaitingForModel", what="WaitingForModel"
@@ -164,7 +176,7 @@ def test_queue_with_a_limit_of_one(kubectl, operator_env, namespace, tmp_path):
     replies = [answer(sop_answer()), answer(sop_answer())]
     with ScriptedOpenAI(*replies, model="qwen-coder") as llm:
         entry = pool_entry(endpointOverride=llm.url, maxConcurrentRuns=1)
-        start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
+        start(kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
         kubectl.apply(sop_run("first", "qwen"), namespace)
         kubectl.wait("analysisrun", "first", namespace, until=lambda o: phase(o) == "WaitingForModel")
         kubectl.apply(sop_run("second", "qwen"), namespace)
@@ -181,7 +193,7 @@ def test_queue_with_a_limit_of_one(kubectl, operator_env, namespace, tmp_path):
 
 
 def test_pool_that_never_becomes_ready_times_out(kubectl, operator_env, namespace, tmp_path):
-    start(operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace, AIOPS_MODEL_WAIT_S="3")
+    start(kubectl, operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace, AIOPS_MODEL_WAIT_S="3")
     kubectl.apply(sop_run("never", "qwen"), namespace)
     run = kubectl.wait("analysisrun", "never", namespace, **DONE)
     assert phase(run) == "Failed"
@@ -194,8 +206,19 @@ def test_pool_that_never_becomes_ready_times_out(kubectl, operator_env, namespac
     assert dep["spec"]["replicas"] == 0, "nothing else uses the pool: scaled back"
 
 
+def test_missing_weights_claim_fails_at_once_and_creates_nothing(kubectl, operator_env, namespace, tmp_path):
+    start(kubectl, operator_env, tmp_path, {"qwen": pool_entry()}, weights=False, AIOPS_NAMESPACE=namespace)
+    kubectl.apply(sop_run("no-weights", "qwen"), namespace)
+    run = kubectl.wait("analysisrun", "no-weights", namespace, **DONE)
+    assert phase(run) == "Failed"
+    cond = condition(run, "ModelReady")
+    assert (cond["status"], cond["reason"]) == ("False", "WeightsMissing")
+    assert f"PersistentVolumeClaim {namespace}/models does not exist" in cond["message"]
+    assert kubectl.get("deployment", "aiops-pool-qwen", namespace) is None, "no orphaned Deployment"
+
+
 def test_unknown_pool_fails_naming_the_field(kubectl, operator_env, namespace, tmp_path):
-    start(operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace)
+    start(kubectl, operator_env, tmp_path, {"qwen": pool_entry()}, AIOPS_NAMESPACE=namespace)
     kubectl.apply(sop_run("nowhere", "llama"), namespace)
     run = kubectl.wait("analysisrun", "nowhere", namespace, **DONE)
     assert phase(run) == "Failed"
@@ -206,7 +229,7 @@ def test_unknown_pool_fails_naming_the_field(kubectl, operator_env, namespace, t
 def test_idle_pool_scales_to_zero_and_back(kubectl, operator_env, namespace, tmp_path):
     with ScriptedOpenAI(answer(sop_answer()), answer(sop_answer()), model="qwen-coder") as llm:
         entry = pool_entry(endpointOverride=llm.url, idleSeconds=2)
-        start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
+        start(kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace)
         kubectl.apply(sop_run("once", "qwen"), namespace)
         kubectl.wait("analysisrun", "once", namespace, until=lambda o: phase(o) == "WaitingForModel")
         set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
@@ -225,7 +248,7 @@ def test_idle_pool_scales_to_zero_and_back(kubectl, operator_env, namespace, tmp
 def test_external_model_never_creates_a_deployment(kubectl, operator_env, namespace, tmp_path):
     with ScriptedOpenAI(answer(sop_answer(), prompt_tokens=50, completion_tokens=5), model="gpt-x") as llm:
         models = {"hosted": {"external": {"baseURL": llm.url}, "servedModelName": "gpt-x"}}
-        start(operator_env, tmp_path, models, AIOPS_NAMESPACE=namespace)
+        start(kubectl, operator_env, tmp_path, models, AIOPS_NAMESPACE=namespace)
         kubectl.apply(sop_run("outside", "hosted"), namespace)
         run = kubectl.wait("analysisrun", "outside", namespace, **DONE)
     assert phase(run) == "Succeeded", run["status"]
@@ -258,7 +281,7 @@ def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
     """The pool's endpoint is the real llama.cpp server (what a vLLM pod would serve, on CPU)."""
     served = "qwen2.5-coder-0.5b-instruct-q4_k_m"
     entry = pool_entry(endpointOverride=local_model, servedModelName=served)
-    start(operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace, AIOPS_LLM_MAX_TOKENS="1024")
+    start(kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace, AIOPS_LLM_MAX_TOKENS="1024")
     checkout_oomkilled(writer)
     incident = {
         "apiVersion": "aiops.dev/v1alpha1",

@@ -225,6 +225,23 @@ def _patch(pool: str, namespace: str, body: dict) -> dict:
     return _json(_apps().patch_namespaced_deployment(resource_name(pool), namespace, body))
 
 
+def missing_weights(entry: ModelEntry, namespace: str) -> str | None:
+    """Why the pool can never become ready, when it is plain before scheduling: its weights claim is absent."""
+    w = entry.weights
+    if w is None or w.pvc is None:
+        return None
+    try:
+        kube.core().read_namespaced_persistent_volume_claim(w.pvc.claim_name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return (
+                f"weights.pvc.claimName: PersistentVolumeClaim {namespace}/{w.pvc.claim_name} does not exist;"
+                " create it with the model weights (or fix the catalogue)"
+            )
+        raise
+    return None
+
+
 def ensure(pool: str, entry: ModelEntry, namespace: str, now: datetime) -> dict:
     """The pool's Deployment (created, updated to the catalogue, scaled to 1) and Service; the Deployment."""
     want = deployment_manifest(pool, entry, namespace)

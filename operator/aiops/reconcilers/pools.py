@@ -144,6 +144,9 @@ async def _admit(run: dict, pool: str, entry: ModelEntry) -> bool:
 async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings) -> bool:
     """Scales the pool up and waits for a ready replica (WaitingForModel); False after a timeout (Failed)."""
     ns, name = cfg.namespace, pools.resource_name(pool)
+    if missing := await _call(pools.missing_weights, entry, ns):
+        await _call(_give_up, run, pool, ns, "WeightsMissing", f"pool {pool}: {missing}")
+        return False
     try:
         deployment = await _call(pools.ensure, pool, entry, ns, now_utc())
     except ApiException as exc:
@@ -180,16 +183,21 @@ async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings)
 
 
 def _time_out(run: dict, pool: str, ns: str, wait_s: int) -> None:
-    now = now_utc()
     message = f"pool {pool}: Deployment {ns}/{pools.resource_name(pool)} had no ready replica after {wait_s}s"
+    _give_up(run, pool, ns, "Timeout", message)
 
-    def timed_out(b: StatusBuilder) -> None:
-        b.condition(MODEL_READY, "False", "Timeout", message, event="Warning")
 
-    _write(run, timed_out)
+def _give_up(run: dict, pool: str, ns: str, reason: str, message: str) -> None:
+    """The run fails with ModelReady=False `reason`; the pool goes back to zero unless another run uses it."""
+    now = now_utc()
+
+    def model_not_ready(b: StatusBuilder) -> None:
+        b.condition(MODEL_READY, "False", reason, message, event="Warning")
+
+    _write(run, model_not_ready)
     fail_run(_fresh(run), message, now, kopf_emitter)
     if pools.SCHEDULER.release(pool, _key(run)) == 0 and not pools.SCHEDULER.active(pool):
-        pools.scale_to_zero(pool, ns, now, f"run {_key(run)} timed out waiting and no other run uses it")
+        pools.scale_to_zero(pool, ns, now, f"run {_key(run)} gave up ({reason}) and no other run uses it")
 
 
 def expire_runs(ttl_s: int, now) -> None:
