@@ -57,6 +57,27 @@ class GPUInventory(Model):
     models: list[GPUModel] = Field(default_factory=list)
 
 
+class GPUWorst(Model):
+    node: str = Field(max_length=253, description="The node (or scrape instance) the GPU is on.")
+    name: str = Field(max_length=253)
+    xid_errors: int = Field(default=0, ge=0)
+    ecc_uncorrected: int = Field(default=0, ge=0)
+    temperature_celsius: float | None = Field(default=None, ge=-50, le=200)
+
+
+class GPUTelemetry(Model):
+    gpus: int = Field(ge=0, description="GPUs reporting aiops_gpu_* metrics (`aiops gpu agent`).")
+    memory_used_bytes: int = Field(ge=0)
+    memory_total_bytes: int = Field(ge=0)
+    mean_utilization_percent: float | None = Field(default=None, ge=0, le=100)
+    max_temperature_celsius: float | None = Field(default=None, ge=-50, le=200)
+    power_watts: float | None = Field(default=None, ge=0)
+    ecc_uncorrected: int = Field(ge=0)
+    xid_errors: int = Field(ge=0)
+    worst: list[GPUWorst] = Field(default_factory=list, max_length=5, description="Most errors, then hottest.")
+    observed_at: datetime | None = None
+
+
 class ManagedClusterStatus(Model):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
@@ -66,6 +87,9 @@ class ManagedClusterStatus(Model):
     node_count: int | None = Field(default=None, ge=0)
     ready_node_count: int | None = Field(default=None, ge=0, description="Nodes whose Ready condition is True.")
     gpu_inventory: GPUInventory | None = None
+    gpu_telemetry: GPUTelemetry | None = Field(
+        default=None, description="From the cluster's Prometheus; absent when no GPU reports metrics."
+    )
     capabilities: list[str] = Field(default_factory=list)
     last_probe_time: datetime | None = Field(
         default=None, description="When the periodic probe last ran ($AIOPS_CLUSTER_PROBE_INTERVAL_S, default 60 s)."

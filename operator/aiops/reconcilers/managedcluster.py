@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from .. import GROUP, VERSION, history, probe, settings
+from .. import GROUP, VERSION, gpufleet, history, probe, settings
 from ..api import MANAGED_CLUSTER
 from ..api.managedcluster import ClusterPhase
 from ..events import EventType, publish
@@ -109,6 +109,21 @@ def _record(body: Any, builder: StatusBuilder, phase: str, ready: str, reason: s
     _publish(body["metadata"]["name"], body, builder, reason, message)
 
 
+def _gpu_telemetry(body: Any, builder: StatusBuilder, spec: Any, namespace: str, checks: list) -> None:
+    """status.gpuTelemetry from the cluster's Prometheus; kept as it was when Prometheus is not ready."""
+    endpoint = gpufleet.prometheus_for(spec, settings.current().prometheus_url)
+    if endpoint is None:
+        return
+    if any(c.name == "prometheus" and not c.ok for c in checks):
+        return  # PrometheusReachable=False says why; the last summary stays
+    try:
+        token = probe.endpoint_token(endpoint, namespace)
+    except (probe.SecretMissing, probe.ApiException):
+        return
+    found = gpufleet.observe(endpoint, token, builder.now)
+    gpufleet.record(builder, body["metadata"]["name"], body, found)
+
+
 def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder, first: bool) -> None:
     """One probe, recorded in status. `first`: the change handler (which may stop on bad input or wait
     for a missing Secret through kopf); otherwise the timer, which never raises for expected failures."""
@@ -161,6 +176,7 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
     for check in result.endpoints:
         _set(builder, check.condition_type, check.ok, check.reason, check.message)
     _drop_conditions(builder, {c.condition_type for c in result.endpoints})
+    _gpu_telemetry(body, builder, spec, namespace, result.endpoints)
     if spec.kubeconfig_secret_ref is None:  # the cluster the operator runs in: say whether history is kept
         recording, why = history.status()
         reason = "Recording" if recording else "Off" if why.startswith("history is off") else "Failing"
