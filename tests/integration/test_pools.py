@@ -15,7 +15,7 @@ import yaml
 
 from aiops.eval.scenarios import checkout_oomkilled
 from harness import REPO, condition, phase
-from support.scripted_openai import ScriptedOpenAI, answer
+from support.scripted_openai import Reply, ScriptedOpenAI, answer
 
 DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 90, "what": "a finished run"}
 RUNBOOK = "When PaymentsHighErrorRate fires, restart the payments deployment; if that fails, page payments-oncall."
@@ -309,3 +309,27 @@ def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
     assert status["durationSeconds"] > 1
     inc = kubectl.get("incident", "checkout-oom", namespace)
     assert inc["status"]["diagnosis"]["suspects"], inc["status"]["diagnosis"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply(status=404, body='{"error": {"message": "The model `qwen-coder` does not exist."}}'), "404"),
+        (Reply(body="<html><body>502 Bad Gateway</body></html>"), "is not a chat completion"),
+    ],
+    ids=["404", "not-json"],
+)
+def test_a_pool_endpoint_that_answers_nonsense_fails_the_run_clearly(
+    kubectl, operator_env, namespace, tmp_path, reply, expected
+):
+    with ScriptedOpenAI(*[reply] * 8, model="qwen-coder") as llm:
+        start(
+            kubectl, operator_env, tmp_path, {"qwen": pool_entry(endpointOverride=llm.url)}, AIOPS_NAMESPACE=namespace
+        )
+        kubectl.apply(sop_run("nonsense", "qwen"), namespace)
+        kubectl.wait("analysisrun", "nonsense", namespace, until=lambda o: phase(o) == "WaitingForModel")
+        set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
+        run = kubectl.wait("analysisrun", "nonsense", namespace, **DONE)
+    assert phase(run) == "Failed"
+    assert expected in run["status"]["error"], run["status"]["error"]
+    assert condition(run, "ModelAnswered")["status"] == "False"
