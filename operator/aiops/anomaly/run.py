@@ -15,12 +15,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
-from urllib3.util.retry import Retry
 
-from ..collectors.prometheus import TIMEOUT_S, PrometheusSource, step_for
+from ..collectors.prometheus import PrometheusSource, step_for
 from .detect import Anomaly, detect
 
 DEFAULT_LOOKBACK = timedelta(hours=1)
@@ -125,14 +123,7 @@ def run_queries(
     began = time.monotonic()
     step = step_for((end - start).total_seconds())
     outcome = AnomalyOutcome(start=start, end=end, step=step)
-    headers = {"Authorization": f"Bearer {source.bearer_token}"} if source.bearer_token else None
-    prom = PrometheusConnect(
-        url=source.url,
-        headers=headers,
-        disable_ssl=source.insecure_skip_verify,
-        retry=Retry(total=0),
-        timeout=TIMEOUT_S,
-    )
+    prom = source.connect()
     series: dict[str, tuple[list[float], list[float]]] = {}
     unreachable = False
     for i, query in enumerate(queries):

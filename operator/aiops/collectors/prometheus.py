@@ -61,6 +61,13 @@ class PrometheusSource:
     bearer_token: str | None = None
     insecure_skip_verify: bool = False
 
+    def connect(self, timeout: float = TIMEOUT_S) -> PrometheusConnect:
+        """A client making one attempt per query: callers are bounded by timeouts, not by urllib3's retry loop."""
+        headers = {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else None
+        return PrometheusConnect(
+            url=self.url, headers=headers, disable_ssl=self.insecure_skip_verify, retry=Retry(total=0), timeout=timeout
+        )
+
 
 def step_for(seconds: float) -> str:
     return f"{max(15, int(seconds // MAX_POINTS))}s"
@@ -69,15 +76,7 @@ def step_for(seconds: float) -> str:
 def collect(
     source: PrometheusSource, bundle: EvidenceBundle, templates: dict[str, str] = TEMPLATES | NEIGHBOURHOOD
 ) -> EvidenceBundle:
-    headers = {"Authorization": f"Bearer {source.bearer_token}"} if source.bearer_token else None
-    # One attempt per query: the pipeline is bounded by timeouts, not by urllib3's retry loop.
-    prom = PrometheusConnect(
-        url=source.url,
-        headers=headers,
-        disable_ssl=source.insecure_skip_verify,
-        retry=Retry(total=0),
-        timeout=TIMEOUT_S,
-    )
+    prom = source.connect()
     sel = pod_matcher(bundle)
     step = step_for((bundle.window_end - bundle.window_start).total_seconds())
     for name, template in templates.items():

@@ -16,10 +16,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
-from urllib3.util.retry import Retry
 
 from ..api.sop import SOPStep
 from ..collectors.prometheus import PrometheusSource
@@ -100,10 +98,7 @@ def run_command(command: str, variables: dict[str, str]) -> CheckResult:
 def run_promql(query: str, source: PrometheusSource | None, variables: dict[str, str]) -> CheckResult:
     if source is None:
         raise CheckError("no Prometheus endpoint is configured (AIOPS_PROMETHEUS_URL or the ManagedCluster's)")
-    headers = {"Authorization": f"Bearer {source.bearer_token}"} if source.bearer_token else None
-    prom = PrometheusConnect(
-        url=source.url, headers=headers, disable_ssl=source.insecure_skip_verify, retry=Retry(total=0), timeout=10
-    )
+    prom = source.connect(timeout=10)
     expr = substitute(query, variables)
     try:
         result = prom.custom_query(expr)
