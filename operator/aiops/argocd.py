@@ -22,6 +22,7 @@ from . import GROUP, crdgen, sopfile
 from .api import KINDS
 
 HEALTH_DIR = Path("deploy/argocd/health")
+HEALTH_COMMON = "_common.lua"
 HEALTH_CM = Path("deploy/argocd/argocd-cm-health.yaml")
 CRD_DIR = Path("deploy/argocd/crds")
 SOP_DIR = Path("deploy/sop-library")
@@ -50,8 +51,13 @@ def health_key(kind: str) -> str:
 
 
 def health_scripts(root: Path = Path(".")) -> dict[str, str]:
-    """Kind -> its Lua health check, for every kind of the API."""
-    return {kind.kind: (root / HEALTH_DIR / f"{kind.kind}.lua").read_text(encoding="utf-8") for kind in KINDS}
+    """Kind -> its Lua health check, for every kind of the API: HEALTH_COMMON (the helpers every kind uses)
+    followed by <Kind>.lua, since each argocd-cm snippet must stand alone."""
+    common = (root / HEALTH_DIR / HEALTH_COMMON).read_text(encoding="utf-8")
+    return {
+        kind.kind: common + "\n" + (root / HEALTH_DIR / f"{kind.kind}.lua").read_text(encoding="utf-8")
+        for kind in KINDS
+    }
 
 
 def health_configmap(root: Path = Path(".")) -> str:

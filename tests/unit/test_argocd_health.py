@@ -48,7 +48,7 @@ def health(kind: str, obj: dict) -> tuple[str, str]:
     """(status, message) as Argo CD would compute them: the script sees the live object as the global `obj`."""
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
-    hs = lua.execute((REPO / argocd.HEALTH_DIR / f"{kind}.lua").read_text())
+    hs = lua.execute(argocd.health_scripts(REPO)[kind])  # _common.lua + <Kind>.lua, as argocd-cm carries it
     assert hs is not None, f"{kind}.lua returned nothing"
     assert hs["status"] in ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"), hs["status"]
     assert isinstance(hs["message"], str) and hs["message"], f"{kind}.lua gave no message"
@@ -280,8 +280,11 @@ def test_every_kind_has_a_health_check_in_the_committed_configmap():
     doc = yaml.safe_load((REPO / argocd.HEALTH_CM).read_text())
     assert (doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]) == ("ConfigMap", "argocd-cm", "argocd")
     assert set(doc["data"]) == {f"resource.customizations.health.aiops.dev_{k.kind}" for k in KINDS}
+    common = (REPO / argocd.HEALTH_DIR / argocd.HEALTH_COMMON).read_text()
     for kind in KINDS:
-        assert doc["data"][argocd.health_key(kind.kind)] == (REPO / argocd.HEALTH_DIR / f"{kind.kind}.lua").read_text()
+        script = doc["data"][argocd.health_key(kind.kind)]
+        assert script.startswith(common), f"{kind.kind}: the shared helpers come first"
+        assert script.endswith((REPO / argocd.HEALTH_DIR / f"{kind.kind}.lua").read_text())
 
 
 def test_committed_configmap_matches_the_lua_files():
@@ -292,8 +295,9 @@ def test_committed_configmap_matches_the_lua_files():
 
 
 def test_configmap_follows_an_edited_script(tmp_path):
-    for kind in KINDS:
-        src = REPO / argocd.HEALTH_DIR / f"{kind.kind}.lua"
+    for src in [REPO / argocd.HEALTH_DIR / argocd.HEALTH_COMMON] + [
+        REPO / argocd.HEALTH_DIR / f"{kind.kind}.lua" for kind in KINDS
+    ]:
         (tmp_path / argocd.HEALTH_DIR).mkdir(parents=True, exist_ok=True)
         (tmp_path / argocd.HEALTH_DIR / src.name).write_text(src.read_text())
     (tmp_path / argocd.HEALTH_DIR / "SOP.lua").write_text("hs = {status = 'Healthy', message = 'x'}\nreturn hs\n")

@@ -3,56 +3,12 @@
 --   Healthy      Succeeded
 --   Degraded     Failed; or a spec the operator rejected (Ready=False, InvalidSpec)
 --   Unknown      a phase this script does not know (a newer operator)
--- Plain Lua 5.1 (Argo CD runs gopher-lua); tests/unit/test_argocd_health.py runs it on every phase.
-local hs = {}
-
-local function condition(status, ctype)
-  if status == nil or status.conditions == nil then
-    return nil
-  end
-  for _, c in ipairs(status.conditions) do
-    if c.type == ctype then
-      return c
-    end
-  end
-  return nil
-end
-
-local function with(prefix, detail)
-  if detail == nil or detail == "" then
-    return prefix
-  end
-  return prefix .. ": " .. detail
-end
-
-local s = obj.status
-local generation = obj.metadata and obj.metadata.generation
-local ready = condition(s, "Ready")
-
-if s == nil then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to accept the run"
+-- Runs after _common.lua (plain Lua 5.1, as Argo CD's gopher-lua); tests/unit/test_argocd_health.py runs it on every phase.
+local hs, s, ready = before_phases(obj, "Waiting for the operator to accept the run", true)
+if hs ~= nil then
   return hs
 end
-if generation ~= nil and (s.observedGeneration == nil or s.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to process generation " .. tostring(generation)
-  return hs
-end
-if ready ~= nil and ready.status == "False" and ready.reason == "InvalidSpec" then
-  hs.status = "Degraded"
-  hs.message = ready.message
-  return hs
-end
-if s.phase == nil then
-  hs.status = "Progressing"
-  if ready ~= nil and ready.message ~= nil and ready.message ~= "" then
-    hs.message = ready.message
-  else
-    hs.message = "Waiting for the operator to accept the run"
-  end
-  return hs
-end
+hs = {}
 
 local phase = s.phase
 if phase == "Pending" or phase == "Scheduling" or phase == "WaitingForModel" or phase == "Running" then

@@ -4,40 +4,17 @@
 --   Degraded     Ready=False with reason InvalidSpec (the message names the field)
 --   Progressing  no Ready condition yet, Ready=Unknown or Ready=False for another reason;
 --                a spec the operator has not seen yet
--- Plain Lua 5.1 (Argo CD runs gopher-lua); tests/unit/test_argocd_health.py runs it.
-local hs = {}
-
-local function condition(status, ctype)
-  if status == nil or status.conditions == nil then
-    return nil
-  end
-  for _, c in ipairs(status.conditions) do
-    if c.type == ctype then
-      return c
-    end
-  end
-  return nil
+-- Runs after _common.lua (plain Lua 5.1, as Argo CD's gopher-lua); tests/unit/test_argocd_health.py runs it.
+local waiting = "Waiting for the operator to validate the runbook"
+if condition(obj.status, "Ready") == nil then
+  return {status = "Progressing", message = waiting}
 end
-
-local s = obj.status
-local generation = obj.metadata and obj.metadata.generation
-local ready = condition(s, "Ready")
-
-if s == nil or ready == nil then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to validate the runbook"
+local hs, s, ready = before_phases(obj, waiting, false)
+if hs ~= nil then
   return hs
 end
-if generation ~= nil and (s.observedGeneration == nil or s.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "Waiting for the operator to process generation " .. tostring(generation)
-  return hs
-end
-if ready.status == "False" and ready.reason == "InvalidSpec" then
-  hs.status = "Degraded"
-  hs.message = ready.message
-  return hs
-end
+hs = {}
+
 if ready.status == "True" then
   hs.status = "Healthy"
   hs.message = ready.message
