@@ -6,6 +6,7 @@ import argparse
 import difflib
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import crdgen
@@ -13,66 +14,77 @@ from . import crdgen
 CRD_DIRS = (Path("crds"), Path("charts/aiops-operator/crds"))  # Helm installs (never upgrades) its crds/
 
 
+def _generated(
+    args: argparse.Namespace,
+    stale: Callable[[], list[tuple[Path, str, str]]],
+    write: Callable[[], Iterable[Path]],
+    what: str,
+    command: str,
+    up_to_date: str,
+) -> int:
+    """The shape of every generator command: write the files, or with --check diff them against what would be
+    written and fail when any differs."""
+    if args.check:
+        differ = stale()
+        for path, have, want in differ:
+            diff = difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
+            sys.stdout.writelines(diff)
+        if differ:
+            print(f"{len(differ)} file(s) differ from {what}; run `{command}` and commit", file=sys.stderr)
+            return 1
+        print(up_to_date)
+        return 0
+    for path in write():
+        print(path)
+    return 0
+
+
 def cmd_crds(args: argparse.Namespace) -> int:
     """Writes (or checks) the CRDs in every place they are kept: crds/ and the Helm chart's crds/."""
     from .api import KINDS
 
     outs = [Path(args.out)] if args.out else list(CRD_DIRS)
-    if args.check:
-        stale = []
+
+    def stale() -> list[tuple[Path, str, str]]:
+        files = [(out / crdgen.filename(kind), crdgen.render(kind)) for out in outs for kind in KINDS]
+        have = {path: path.read_text() if path.exists() else "" for path, _ in files}
+        return [(path, have[path], want) for path, want in files if have[path] != want]
+
+    def write() -> list[Path]:
         for out in outs:
-            for kind in KINDS:
-                path, want = out / crdgen.filename(kind), crdgen.render(kind)
-                have = path.read_text() if path.exists() else ""
-                if have != want:
-                    stale.append((path, have, want))
-        if _report_stale(stale, "the models", "aiops crds"):
-            return 1
-        print(f"{len(KINDS)} CRDs match the models in {', '.join(map(str, outs))}")
-        return 0
-    for out in outs:
-        out.mkdir(parents=True, exist_ok=True)
-        for path in crdgen.write_all(out):
-            print(path)
-    return 0
+            out.mkdir(parents=True, exist_ok=True)
+        return [path for out in outs for path in crdgen.write_all(out)]
 
-
-def _report_stale(stale: list[tuple[Path, str, str]], what: str, command: str) -> int:
-    for path, have, want in stale:
-        diff = difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "generated")
-        sys.stdout.writelines(diff)
-    if stale:
-        print(f"{len(stale)} file(s) differ from {what}; run `{command}` and commit", file=sys.stderr)
-        return 1
-    return 0
+    places = ", ".join(map(str, outs))
+    return _generated(args, stale, write, "the models", "aiops crds", f"{len(KINDS)} CRDs match the models in {places}")
 
 
 def cmd_argocd(args: argparse.Namespace) -> int:
     from . import argocd
 
     root = Path(args.root)
-    if args.check:
-        if _report_stale(argocd.check(root), "their sources", "aiops argocd"):
-            return 1
-        print("Argo CD health checks, CRD copies, SOP manifests and example Incidents are up to date")
-        return 0
-    for path in argocd.write_all(root):
-        print(path)
-    return 0
+    return _generated(
+        args,
+        lambda: argocd.check(root),
+        lambda: argocd.write_all(root),
+        "their sources",
+        "aiops argocd",
+        "Argo CD health checks, CRD copies, SOP manifests and example Incidents are up to date",
+    )
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
     from . import docgen
 
     root = Path(args.root)
-    if args.check:
-        if _report_stale(docgen.check(root), "the models", "aiops docs"):
-            return 1
-        print("the field references match the models")
-        return 0
-    for path in docgen.write_all(root):
-        print(path)
-    return 0
+    return _generated(
+        args,
+        lambda: docgen.check(root),
+        lambda: docgen.write_all(root),
+        "the models",
+        "aiops docs",
+        "the field references match the models",
+    )
 
 
 def cmd_gpu(args: argparse.Namespace) -> int:
