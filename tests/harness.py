@@ -150,3 +150,18 @@ def phase(obj: dict) -> str | None:
 def ready_reason(obj: dict) -> str | None:
     cond = condition(obj)
     return cond["reason"] if cond else None
+
+
+def checkout_incident(name: str, **spec: Any) -> dict:
+    """An Incident about Deployment/checkout (the workload aiops.eval.scenarios.checkout_oomkilled writes)."""
+    return {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": name},
+        "spec": {
+            "title": "checkout restarting",
+            "severity": "critical",
+            "target": {"kind": "Deployment", "name": "checkout"},
+            **spec,
+        },
+    }

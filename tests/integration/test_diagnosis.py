@@ -12,24 +12,11 @@ from aiops.collectors import kubernetes as k8s_collector
 from aiops.devprometheus import PrometheusServer
 from aiops.eval.scenarios import checkout_oomkilled
 from aiops.evidence import EvidenceBundle, Target
+from harness import checkout_incident as incident
 from harness import condition, phase
 from support.scripted_openai import ScriptedOpenAI, answer, content
 
 DONE = {"until": lambda o: phase(o) in ("Diagnosed", "Failed"), "timeout": 90, "what": "a diagnosis"}
-
-
-def incident(name, **spec):
-    return {
-        "apiVersion": "aiops.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": name},
-        "spec": {
-            "title": "checkout restarting",
-            "severity": "critical",
-            "target": {"kind": "Deployment", "name": "checkout"},
-            **spec,
-        },
-    }
 
 
 def leaky_checkout(writer):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from aiops.eval.scenarios import checkout_oomkilled
-from harness import REPO, condition, phase
+from harness import REPO, checkout_incident, condition, phase
 from support.scripted_openai import Reply, ScriptedOpenAI, answer
 
 DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 90, "what": "a finished run"}
@@ -283,14 +283,7 @@ def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
     entry = pool_entry(endpointOverride=local_model, servedModelName=served)
     start(kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace, AIOPS_LLM_MAX_TOKENS="1024")
     checkout_oomkilled(writer)
-    incident = {
-        "apiVersion": "aiops.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": "checkout-oom"},
-        "spec": {"title": "checkout restarting", "severity": "critical",
-                 "target": {"kind": "Deployment", "name": "checkout"}},
-    }  # fmt: skip
-    kubectl.apply(incident, namespace)
+    kubectl.apply(checkout_incident("checkout-oom"), namespace)
     inc = kubectl.wait("incident", "checkout-oom", namespace, until=lambda o: o.get("status", {}).get("diagnosis"))
     run = {
         "apiVersion": "aiops.dev/v1alpha1",

@@ -7,24 +7,13 @@ import urllib.request
 
 from aiops.devcluster import free_port
 from aiops.eval.scenarios import checkout_oomkilled
-from harness import condition, phase, wait_for
+from harness import checkout_incident, condition, phase, wait_for
 
 DIAGNOSED_LLM_OFF = {"analysis": {"llm": False}}
 
 
 def incident(name, **spec):
-    return {
-        "apiVersion": "aiops.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": name},
-        "spec": {
-            "title": "checkout restarting",
-            "severity": "critical",
-            "target": {"kind": "Deployment", "name": "checkout"},
-            **DIAGNOSED_LLM_OFF,
-            **spec,
-        },
-    }
+    return checkout_incident(name, **{**DIAGNOSED_LLM_OFF, **spec})
 
 
 def sop(name, steps, **spec):
