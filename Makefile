@@ -6,10 +6,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup demo test unit bench crds clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' -e ./dev
 	touch $@
 
 setup: $(VENV)/.installed
@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 	bash hack/install-test-deps.sh
 
 demo: setup
-	$(VENV)/bin/aiops demo
+	$(VENV)/bin/aiops-dev demo
 
 test: setup
 	$(PY) -m pytest
@@ -30,8 +30,8 @@ bench: setup
 	$(PY) tests/bench/bench_reconcile.py
 
 crds: $(VENV)/.installed
-	$(VENV)/bin/aiops crds
+	$(VENV)/bin/aiops-dev crds
 
 clean:
-	$(VENV)/bin/aiops dev down || true
+	$(VENV)/bin/aiops-dev cluster down || true
 	rm -rf $(VENV)

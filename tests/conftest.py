@@ -19,7 +19,7 @@ def kubeconfig(tmp_path_factory) -> str:
         guard_test_context(external)
         yield external
         return
-    from aiops.devcluster import ControlPlane
+    from aiops_dev.controlplane import ControlPlane
 
     plane = ControlPlane(workdir=tmp_path_factory.mktemp("control-plane"), name="aiops-test")
     path = plane.start()
@@ -74,7 +74,7 @@ def writer(kubeconfig, kubectl, namespace):
     """Writes workloads in failing states into the test's namespace, as controllers and a kubelet would."""
     from kubernetes import config
 
-    from aiops.eval.workloads import Writer
+    from aiops_dev.eval.workloads import Writer
 
     api = config.new_client_from_config(config_file=kubeconfig)
     yield Writer(api, namespace)
@@ -84,8 +84,8 @@ def writer(kubeconfig, kubectl, namespace):
 @pytest.fixture(scope="session")
 def local_model(tmp_path_factory):
     """A real small model (llama.cpp over a GGUF from PyPI) serving /v1 on loopback."""
-    from aiops.devcluster import free_port
-    from aiops.inference.localmodel import DEFAULT_MODEL, start_server
+    from aiops_dev.controlplane import free_port
+    from aiops_dev.localmodel import DEFAULT_MODEL, start_server
 
     port = free_port()
     # The first run downloads ~500 MB; later runs find the model in the cache.

@@ -153,7 +153,7 @@ def ready_reason(obj: dict) -> str | None:
 
 
 def checkout_incident(name: str, **spec: Any) -> dict:
-    """An Incident about Deployment/checkout (the workload aiops.eval.scenarios.checkout_oomkilled writes)."""
+    """An Incident about Deployment/checkout (the workload aiops_dev.eval.scenarios.checkout_oomkilled writes)."""
     return {
         "apiVersion": "aiops.dev/v1alpha1",
         "kind": "Incident",

@@ -10,8 +10,9 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, metrics
-from .eventstream import start_sinks
+from aiops import GROUP
+from aiops.observability import server
+from aiops.stores import start_sinks
 
 FINALIZER = f"{GROUP}/finalizer"
 WORKERS = 16
@@ -45,7 +46,7 @@ async def heartbeat(**_: Any) -> None:
 
     async def beat() -> None:
         while True:
-            metrics.HEALTH.beat = time.monotonic()
+            server.HEALTH.beat = time.monotonic()
             await asyncio.sleep(5)
 
     _tasks.add(asyncio.get_running_loop().create_task(beat(), name="aiops-heartbeat"))
@@ -53,10 +54,10 @@ async def heartbeat(**_: Any) -> None:
 
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
-    from . import ingest, reconcilers, settings  # noqa: F401  (importing them registers the handlers)
+    from aiops import controllers, ingest, settings  # noqa: F401  (importing them registers the handlers)
 
     if port := settings.current().metrics_port:
-        metrics.serve(port)
+        server.serve(port)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     start_sinks(settings.current())  # history (PostgreSQL), event stream (Redis): each on, or a log line saying off

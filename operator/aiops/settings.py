@@ -38,9 +38,9 @@ import functools
 import os
 from dataclasses import dataclass, field
 
-from .inference.catalogue import CatalogueError, ModelCatalogue
-from .inference.catalogue import load as load_catalogue
-from .inference.gateway import GatewayConfig
+from aiops.inference.catalogue import CatalogueError, ModelCatalogue
+from aiops.inference.catalogue import load as load_catalogue
+from aiops.inference.gateway import GatewayConfig
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class Settings:
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
     metrics_port: int = 0  # 0: no /metrics endpoint
-    postgres_dsn: str | None = None  # history (aiops.history); None: off
+    postgres_dsn: str | None = None  # history (aiops.stores.history); None: off
     postgres_dsn_file: str | None = None
     history_retention_days: int = 90
-    redis_url: str | None = None  # event stream (aiops.eventstream); None: off
+    redis_url: str | None = None  # event stream (aiops.stores.eventstream); None: off
     events_rate_limit: int = 120
     events_dedup_ttl_s: int = 3600
     cluster_probe_interval_s: int = 60

@@ -24,11 +24,11 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config, watch
 
-from aiops import crdgen
 from aiops.api import KINDS
-from aiops.devcluster import ControlPlane
-from aiops.eval.scenarios import checkout_oomkilled
-from aiops.eval.workloads import Writer
+from aiops_dev import crdgen
+from aiops_dev.controlplane import ControlPlane
+from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval.workloads import Writer
 
 HERE = Path(__file__).resolve().parent
 PING_CRD = {

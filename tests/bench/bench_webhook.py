@@ -39,10 +39,10 @@ from pathlib import Path
 
 import aiohttp
 
-from aiops import crdgen
 from aiops.api import KINDS
-from aiops.devcluster import ControlPlane, free_port
 from aiops.ingest.alertmanager import GROUP_LABEL, PATH, group_hash
+from aiops_dev import crdgen
+from aiops_dev.controlplane import ControlPlane, free_port
 
 NAMESPACES = [f"bench-{i}" for i in range(4)]
 TOKEN = "bench-" + uuid.uuid4().hex

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops.devcluster import free_port
-from aiops.devprometheus import PrometheusServer
-from aiops.eval.scenarios import checkout_oomkilled
 from aiops.ingest.alertmanager import GROUP_LABEL, PATH, Receiver, group_hash
 from aiops.settings import WebhookSettings
+from aiops_dev.controlplane import free_port
+from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.prometheus import PrometheusServer
 from harness import condition, phase, wait_for
 
 TOKEN = "test-token-" + uuid.uuid4().hex

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops.devprometheus import PrometheusServer
+from aiops_dev.prometheus import PrometheusServer
 from harness import condition, phase
 
 NOW = int(time.time()) // 60 * 60

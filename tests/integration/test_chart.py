@@ -61,7 +61,7 @@ def test_lint_is_clean():
 
 def test_chart_crds_are_the_generated_ones():
     for path in sorted((REPO / "crds").glob("*.yaml")):
-        assert (CHART / "crds" / path.name).read_text() == path.read_text(), f"{path.name}: run `aiops crds`"
+        assert (CHART / "crds" / path.name).read_text() == path.read_text(), f"{path.name}: run `aiops-dev crds`"
 
 
 @pytest.mark.parametrize(

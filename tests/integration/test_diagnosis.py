@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops import analyzers
-from aiops.collectors import kubernetes as k8s_collector
-from aiops.devprometheus import PrometheusServer
-from aiops.eval.scenarios import checkout_oomkilled
-from aiops.evidence import EvidenceBundle, Target
+from aiops.diagnosis import analyzers
+from aiops.diagnosis.collectors import kubernetes as k8s_collector
+from aiops.diagnosis.evidence import EvidenceBundle, Target
+from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.prometheus import PrometheusServer
 from harness import checkout_incident as incident
 from harness import condition, phase
 from support.scripted_openai import ScriptedOpenAI, answer, content

@@ -1,6 +1,6 @@
 """Every manifest in examples/ applied with real kubectl and carried to a diagnosis by the real operator."""
 
-from aiops.eval.scenarios import checkout_oomkilled, payments_crashloop
+from aiops_dev.eval.scenarios import checkout_oomkilled, payments_crashloop
 from harness import REPO, condition, phase, ready_reason
 
 

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from aiops.devcluster import ControlPlane, free_port
-from aiops.eval.scenarios import checkout_oomkilled
-from aiops.eval.workloads import Writer
-from aiops.probe import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from aiops.clusters.probe import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from aiops_dev.controlplane import ControlPlane, free_port
+from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval.workloads import Writer
 from harness import condition, phase, ready_reason
 
 OPERATOR_NS = "aiops-system"  # the operator's default namespace: kubeconfig Secrets without a namespace live here

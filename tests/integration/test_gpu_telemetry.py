@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aiops.devprometheus import PrometheusServer
+from aiops_dev.prometheus import PrometheusServer
 from harness import condition
 
 PROBE = {"AIOPS_CLUSTER_PROBE_INTERVAL_S": "2"}

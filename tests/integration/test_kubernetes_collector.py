@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from aiops.collectors import kubernetes as collector
-from aiops.eval.workloads import container
-from aiops.evidence import EvidenceBundle, Target
+from aiops.diagnosis.collectors import kubernetes as collector
+from aiops.diagnosis.evidence import EvidenceBundle, Target
+from aiops_dev.eval.workloads import container
 
 
 def bundle(kind, name, namespace):

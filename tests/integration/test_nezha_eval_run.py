@@ -1,4 +1,4 @@
-"""`aiops eval nezha` end to end on the first faults of ../shared/eval: real Prometheus, real control plane,
+"""`aiops-dev eval nezha` end to end on the first faults of ../shared/eval: real Prometheus, real control plane,
 the real pipeline, BARO beside it."""
 
 import subprocess
@@ -14,7 +14,7 @@ def test_nezha_eval_ranks_cpu_contention_from_prometheus_evidence():
     if not DATA.is_dir():
         pytest.skip("../shared/eval/nezha-online-boutique not present: evaluation data lives beside the repo")
     out = subprocess.run(
-        [sys.executable, "-m", "aiops.eval.nezha", str(DATA), "--faults", "6"],
+        [sys.executable, "-m", "aiops_dev.eval.nezha", str(DATA), "--faults", "6"],
         capture_output=True,
         text=True,
         timeout=240,

@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from aiops.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval.scenarios import checkout_oomkilled
 from harness import REPO, checkout_incident, condition, phase
 from support.scripted_openai import Reply, ScriptedOpenAI, answer
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aiops.collectors import prometheus
-from aiops.devprometheus import PrometheusServer
-from aiops.evidence import EvidenceBundle, Target
+from aiops.clusters.prometheus import MAX_POINTS, PrometheusSource
+from aiops.diagnosis.collectors import prometheus
+from aiops.diagnosis.evidence import EvidenceBundle, Target
+from aiops_dev.prometheus import PrometheusServer
 
 NOW = int(time.time()) // 60 * 60
 POD = "checkout-7d9f5c7b8-x2kqz"
@@ -55,19 +56,19 @@ def bundle() -> EvidenceBundle:
 
 
 def test_templates_read_the_targets_series(prom):
-    b = prometheus.collect(prometheus.PrometheusSource(prom.url), bundle())
+    b = prometheus.collect(PrometheusSource(prom.url), bundle())
     ratio = b.metrics["memory_working_set_ratio"][f"pod={POD}"]
     assert 0.38 < ratio[0][1] < 0.42 and ratio[-1][1] > 0.9, ratio[-1]
     restarts = b.metrics["restarts"][f"pod={POD}"]
     assert restarts[0][1] == 0 and restarts[-1][1] == 3
-    assert len(ratio) <= prometheus.MAX_POINTS + 1
+    assert len(ratio) <= MAX_POINTS + 1
     # No HTTP series and no throttling series exist: recorded as absent, not as failures.
     assert "error_rate" not in b.metrics and b.missing == []
 
 
 def test_prometheus_down_is_missing_evidence_not_a_crash():
     start = time.monotonic()
-    b = prometheus.collect(prometheus.PrometheusSource("http://127.0.0.1:1"), bundle())
+    b = prometheus.collect(PrometheusSource("http://127.0.0.1:1"), bundle())
     assert time.monotonic() - start < 5
     assert b.metrics == {}
     assert len(b.missing) == 1 and b.missing[0].startswith("prometheus/restarts: ConnectionError")
@@ -75,7 +76,7 @@ def test_prometheus_down_is_missing_evidence_not_a_crash():
 
 def test_bad_query_is_recorded_and_others_go_on(prom):
     templates = {"broken": "sum(rate(x[5m])", "restarts": prometheus.TEMPLATES["restarts"]}
-    b = prometheus.collect(prometheus.PrometheusSource(prom.url), bundle(), templates)
+    b = prometheus.collect(PrometheusSource(prom.url), bundle(), templates)
     assert b.missing and b.missing[0].startswith("prometheus/broken:")
     assert "restarts" in b.metrics
 

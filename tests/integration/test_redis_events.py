@@ -10,10 +10,10 @@ import uuid
 import pytest
 import redis
 
-from aiops import eventstream
-from aiops.events import Bus, Event, EventType
-from aiops.eventstream import CHANNEL, STATS, RedisSink, channel
+from aiops.core.events import Bus, Event, EventType
 from aiops.settings import from_env
+from aiops.stores import eventstream
+from aiops.stores.eventstream import CHANNEL, STATS, RedisSink, channel
 from harness import wait_for
 from support.servers import RedisServer
 
@@ -173,7 +173,7 @@ def test_redis_down_mid_run_is_retried_counted_and_recovers(server, client):
 
 def test_without_redis_nothing_is_started(caplog):
     bus = Bus()
-    caplog.set_level("INFO", logger="aiops.eventstream")
+    caplog.set_level("INFO", logger="aiops.stores.eventstream")
     assert eventstream.start(from_env({}), bus=bus) is None and bus.sinks == []
     assert "event stream is off: AIOPS_REDIS_URL is not set" in caplog.text
     assert eventstream.start(from_env({"AIOPS_REDIS_URL": "localhost:6379"}), bus=bus) is None

@@ -5,8 +5,8 @@ import json
 import urllib.error
 import urllib.request
 
-from aiops.devcluster import free_port
-from aiops.eval.scenarios import checkout_oomkilled
+from aiops_dev.controlplane import free_port
+from aiops_dev.eval.scenarios import checkout_oomkilled
 from harness import checkout_incident, condition, phase, wait_for
 
 DIAGNOSED_LLM_OFF = {"analysis": {"llm": False}}

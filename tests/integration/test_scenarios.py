@@ -3,9 +3,9 @@
 
 import pytest
 
-from aiops.eval.scenario_suite import diagnose_scenario, incident_manifest, local_cluster
-from aiops.eval.scenarios import SCENARIOS
 from aiops.settings import Settings
+from aiops_dev.eval.scenario_suite import diagnose_scenario, incident_manifest, local_cluster
+from aiops_dev.eval.scenarios import SCENARIOS
 
 
 @pytest.fixture(scope="module", autouse=True)

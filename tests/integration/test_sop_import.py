@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from aiops import sopfile
+from aiops.sops import sopfile
 from harness import REPO
 
 LIBRARY = REPO / "sop-library"

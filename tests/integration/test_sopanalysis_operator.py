@@ -3,7 +3,7 @@ model path scripted for deterministic failures."""
 
 import json
 
-from aiops import sopfile
+from aiops.sops import sopfile
 from harness import condition, phase
 from support.scripted_openai import ScriptedOpenAI, answer, content
 

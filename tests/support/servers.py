@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiops.devcluster import free_port
+from aiops_dev.controlplane import free_port
 
 PG_BIN = Path(os.environ.get("AIOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("AIOPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")

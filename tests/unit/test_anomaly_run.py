@@ -8,7 +8,7 @@ from aiops.anomaly import Anomaly
 from aiops.anomaly import run as anomaly_run
 from aiops.api.analysisrun import AnalysisResult
 from aiops.api.common import TimeWindow
-from aiops.collectors.prometheus import PrometheusSource
+from aiops.clusters.prometheus import PrometheusSource
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

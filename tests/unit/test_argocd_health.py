@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops import argocd
 from aiops.api import KINDS
 from aiops.api.analysisrun import AnalysisRunStatus, RunPhase
 from aiops.api.incident import IncidentPhase, IncidentStatus
 from aiops.api.managedcluster import ClusterPhase, ManagedClusterStatus
 from aiops.api.sop import SOPStatus
+from aiops_dev import argocd
 
 lua51 = pytest.importorskip("lupa.lua51")
 REPO = Path(__file__).resolve().parents[2]
@@ -290,7 +290,7 @@ def test_every_kind_has_a_health_check_in_the_committed_configmap():
 def test_committed_configmap_matches_the_lua_files():
     want = argocd.health_configmap(REPO)
     have = (REPO / argocd.HEALTH_CM).read_text()
-    assert have == want, "deploy/argocd/argocd-cm-health.yaml is stale: run `aiops argocd` and commit"
+    assert have == want, "deploy/argocd/argocd-cm-health.yaml is stale: run `aiops-dev argocd` and commit"
     assert "resource.customizations.health.aiops.dev_Incident: |" in have, "scripts kept readable as block scalars"
 
 

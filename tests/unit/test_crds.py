@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops import crdgen
 from aiops.api import KINDS
 from aiops.api.common import Model
+from aiops_dev import crdgen
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
@@ -15,7 +15,7 @@ CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
 def test_committed_yaml_matches_models(kind):
     path = CRD_DIR / crdgen.filename(kind)
-    assert path.read_text() == crdgen.render(kind), f"{path} is stale: run `aiops crds` and commit"
+    assert path.read_text() == crdgen.render(kind), f"{path} is stale: run `aiops-dev crds` and commit"
 
 
 def walk(schema, path="$"):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aiops import docgen, settings
+from aiops import settings
 from aiops.api import KINDS
-from aiops.crdgen import structural_schema
+from aiops_dev import docgen
+from aiops_dev.crdgen import structural_schema
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = (
@@ -21,7 +22,7 @@ DOCS = (
 
 def test_committed_reference_matches_the_models():
     stale = [str(path) for path, _, _ in docgen.check(REPO)]
-    assert not stale, f"stale: {stale}; run `aiops docs` and commit"
+    assert not stale, f"stale: {stale}; run `aiops-dev docs` and commit"
 
 
 def _paths(node: dict, path: str) -> list[str]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.eval.loghub import DRAIN_PUBLISHED, evaluate_system, grouping_accuracy, system_folders
+from aiops_dev.eval.loghub import DRAIN_PUBLISHED, evaluate_system, grouping_accuracy, system_folders
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "loghub"
 

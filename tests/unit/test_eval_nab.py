@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aiops.eval.nab import (
+from aiops_dev.eval.nab import (
     DataFile,
     Profile,
     _scorable,

@@ -1,6 +1,6 @@
 """The Nezha evaluation's data handling: time column, pod -> service, rates -> counters, OpenMetrics."""
 
-from aiops.eval import nezha
+from aiops_dev.eval import nezha
 
 
 def test_time_column_is_read_as_utc_and_floored_to_the_minute():

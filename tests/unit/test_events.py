@@ -1,4 +1,4 @@
-from aiops.events import Bus, EventType
+from aiops.core.events import Bus, EventType
 
 
 class Recorder:

@@ -2,12 +2,13 @@
 
 import uuid
 
-from aiops import history
-from aiops.devcluster import free_port
-from aiops.events import Bus, Event, EventType
-from aiops.eventstream import fingerprint, format_line
-from aiops.history.store import PastIncident, clean
+from aiops.core.events import Bus, Event, EventType
 from aiops.settings import from_env
+from aiops.stores import history
+from aiops.cli.watch import format_line
+from aiops.core.events import fingerprint
+from aiops.stores.history.store import PastIncident, clean
+from aiops_dev.controlplane import free_port
 from harness import wait_for
 
 

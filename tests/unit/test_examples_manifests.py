@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops import argocd, probe
 from aiops.api import KINDS
 from aiops.api.analysisrun import AnalysisType
 from aiops.api.common import DNS_SUBDOMAIN
-from aiops.eval.scenarios import SCENARIOS
+from aiops.clusters import probe
+from aiops_dev import argocd
+from aiops_dev.eval.scenarios import SCENARIOS
 
 REPO = Path(__file__).resolve().parents[2]
 BY_KIND = {k.kind: k for k in KINDS}
@@ -79,7 +80,7 @@ def test_sop_library_rendered_for_every_runbook():
 
 def test_generated_files_match_their_sources():
     stale = [str(path) for path, _, _ in argocd.check(REPO)]
-    assert not stale, f"stale: {stale}; run `aiops argocd` and commit"
+    assert not stale, f"stale: {stale}; run `aiops-dev argocd` and commit"
 
 
 def test_check_names_a_leftover_and_a_changed_file(tmp_path):

@@ -11,7 +11,6 @@ from email.utils import format_datetime
 import pytest
 
 from aiops.api.incident import EvidenceItem, Suspect
-from aiops.devcluster import free_port
 from aiops.inference.gateway import (
     ANSWER_SCHEMA,
     BOUNDED_ANSWER_SCHEMA,
@@ -21,6 +20,7 @@ from aiops.inference.gateway import (
     diagnose,
 )
 from aiops.inference.prompts import PROMPT_VERSION, IncidentContext
+from aiops_dev.controlplane import free_port
 from support.scripted_openai import ScriptedOpenAI, answer, content, delayed, dropped, status
 
 INCIDENT = IncidentContext(title="checkout returns 503", severity="critical", target="Deployment/shop/checkout")

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from aiops import gpufleet
 from aiops.api.managedcluster import GPUTelemetry
+from aiops.clusters import gpufleet
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 H100 = "NVIDIA H100 80GB HBM3"

@@ -7,7 +7,7 @@ import pynvml
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from aiops import gputelemetry
+from aiops.clusters import gputelemetry
 
 
 def nvml_present() -> bool:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops.logtemplates import OTHER, summarize
+from aiops.diagnosis.logtemplates import OTHER, summarize
 
 READ_AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 K8S_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"

@@ -4,7 +4,7 @@ import pytest
 
 from aiops.api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from aiops.api.incident import IncidentSpec
-from aiops.reconcilers.common import InvalidSpec, parse_spec
+from aiops.controllers.common import InvalidSpec, parse_spec
 
 
 def body(spec, name="x", **meta):

@@ -12,8 +12,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aiops import probe, settings
-from aiops.devcluster import free_port
+from aiops import settings
+from aiops.clusters import probe
+from aiops_dev.controlplane import free_port
 
 
 def node(name, ready="True", gpus=None, product=None):

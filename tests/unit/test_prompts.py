@@ -185,7 +185,7 @@ RUNBOOK = "If checkout returns 5xx, restart it.\nPassword for the admin UI: <PAS
 
 
 def sop_rendered_digest() -> str:
-    from aiops.sopanalysis import SOP_ANSWER_SCHEMA
+    from aiops.sops.analysis import SOP_ANSWER_SCHEMA
 
     renders = [build_sop_messages(RUNBOOK, schema=schema, boundary=FIXED) for schema in (None, SOP_ANSWER_SCHEMA)]
     renders.append([repair_message(["steps[1].onSuccess: no step has id 'verify'"])])
@@ -203,7 +203,7 @@ def test_sop_prompt_version_pins_its_templates():
 
 
 def test_sop_digest_sees_template_and_schema_edits(monkeypatch):
-    from aiops import sopanalysis
+    from aiops.sops import analysis as sopanalysis
 
     before = sop_rendered_digest()
     monkeypatch.setattr(prompts, "_SOP_REVIEW_RULES", prompts._SOP_REVIEW_RULES + " ")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops.eval.redaction import evaluate, main
-from aiops.redaction import KINDS, PLACEHOLDER, Redactor
+from aiops.diagnosis.redaction import KINDS, PLACEHOLDER, Redactor
+from aiops_dev.eval.redaction import evaluate, main
 
 CORPUS_PATH = Path(__file__).resolve().parents[1] / "data" / "redaction_corpus.yaml"
 CORPUS = yaml.safe_load(CORPUS_PATH.read_text())
@@ -123,7 +123,9 @@ def test_hostile_megabyte_line_is_linear():
     assert len(line) >= 1_000_000
     start = time.perf_counter()
     Redactor().redact(line)
-    assert time.perf_counter() - start < 5
+    # Linear takes well under a second; the quadratic patterns this guards against took hours. The bound
+    # is loose so that a loaded 2-core machine does not fail it.
+    assert time.perf_counter() - start < 30
 
 
 def test_eval_finds_full_recall_and_no_false_positives():

@@ -9,12 +9,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from aiops import sopfile
 from aiops.api.analysisrun import InferenceSettings
 from aiops.api.sop import SOPSpec
 from aiops.inference.gateway import GatewayConfig
 from aiops.inference.prompts import SOP_PROMPT_VERSION
-from aiops.sopanalysis import (
+from aiops.sops import sopfile
+from aiops.sops.analysis import (
     BOUNDED_SOP_ANSWER_SCHEMA,
     MIN_MAX_TOKENS,
     SOP_ANSWER_SCHEMA,

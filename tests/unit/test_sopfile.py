@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops import cli, sopfile
-from aiops.analyzers import CATALOGUE
+from aiops import cli
 from aiops.api.sop import ActionType, SOPSpec, StepType
-from aiops.sopfile import SOPFileError, check, lint, parse, render
+from aiops.diagnosis.analyzers import CATALOGUE
+from aiops.sops import sopfile
+from aiops.sops.sopfile import SOPFileError, check, lint, parse, render
 from harness import REPO
 
 LIBRARY = REPO / "sop-library"
@@ -338,7 +339,7 @@ def test_library_runbook_is_clean_and_round_trips(path):
 
 
 def test_library_commands_are_ones_the_engine_runs():
-    checks = pytest.importorskip("aiops.remediation.checks")
+    checks = pytest.importorskip("aiops.sops.remediation.checks")
     commands = [s.command for _, rb in sopfile.check_files([LIBRARY])[0] for s in rb.spec.steps if s.command]
     assert len(commands) >= 10
     for command in commands:

@@ -2,8 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from aiops.reconcilers.common import StatusBuilder
-from aiops.status import append_timeline, set_condition, status_patch
+from aiops.core.status import StatusBuilder, append_timeline, set_condition, status_patch
 
 T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

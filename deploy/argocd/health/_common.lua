@@ -1,4 +1,4 @@
--- Shared by every kind's health check: `aiops argocd` puts this in front of each <Kind>.lua, because an
+-- Shared by every kind's health check: `aiops-dev argocd` puts this in front of each <Kind>.lua, because an
 -- argocd-cm health snippet must stand alone. Plain Lua 5.1 (Argo CD runs gopher-lua).
 
 local function condition(status, ctype)

@@ -5,8 +5,8 @@ scores and their defaults, `detect` for turning PromQL range results into anomal
     anomalies = detect({"cpu{pod=a}": [[t0, "0.1"], [t1, "0.2"], ...], "latency{pod=a}": (times, values)})
 """
 
-from .detect import Anomaly, detect
-from .detectors import (
+from aiops.anomaly.detect import Anomaly, detect
+from aiops.anomaly.detectors import (
     FLAG,
     Combined,
     Component,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .detectors import FLAG, MIN_HISTORY, WINDOW, Series, as_arrays, combined, correlate
+from aiops.anomaly.detectors import FLAG, MIN_HISTORY, WINDOW, Series, as_arrays, combined, correlate
 
 MAX_GAP = 3
 SHARED_AT = FLAG  # another series counts as sharing an anomaly when its score within the tolerance reaches this

@@ -3,7 +3,7 @@
     outcome = run_queries(source, ["sum by (pod) (rate(...[5m]))", ...], start, end)
     outcome.result()  # {"summary", "anomalies", "seriesAnalysed", "queries", "gaps"}
 
-Every query runs with query_range (a step from `collectors.prometheus.step_for`), each series named by its
+Every query runs with query_range (a step from `clusters.prometheus.step_for`), each series named by its
 metric labels. A query that fails is a gap, the others still run; when the server is unreachable the rest
 would fail the same way and are recorded as gaps at once. `outcome.ran` is False when no query could run.
 """
@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
 
-from ..collectors.prometheus import PrometheusSource, step_for
-from .detect import Anomaly, detect
+from aiops.anomaly.detect import Anomaly, detect
+from aiops.clusters.prometheus import PrometheusSource, step_for
 
 DEFAULT_LOOKBACK = timedelta(hours=1)
 MAX_ANOMALIES = 50  # in status, the most severe first (AnalysisResult.anomalies)

@@ -7,9 +7,9 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from .common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
-from .incident import Diagnosis, Severity, WorkloadReference
-from .sop import SOPSpec
+from aiops.api.common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
+from aiops.api.incident import Diagnosis, Severity, WorkloadReference
+from aiops.api.sop import SOPSpec
 
 
 class AnalysisType(StrEnum):
@@ -89,7 +89,7 @@ class TokenUsage(Model):
 
 
 class FindingSource(StrEnum):
-    LINT = "lint"  # aiops.sopfile.lint on the draft: deterministic
+    LINT = "lint"  # aiops.sops.sopfile.lint on the draft: deterministic
     MODEL = "model"  # the model's review of the runbook as written
 
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from .common import (
+from aiops.api.common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     Condition,

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from .common import Condition, Kind, Model, PrinterColumn, SecretKeyReference
+from aiops.api.common import Condition, Kind, Model, PrinterColumn, SecretKeyReference
 
 
 class Environment(StrEnum):

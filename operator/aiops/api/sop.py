@@ -6,8 +6,8 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from .common import DNS_LABEL, Condition, Kind, Model, PrinterColumn
-from .incident import Severity, TargetKind
+from aiops.api.common import DNS_LABEL, Condition, Kind, Model, PrinterColumn
+from aiops.api.incident import Severity, TargetKind
 
 
 class StepType(StrEnum):

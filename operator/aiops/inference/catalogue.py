@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..api.common import Model, field_path
+from aiops.api.common import Model, field_path
 
 # Values of the nvidia.com/gpu.product node label as NVIDIA's GPU feature discovery writes them.
 KNOWN_GPU_PRODUCTS = frozenset(

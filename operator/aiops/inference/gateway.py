@@ -8,7 +8,7 @@ used). It raises only for programming errors (bad config, no evidence to cite).
 ask() is the machinery under it for any answer shape: a pydantic model whose JSON schema is sent as
 the response format, the reply validated against the model (plus the caller's own checks), the
 problems fed back to the model (bounded), transport errors retried with backoff. The SOP analysis
-(aiops.sopanalysis) uses it with its own prompt and answer model.
+(aiops.sops.analysis) uses it with its own prompt and answer model.
 
 The SDK's own retries are off (max_retries=0) so every request is counted and the backoff is ours.
 diagnose() and ask() block (real sleeps, sync HTTP): from a kopf handler, run them in a thread.
@@ -28,9 +28,9 @@ from typing import Any, Generic, Literal, TypeVar
 import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..api.common import Model
-from ..api.incident import EvidenceItem, Persona, Suspect
-from .prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_message
+from aiops.api.common import Model
+from aiops.api.incident import EvidenceItem, Persona, Suspect
+from aiops.inference.prompts import PROMPT_VERSION, IncidentContext, build_messages, repair_message
 
 Status = Literal["completed", "invalid", "unreachable"]
 A = TypeVar("A", bound=BaseModel)

@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .. import kube
-from .catalogue import ModelEntry
-from .gateway import GatewayConfig
+from aiops.core import kube
+from aiops.inference.catalogue import ModelEntry
+from aiops.inference.gateway import GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def _rfc3339(t: datetime) -> str:
 
 
 def _parse(value: str | None) -> datetime | None:
-    from ..status import parse_time
+    from aiops.core.status import parse_time
 
     try:
         return parse_time(value) if value else None

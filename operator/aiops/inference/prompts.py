@@ -13,7 +13,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 
-from ..api.incident import EvidenceItem, Persona, Suspect
+from aiops.api.incident import EvidenceItem, Persona, Suspect
 
 # Bump whenever a template below changes: diagnoses record it, and tests/unit/test_prompts.py pins
 # a hash of the rendered templates to it.
@@ -169,7 +169,7 @@ def _user_message(
 
 # --- SOP analysis -------------------------------------------------------------------------------
 # A separate template with its own version: SOP drafts record it, and tests/unit/test_prompts.py pins a
-# hash of its renders (the answer schema from aiops.sopanalysis included) to it. The repair message is
+# hash of its renders (the answer schema from aiops.sops.analysis included) to it. The repair message is
 # the diagnosis one above: changing it changes both digests.
 SOP_PROMPT_VERSION = "sop-v1"
 

@@ -13,8 +13,8 @@ import kopf
 
 @kopf.on.startup(id="alertmanager-receiver")
 def start_alertmanager_receiver(**_: Any) -> None:
-    from .. import settings
-    from .alertmanager import Receiver
+    from aiops import settings
+    from aiops.ingest.alertmanager import Receiver
 
     conf = settings.current().webhook
     if conf is None:

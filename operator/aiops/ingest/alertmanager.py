@@ -48,12 +48,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import API_VERSION, GROUP, VERSION, kube, metrics
-from ..api import INCIDENT
-from ..api.common import DNS_LABEL, field_path
-from ..api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSource, IncidentSpec, Severity
-from ..settings import WebhookSettings
-from ..status import append_timeline, now_utc, rfc3339, set_condition
+from aiops import API_VERSION, GROUP, VERSION
+from aiops.api import INCIDENT
+from aiops.api.common import DNS_LABEL, field_path
+from aiops.api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSource, IncidentSpec, Severity
+from aiops.core import kube, metrics
+from aiops.core.status import append_timeline, now_utc, rfc3339, set_condition
+from aiops.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 

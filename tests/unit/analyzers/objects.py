@@ -7,7 +7,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiops.evidence import EvidenceBundle, Target
+from aiops.diagnosis.evidence import EvidenceBundle, Target
 
 Obj = dict[str, Any]
 NS = "shop"

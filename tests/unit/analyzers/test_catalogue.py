@@ -1,4 +1,4 @@
-from aiops.analyzers import CATALOGUE, analyze
+from aiops.diagnosis.analyzers import CATALOGUE, analyze
 
 from .objects import (
     bundle,

@@ -1,4 +1,4 @@
-from aiops.analyzers import certificates
+from aiops.diagnosis.analyzers import certificates
 
 from .objects import bundle, certificate, condition
 

@@ -1,6 +1,6 @@
 import pytest
 
-from aiops.analyzers.common import evidence_id, finding, item, scan_logs
+from aiops.diagnosis.analyzers.common import evidence_id, finding, item, scan_logs
 
 from .objects import bundle
 

@@ -1,4 +1,4 @@
-from aiops.analyzers import config_missing
+from aiops.diagnosis.analyzers import config_missing
 
 from .objects import bundle, event, pod, status, waiting
 

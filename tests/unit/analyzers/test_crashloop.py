@@ -1,6 +1,6 @@
 import pytest
 
-from aiops.analyzers import crashloop
+from aiops.diagnosis.analyzers import crashloop
 
 from .objects import bundle, pod, running, status, terminated, waiting
 

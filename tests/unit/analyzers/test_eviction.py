@@ -1,4 +1,4 @@
-from aiops.analyzers import eviction
+from aiops.diagnosis.analyzers import eviction
 
 from .objects import bundle, pod
 

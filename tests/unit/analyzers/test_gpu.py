@@ -1,4 +1,4 @@
-from aiops.analyzers import gpu
+from aiops.diagnosis.analyzers import gpu
 
 from .objects import bundle, pod, status
 

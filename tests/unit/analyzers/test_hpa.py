@@ -1,4 +1,4 @@
-from aiops.analyzers import hpa
+from aiops.diagnosis.analyzers import hpa
 
 from .objects import bundle, condition
 from .objects import hpa as hpa_obj

@@ -1,6 +1,6 @@
 import pytest
 
-from aiops.analyzers import image_pull
+from aiops.diagnosis.analyzers import image_pull
 
 from .objects import bundle, event, pod, status, waiting
 

@@ -1,4 +1,4 @@
-from aiops.analyzers import job
+from aiops.diagnosis.analyzers import job
 
 from .objects import bundle, condition, owner, pod, status, terminated
 from .objects import job as job_obj

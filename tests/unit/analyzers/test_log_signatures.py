@@ -1,4 +1,4 @@
-from aiops.analyzers import certificates, log_signatures
+from aiops.diagnosis.analyzers import certificates, log_signatures
 
 from .objects import bundle
 

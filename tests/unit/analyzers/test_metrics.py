@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from aiops.analyzers import metrics
+from aiops.diagnosis.analyzers import metrics
 
 from .objects import bundle, unix
 

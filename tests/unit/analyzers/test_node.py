@@ -1,4 +1,4 @@
-from aiops.analyzers import node
+from aiops.diagnosis.analyzers import node
 
 from .objects import bundle, pod
 from .objects import node as node_obj

@@ -1,4 +1,4 @@
-from aiops.analyzers import oom
+from aiops.diagnosis.analyzers import oom
 
 from .objects import bundle, container, pod, replicaset, running, status, terminated, waiting
 

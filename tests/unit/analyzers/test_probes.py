@@ -1,4 +1,4 @@
-from aiops.analyzers import probes
+from aiops.diagnosis.analyzers import probes
 
 from .objects import bundle, event, pod, running, status
 

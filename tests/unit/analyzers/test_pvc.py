@@ -1,4 +1,4 @@
-from aiops.analyzers import pvc
+from aiops.diagnosis.analyzers import pvc
 
 from .objects import bundle, event, pod, unix
 from .objects import pvc as pvc_obj

@@ -1,4 +1,4 @@
-from aiops.analyzers import quota
+from aiops.diagnosis.analyzers import quota
 
 from .objects import bundle, event
 from .objects import quota as quota_obj

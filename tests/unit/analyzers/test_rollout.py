@@ -1,4 +1,4 @@
-from aiops.analyzers import rollout
+from aiops.diagnosis.analyzers import rollout
 
 from .objects import IMAGE, bundle, container, deployment, event, pod, replicaset, status, terminated, waiting
 

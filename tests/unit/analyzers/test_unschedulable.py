@@ -1,4 +1,4 @@
-from aiops.analyzers import unschedulable
+from aiops.diagnosis.analyzers import unschedulable
 
 from .objects import bundle, event, pending_pod, pod
 

@@ -3,16 +3,7 @@
 import numpy as np
 import pytest
 
-from aiops.anomaly import (
-    FLAG,
-    StreamScorer,
-    change_points,
-    combined,
-    correlate,
-    detect,
-    robust_zscore,
-    seasonal,
-)
+from aiops.anomaly import FLAG, StreamScorer, change_points, combined, correlate, detect, robust_zscore, seasonal
 
 STEP = 300.0
 

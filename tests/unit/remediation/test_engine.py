@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from aiops.api.incident import Approval
 from aiops.api.sop import SOPSpec
-from aiops.remediation import actions, engine
-from aiops.remediation.matching import Match
+from aiops.sops.remediation import actions, engine
+from aiops.sops.remediation.matching import Match
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -91,7 +91,7 @@ def test_a_finished_runbook_is_left_alone():
 
 
 def test_only_reading_kubectl_commands_run():
-    from aiops.remediation.checks import CheckError, kubectl_argv
+    from aiops.sops.remediation.checks import CheckError, kubectl_argv
 
     v = {"NAMESPACE": "shop", "TARGET": "checkout", "POD": ""}
     assert kubectl_argv("kubectl -n $NAMESPACE get pods -l app=$TARGET -o name", v)[1:] == [

@@ -1,6 +1,6 @@
 from aiops.api.incident import Diagnosis, IncidentSpec
 from aiops.api.sop import SOPSpec
-from aiops.remediation import matching
+from aiops.sops.remediation import matching
 
 STEPS = [{"id": "look", "type": "check", "title": "Look", "command": "kubectl get pods"}]
 

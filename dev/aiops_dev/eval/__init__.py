@@ -1,0 +1,1 @@
+"""Evaluation commands (`aiops-dev eval ...`): each prints figures measured on real or scenario data."""

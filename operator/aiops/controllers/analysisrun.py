@@ -1,0 +1,103 @@
+"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted rootCause and
+sopAnalysis runs (execution.execute dispatches by type).
+
+Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow model holds up
+neither kopf's handlers nor other objects. Runs of the other types wait in Pending until their
+executors exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from aiops import GROUP, VERSION, settings
+from aiops.api import ANALYSIS_RUN, INCIDENT
+from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
+from aiops.controllers import pools
+from aiops.controllers.common import (
+    INVALID_SPEC,
+    MissingReference,
+    StatusBuilder,
+    kopf_emitter,
+    reconciler,
+    validated,
+)
+from aiops.core import kube
+from aiops.core.status import READY, find_condition, now_utc
+from aiops.runs import execution
+
+
+def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
+    if spec.incident_ref and kube.get(INCIDENT, spec.incident_ref.name, namespace) is None:
+        raise MissingReference(
+            f"spec.incidentRef: Incident {spec.incident_ref.name!r} does not exist in namespace {namespace!r}"
+        )
+
+
+@reconciler(ANALYSIS_RUN)
+def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
+    spec, _ = validated(
+        ANALYSIS_RUN,
+        body,
+        patch,
+        builder,
+        RunPhase.FAILED.value,
+        resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
+    )
+    # A run that failed only for its spec starts over once the spec is fixed; a run that
+    # failed at inference keeps its verdict.
+    if builder.new.get("phase") is None or builder.ready_reason() == INVALID_SPEC:
+        builder.phase(RunPhase.PENDING.value, f"{spec.type} run queued for inference")
+    builder.set(attempts=builder.new.get("attempts", 0))
+    builder.condition(READY, "True", "Accepted", "spec is valid and its references resolve")
+    builder.apply(patch)
+
+
+EXECUTABLE = frozenset(
+    {AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value, AnalysisType.ANOMALY_DETECTION.value}
+)
+
+
+def is_executable(spec: kopf.Spec, **_: Any) -> bool:
+    # A filter on spec only: one on status would flip when the run finishes and make kopf cancel
+    # the daemon while it writes its last status.
+    return spec.get("type") in EXECUTABLE
+
+
+ACCEPT_POLLS = 20
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.current().analysis_workers, thread_name_prefix="analysis")
+
+
+@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_executable, cancellation_timeout=5)
+async def execute(body: kopf.Body, **_: Any) -> None:
+    """Runs an accepted run once (again after a restart if it was Running); finished runs return at once."""
+    for _ in range(ACCEPT_POLLS):  # the reconcile handler accepts a valid run within moments
+        status = body.get("status") or {}  # a daemon's body is live: it follows the object
+        if status.get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
+            return
+        if (find_condition(status.get("conditions") or [], READY) or {}).get("reason") == "Accepted":
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise kopf.TemporaryError("not accepted (see its Ready condition); checking again later", delay=15)
+    if ((body.get("spec") or {}).get("inference") or {}).get("pool"):  # a catalogue model: aiops.controllers.pools
+        await pools.execute_on_pool(body, _run_in_pool)
+        return
+    await _run_in_pool(dict(body), settings.current())
+
+
+async def _run_in_pool(run: dict, config: settings.Settings) -> None:
+    # The worker thread gets this context so that kopf.event() can reach the operator's loop.
+    ctx = contextvars.copy_context()
+    call = functools.partial(ctx.run, execution.execute, run, config, now_utc, kopf_emitter)
+    await asyncio.get_running_loop().run_in_executor(_pool(), call)

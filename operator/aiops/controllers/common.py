@@ -1,0 +1,129 @@
+"""What every reconciler shares: spec validation into the models and status building.
+
+A handler parses the body, decides, and records the outcome in a StatusBuilder; the
+builder emits an Event and a timeline entry only on a real transition and writes only
+the status fields that changed, so running a handler twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from aiops import GROUP, VERSION
+from aiops.api import Kind
+from aiops.api.common import field_path
+from aiops.core.status import READY, Emit, StatusBuilder, now_utc
+
+# Names of the objects we own become label values on what we create for them.
+MAX_NAME = 63
+INVALID_SPEC = "InvalidSpec"
+MISSING_REFERENCE = "MissingReference"
+MISSING_REFERENCE_RETRY_S = 15
+
+
+class InvalidSpec(Exception):
+    """Bad input: the first problem names its field; `problems` lists all of them."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(problems[0])
+        self.problems = problems
+
+
+class MissingReference(Exception):
+    """A reference names an object that does not exist (yet)."""
+
+
+def _describe(error: dict[str, Any], root: str) -> str:
+    path = field_path((root, *error["loc"]))
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown field"
+    # Model-level validators name the sub-field themselves ("steps[2].onSuccess: ...").
+    head, sep, rest = msg.partition(": ")
+    if sep and " " not in head:
+        return f"{path}.{head}: {rest}"
+    return f"{path}: {msg}"
+
+
+def parse_spec(kind: Kind, body: kopf.Body | dict[str, Any]) -> BaseModel:
+    name = body["metadata"]["name"]
+    if len(name) > MAX_NAME:
+        raise InvalidSpec(
+            [
+                f"metadata.name: {len(name)} characters; at most {MAX_NAME} are allowed, "
+                "since the name becomes a label value on the objects created for it"
+            ]
+        )
+    try:
+        return kind.spec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        raise InvalidSpec([_describe(e, "spec") for e in exc.errors()]) from None
+
+
+def kopf_emitter(body: kopf.Body) -> Emit:
+    return lambda type_, reason, message: kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def reject(
+    builder: StatusBuilder, kind: Kind, err: InvalidSpec, patch: kopf.Patch | dict, failed_phase: str | None
+) -> None:
+    """Records bad input on the object and stops: no further work until the spec changes."""
+    message = f"{kind.kind} spec is invalid: {err.problems[0]}"
+    if len(err.problems) > 1:
+        message += f" (and {len(err.problems) - 1} more)"
+    builder.condition(READY, "False", INVALID_SPEC, message, event="Warning")
+    if failed_phase:
+        builder.phase(failed_phase, message, event="Warning")
+    builder.apply(patch)
+    raise kopf.PermanentError(message)
+
+
+R = TypeVar("R")
+
+
+def validated(
+    kind: Kind,
+    body: Any,
+    patch: kopf.Patch | dict,
+    builder: StatusBuilder,
+    failed_phase: str | None = None,
+    resolve: Callable[[Any], R] | None = None,
+) -> tuple[Any, R | None]:
+    """The parsed spec and what `resolve` found for it (referenced objects, a client).
+
+    Bad input ends the handler through `reject`; a dangling reference through `wait_for_reference`.
+    """
+    try:
+        spec = parse_spec(kind, body)
+        return spec, resolve(spec) if resolve else None
+    except InvalidSpec as err:
+        reject(builder, kind, err, patch, failed_phase)
+    except MissingReference as err:
+        wait_for_reference(builder, err, patch)
+    raise AssertionError("unreachable: reject and wait_for_reference raise")
+
+
+def reconciler(kind: Kind, timeline_limit: int | None = None):
+    """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts."""
+
+    def register(reconcile: Callable[[Any, Any, StatusBuilder], None]):
+        def handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+            reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body), timeline_limit))
+
+        for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            on(GROUP, VERSION, kind.plural, id="reconcile")(handler)
+        return reconcile
+
+    return register
+
+
+def wait_for_reference(builder: StatusBuilder, err: MissingReference, patch: kopf.Patch | dict) -> None:
+    """Records a dangling reference and retries later (the object may be created after us)."""
+    message = f"{err}; retrying every {MISSING_REFERENCE_RETRY_S}s"
+    builder.condition(READY, "False", MISSING_REFERENCE, message, event="Warning")
+    builder.apply(patch)
+    raise kopf.TemporaryError(message, delay=MISSING_REFERENCE_RETRY_S)

@@ -1,0 +1,131 @@
+"""Incident reconciler: validate, resolve references, open the root-cause AnalysisRun.
+
+This far the pipeline goes New -> Triaging; the diagnosis pipeline moves it on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aiops import API_VERSION, GROUP
+from aiops.api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
+from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
+from aiops.api.common import LocalObjectReference
+from aiops.api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSpec
+from aiops.controllers.common import MissingReference, reconciler, validated
+from aiops.core import events, kube
+from aiops.core.events import EventType
+from aiops.core.status import READY, StatusBuilder
+from aiops.sops.remediation import effects
+
+INCIDENT_LABEL = f"{GROUP}/incident"
+FEEDBACK = "Feedback"
+
+
+def analysis_run_name(incident: dict[str, Any]) -> str:
+    """Deterministic per Incident object: a re-created Incident of the same name gets a new run."""
+    meta = incident["metadata"]
+    return f"{meta['name']}-rca-{meta['uid'].replace('-', '')[:5]}"
+
+
+def analysis_run_manifest(incident: dict[str, Any], spec: IncidentSpec) -> dict[str, Any]:
+    meta = incident["metadata"]
+    run_spec = AnalysisRunSpec(
+        type=AnalysisType.ROOT_CAUSE,
+        incident_ref=LocalObjectReference(name=meta["name"]),
+        cluster_ref=spec.cluster_ref,
+        inference=InferenceSettings(model=spec.analysis.model) if spec.analysis and spec.analysis.model else None,
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": ANALYSIS_RUN.kind,
+        "metadata": {
+            "name": analysis_run_name(incident),
+            "namespace": meta["namespace"],
+            "labels": {INCIDENT_LABEL: meta["name"], "app.kubernetes.io/managed-by": "aiops-operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": INCIDENT.kind,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": run_spec.wire(),
+    }
+
+
+def detected_at(incident: dict[str, Any], spec: IncidentSpec) -> str:
+    """When the problem was first seen: the alert's start, else when the Incident was filed."""
+    if spec.alert and spec.alert.starts_at:
+        return spec.alert.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return incident["metadata"]["creationTimestamp"]
+
+
+def check_references(spec: IncidentSpec, namespace: str) -> None:
+    """Raises MissingReference for a clusterRef or sopRef that names nothing."""
+    if spec.cluster_ref and kube.get(MANAGED_CLUSTER, spec.cluster_ref.name) is None:
+        raise MissingReference(f"spec.clusterRef: ManagedCluster {spec.cluster_ref.name!r} does not exist")
+    if spec.sop_ref and kube.get(SOP, spec.sop_ref.name, namespace) is None:
+        raise MissingReference(f"spec.sopRef: SOP {spec.sop_ref.name!r} does not exist in namespace {namespace!r}")
+
+
+def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder) -> None:
+    """An engineer's verdict: a condition on the Incident, and the followed SOP's accuracy recomputed."""
+    verdict = "DiagnosisCorrect" if spec.feedback.correct else "DiagnosisIncorrect"
+    by = f" by {spec.feedback.by}" if spec.feedback.by else ""
+    comment = f": {spec.feedback.comment}" if spec.feedback.comment else ""
+    if builder.condition(FEEDBACK, "True", verdict, f"feedback{by}{comment}"[:1024], event="Normal"):
+        diagnosis = builder.new.get("diagnosis") or {}
+        events.publish(
+            EventType.FEEDBACK,
+            f"{body['metadata']['namespace']}/{body['metadata']['name']}",
+            {
+                **spec.feedback.wire(),
+                "model": diagnosis.get("model"),
+                "sop": (builder.new.get("sop") or {}).get("name"),
+            },
+            body,
+        )
+    sop = (builder.new.get("sop") or {}).get("name")
+    if sop:
+        effects.refresh(body["metadata"]["namespace"], sop, {**body, "status": builder.new})
+
+
+@reconciler(INCIDENT, timeline_limit=TIMELINE_LIMIT)
+def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
+    if builder.new.get("phase") is None:
+        builder.phase(IncidentPhase.NEW.value, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
+        spec = body.get("spec") or {}
+        events.publish(
+            EventType.INCIDENT_CREATED,
+            f"{body['metadata']['namespace']}/{body['metadata']['name']}",
+            {k: spec.get(k) for k in ("title", "severity", "source", "target", "alert", "clusterRef")},
+            body,
+        )
+    spec, _ = validated(
+        INCIDENT,
+        body,
+        patch,
+        builder,
+        IncidentPhase.FAILED.value,
+        resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
+    )
+
+    if spec.feedback:
+        record_feedback(body, spec, builder)
+    run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
+    run_name = run["metadata"]["name"]
+    builder.set(analysisRunRef={"name": run_name}, detectedAt=builder.new.get("detectedAt") or detected_at(body, spec))
+    builder.condition(READY, "True", "AnalysisScheduled", f"AnalysisRun {run_name} holds the root-cause analysis")
+    # Later phases belong to the analysis; only a new or previously invalid Incident moves to Triaging.
+    if builder.new.get("phase") in (IncidentPhase.NEW.value, IncidentPhase.FAILED.value, None) and not (
+        builder.new.get("diagnosis")
+    ):
+        builder.phase(IncidentPhase.TRIAGING.value, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
+    builder.apply(patch)

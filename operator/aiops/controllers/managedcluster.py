@@ -1,0 +1,210 @@
+"""ManagedCluster reconciler: validate, build a client for the cluster, probe it, and keep probing.
+
+The create/update/resume handler validates the spec and runs the first probe; a kopf timer probes
+every $AIOPS_CLUSTER_PROBE_INTERVAL_S seconds after that. The timer is the only retry loop: a
+cluster that is down, a rejected token or a broken kubeconfig is recorded in status and looked at
+again on the next tick (the Secret may have been fixed meanwhile), never retried in a tight loop.
+
+Conditions: Ready (Probed | Degraded | Unreachable | Unauthorized | Forbidden | TLSError |
+InvalidSpec | MissingReference), APIServerReachable, NodesReady, and <Endpoint>Reachable for each
+configured Prometheus / Alertmanager / Loki / Tempo. Events and bus events only on transitions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import kopf
+
+from aiops import GROUP, VERSION, settings
+from aiops.api import MANAGED_CLUSTER
+from aiops.api.managedcluster import ClusterPhase
+from aiops.clusters import gpufleet, probe
+from aiops.controllers.common import (
+    INVALID_SPEC,
+    MISSING_REFERENCE,
+    MISSING_REFERENCE_RETRY_S,
+    InvalidSpec,
+    StatusBuilder,
+    kopf_emitter,
+    parse_spec,
+    reconciler,
+    reject,
+)
+from aiops.core.events import EventType, publish
+from aiops.core.status import READY, now_utc, rfc3339
+from aiops.stores import history
+
+API_REACHABLE = "APIServerReachable"
+NODES_READY = "NodesReady"
+HISTORY = "HistoryRecorded"
+ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values())
+PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
+
+
+# When each cluster was last probed (monotonic): the timer skips a tick that would race the change
+# handler's probe (kopf starts the timer as soon as it sees the object, before that patch lands).
+_last_probe: dict[str, float] = {}
+_last_probe_lock = threading.Lock()
+
+
+def _claim(name: str, force: bool) -> bool:
+    now = time.monotonic()
+    with _last_probe_lock:
+        last = _last_probe.get(name)
+        if not force and last is not None and now - last < PROBE_INTERVAL_S / 2:
+            return False
+        _last_probe[name] = now
+        return True
+
+
+def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str, quiet: bool = False) -> None:
+    """A sub-condition: a Warning Event when it goes False, a Normal one when it recovers (unless quiet:
+    the API server's reachability is told by the Ready condition's Event already)."""
+    before = next((c for c in builder.new.get("conditions") or [] if c.get("type") == type_), None)
+    if quiet:
+        event = None
+    elif ok:
+        event = "Normal" if before and before.get("status") == "False" else None
+    else:
+        event = "Warning"
+    builder.condition(type_, "True" if ok else "False", reason, message, event=event)
+
+
+def _drop_conditions(builder: StatusBuilder, keep: set[str]) -> None:
+    """Removes endpoint conditions for endpoints no longer configured."""
+    conditions = builder.new.get("conditions") or []
+    builder.new["conditions"] = [
+        c for c in conditions if c.get("type") not in ENDPOINT_CONDITIONS or c.get("type") in keep
+    ]
+
+
+def _publish(name: str, body: Any, builder: StatusBuilder, reason: str, message: str) -> None:
+    old, new = builder.old, builder.new
+    if old.get("phase") != new.get("phase"):
+        publish(
+            EventType.CLUSTER_STATUS_CHANGED,
+            name,
+            {
+                "cluster": name,
+                "phase": new.get("phase"),
+                "previousPhase": old.get("phase"),
+                "reason": reason,
+                "message": message,
+                "kubernetesVersion": new.get("kubernetesVersion"),
+                "nodeCount": new.get("nodeCount"),
+            },
+            body,
+        )
+    if new.get("gpuInventory") is not None and old.get("gpuInventory") != new.get("gpuInventory"):
+        previous = (old.get("gpuInventory") or {}).get("total")
+        publish(EventType.GPU_UPDATE, name, {"cluster": name, "previousTotal": previous, **new["gpuInventory"]}, body)
+
+
+def _record(body: Any, builder: StatusBuilder, phase: str, ready: str, reason: str, message: str) -> None:
+    event = "Normal" if ready == "True" else "Warning"
+    builder.condition(READY, ready, reason, message, event=event)
+    builder.phase(phase, message, event=None)  # the Ready condition's Event tells the story once
+    builder.set(lastProbeTime=rfc3339(builder.now))
+    _publish(body["metadata"]["name"], body, builder, reason, message)
+
+
+def _gpu_telemetry(body: Any, builder: StatusBuilder, spec: Any, namespace: str, checks: list) -> None:
+    """status.gpuTelemetry from the cluster's Prometheus; kept as it was when Prometheus is not ready."""
+    endpoint = gpufleet.prometheus_for(spec, settings.current().prometheus_url)
+    if endpoint is None:
+        return
+    if any(c.name == "prometheus" and not c.ok for c in checks):
+        return  # PrometheusReachable=False says why; the last summary stays
+    try:
+        token = probe.endpoint_token(endpoint, namespace)
+    except (probe.SecretMissing, probe.ApiException):
+        return
+    found = gpufleet.observe(endpoint, token, builder.now)
+    gpufleet.record(builder, body["metadata"]["name"], body, found)
+
+
+def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder, first: bool) -> None:
+    """One probe, recorded in status. `first`: the change handler (which may stop on bad input or wait
+    for a missing Secret through kopf); otherwise the timer, which never raises for expected failures."""
+    try:
+        spec = parse_spec(MANAGED_CLUSTER, body)
+    except InvalidSpec as err:
+        if first:
+            reject(builder, MANAGED_CLUSTER, err, patch, None)
+        return  # the change handler said so; nothing to probe until the spec changes
+    namespace = settings.current().namespace
+    try:
+        result = probe.probe_cluster(spec, namespace)
+    except probe.SecretMissing as exc:
+        message = f"{exc}; retrying every {MISSING_REFERENCE_RETRY_S if first else PROBE_INTERVAL_S}s"
+        builder.condition(READY, "False", MISSING_REFERENCE, message, event="Warning")
+        builder.set(lastProbeTime=rfc3339(builder.now))
+        builder.apply(patch)
+        if first:
+            raise kopf.TemporaryError(message, delay=MISSING_REFERENCE_RETRY_S) from None
+        return
+    except probe.KubeconfigError as exc:
+        message = f"{exc}; fix the Secret: it is read again every {PROBE_INTERVAL_S}s"
+        _set(builder, API_REACHABLE, False, probe.INVALID_KUBECONFIG, message, quiet=True)
+        _record(body, builder, ClusterPhase.UNREACHABLE.value, "False", INVALID_SPEC, message)
+        builder.apply(patch)
+        return
+
+    if result.error is not None:
+        _set(builder, API_REACHABLE, False, result.error.reason, result.error.message, quiet=True)
+        if any(c.get("type") == NODES_READY for c in builder.new.get("conditions") or []):
+            builder.condition(NODES_READY, "Unknown", "APIServerUnreachable", "nodes cannot be listed")
+    else:
+        f = result.fields
+        builder.set(**f)
+        if "openshiftVersion" not in f and builder.new.get("openshiftVersion"):
+            builder.set(openshiftVersion=None)
+        answered = f"the API server answered: Kubernetes {f['kubernetesVersion']}"
+        _set(builder, API_REACHABLE, True, "Reachable", answered, quiet=True)
+        if result.not_ready:
+            names = ", ".join(result.not_ready[:10]) + (" ..." if len(result.not_ready) > 10 else "")
+            _set(
+                builder,
+                NODES_READY,
+                False,
+                "NodesNotReady",
+                f"{len(result.not_ready)} of {f['nodeCount']} nodes NotReady: {names}",
+            )
+        else:
+            _set(builder, NODES_READY, True, "AllNodesReady", f"{f['nodeCount']} of {f['nodeCount']} nodes Ready")
+    for check in result.endpoints:
+        _set(builder, check.condition_type, check.ok, check.reason, check.message)
+    _drop_conditions(builder, {c.condition_type for c in result.endpoints})
+    _gpu_telemetry(body, builder, spec, namespace, result.endpoints)
+    if spec.kubeconfig_secret_ref is None:  # the cluster the operator runs in: say whether history is kept
+        recording, why = history.status()
+        reason = "Recording" if recording else "Off" if why.startswith("history is off") else "Failing"
+        _set(builder, HISTORY, recording, reason, why, quiet=True)
+    if result.error is None:
+        reachable = sorted(c.name for c in result.endpoints if c.ok)
+        builder.set(capabilities=sorted(set(result.fields["capabilities"]) | set(reachable)))
+    v = probe.verdict(result)
+    _record(body, builder, v.phase, v.ready, v.reason, v.message)
+    builder.apply(patch)
+
+
+@reconciler(MANAGED_CLUSTER)
+def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
+    _claim(body["metadata"]["name"], force=True)
+    probe_and_record(body, patch, builder, first=True)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    MANAGED_CLUSTER.plural,
+    id="probe",
+    interval=PROBE_INTERVAL_S,
+    initial_delay=PROBE_INTERVAL_S,  # the change handler runs the first probe
+)
+def periodic_probe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    if _claim(body["metadata"]["name"], force=False):
+        probe_and_record(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)), first=False)

@@ -1,0 +1,35 @@
+"""Incident remediation: a timer that matches an SOP once the diagnosis is in and follows its steps.
+
+A timer, not the reconcile handler, because approvals and timeouts arrive while nothing about the
+Incident's spec changes; it runs only for Incidents that are Diagnosed or Remediating with a runbook
+still to match or finish, so resolved Incidents cost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aiops import GROUP, VERSION, settings
+from aiops.api import INCIDENT
+from aiops.api.incident import TIMELINE_LIMIT
+from aiops.controllers.common import kopf_emitter
+from aiops.core.status import StatusBuilder, now_utc
+from aiops.sops.remediation import flow
+
+INTERVAL_S = 5.0
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    INCIDENT.plural,
+    id="remediate",
+    interval=INTERVAL_S,
+    when=lambda status, **_: flow.is_pending(dict(status or {})),
+)
+def remediate(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    builder = StatusBuilder(body, now_utc(), kopf_emitter(body), TIMELINE_LIMIT)
+    flow.follow(body, builder, settings.current())
+    builder.apply(patch)

@@ -1,0 +1,46 @@
+"""The operator's own activity counters, in one registry that the /metrics endpoint serves.
+
+They are counted where the work happens (runs, the model gateway, SOP actions, the webhook), so they
+live low in the layers; the endpoint and the figures computed from cluster state are in
+aiops.observability.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry()
+
+ANALYSIS_SECONDS = Histogram(
+    "aiops_analysis_duration_seconds",
+    "AnalysisRun execution time.",
+    ["type", "outcome"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "aiops_llm_tokens", "Tokens sent to and received from models.", ["model", "kind"], registry=REGISTRY
+)
+LLM_ERRORS = Counter(
+    "aiops_llm_errors", "Model answers that failed, by reason.", ["model", "reason"], registry=REGISTRY
+)
+FALLBACKS = Counter("aiops_diagnosis_fallbacks", "Diagnoses that fell back to the analyzers.", registry=REGISTRY)
+REDACTIONS = Counter("aiops_redactions", "Values redacted before a model saw them.", ["kind"], registry=REGISTRY)
+SOP_ACTIONS = Counter(
+    "aiops_sop_actions", "SOP actions run against a cluster.", ["action", "outcome"], registry=REGISTRY
+)
+
+# The Alertmanager receiver's own figures (aiops.ingest.alertmanager), served with the others.
+WEBHOOK_REQUESTS = Counter(
+    "aiops_webhook_requests",
+    "Alertmanager webhook requests by outcome (created, updated, deduplicated, resolved, ignored, "
+    "unauthorized, too_large, invalid, rate_limited, error).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_LATENCY = Histogram(
+    "aiops_webhook_request_duration_seconds",
+    "Alertmanager webhook request latency, receipt to response.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)

@@ -1,1 +1,0 @@
-"""Evaluation commands (`aiops eval ...`): each prints figures measured on real or scenario data."""
