@@ -17,7 +17,7 @@ from aiops.settings import from_env
 from aiops.stores import history
 from aiops.stores.eventstream import CHANNEL
 from aiops.stores.history import HistorySink, migrate
-from harness import REPO, phase, wait_for
+from harness import phase, wait_for
 from support.servers import PostgresServer, RedisServer
 
 

@@ -2,11 +2,10 @@
 
 import uuid
 
-from aiops.core.events import Bus, Event, EventType
+from aiops.cli.watch import format_line
+from aiops.core.events import Bus, Event, EventType, fingerprint
 from aiops.settings import from_env
 from aiops.stores import history
-from aiops.cli.watch import format_line
-from aiops.core.events import fingerprint
 from aiops.stores.history.store import PastIncident, clean
 from aiops_dev.controlplane import free_port
 from harness import wait_for
