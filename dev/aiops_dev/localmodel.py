@@ -113,7 +113,7 @@ def start_server(name: str, port: int, log_path: Path, timeout_s: float = 600) -
     """`aiops-dev model serve` as a child process on 127.0.0.1; returns once /v1/models answers."""
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops.cli", "model", "serve", name, "--port", str(port)],
+            [sys.executable, "-m", "aiops_dev.cli", "model", "serve", name, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -40,7 +40,8 @@ from pathlib import Path
 import aiohttp
 
 from aiops.api import KINDS
-from aiops.ingest.alertmanager import GROUP_LABEL, PATH, group_hash
+from aiops.ingest.receiver import PATH
+from aiops.ingest.wire import GROUP_LABEL, group_hash
 from aiops_dev import crdgen
 from aiops_dev.controlplane import ControlPlane, free_port
 
@@ -238,7 +239,7 @@ def serve_receiver(port: int) -> None:
     """The receiver alone, as the operator would run it (its own thread and loop, 8 API workers)."""
     import logging
 
-    from aiops.ingest.alertmanager import Receiver
+    from aiops.ingest.receiver import Receiver
     from aiops.settings import from_env
 
     logging.basicConfig(level=logging.WARNING)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops.ingest.alertmanager import GROUP_LABEL, PATH, Receiver, group_hash
+from aiops.ingest.receiver import PATH, Receiver
+from aiops.ingest.wire import GROUP_LABEL, group_hash
 from aiops.settings import WebhookSettings
 from aiops_dev.controlplane import free_port
 from aiops_dev.eval.scenarios import checkout_oomkilled
@@ -153,7 +154,7 @@ def test_retried_and_concurrent_duplicates_make_one_incident(receiver, custom, n
     assert post(receiver.port, body2)[1]["status"] == "updated"
     assert post(receiver.port, body2)[1]["status"] == "deduplicated"
     # A receiver that forgot everything (an operator restart) still finds the group's Incident.
-    fresh = Receiver(receiver.conf, api=receiver.ingestor.api).start()
+    fresh = Receiver(receiver.conf, api=receiver.ingestor.client.api).start()
     try:
         assert post(fresh.port, body2)[1]["status"] == "deduplicated"
     finally:

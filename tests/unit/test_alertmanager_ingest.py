@@ -1,13 +1,16 @@
 """The Alertmanager receiver's pure parts: payload validation, naming, severity, dedup state, rate limits."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from aiops.ingest.alertmanager import (
+from aiops.api import INCIDENT
+from aiops.ingest.ingestor import Ingestor
+from aiops.ingest.receiver import TokenBucket
+from aiops.ingest.wire import (
     MAX_RECORDED_ALERTS,
     BadRequest,
-    TokenBucket,
     incident_manifest,
     incident_name,
     merge,
@@ -15,6 +18,9 @@ from aiops.ingest.alertmanager import (
     severity,
 )
 from aiops.settings import from_env
+from support.fakekube import FakeClient
+
+NOW = datetime(2026, 1, 2, 4, 0, tzinfo=UTC)
 
 
 def notification(**over):
@@ -144,3 +150,61 @@ def test_webhook_settings():
         from_env({"AIOPS_WEBHOOK_ADDR": "nope", "AIOPS_WEBHOOK_TOKEN": "x" * 16})
     with pytest.raises(SystemExit, match="both or neither"):
         from_env({"AIOPS_WEBHOOK_ADDR": ":1", "AIOPS_WEBHOOK_TOKEN": "x" * 16, "AIOPS_WEBHOOK_TLS_CERT": "c"})
+
+
+# The ingestor in-process, against an in-memory client.
+
+
+def resolved(note: dict) -> dict:
+    alerts = [a | {"status": "resolved", "endsAt": "2026-01-02T03:10:00Z"} for a in note["alerts"]]
+    return note | {"status": "resolved", "alerts": alerts}
+
+
+def test_ingestor_creates_once_deduplicates_and_resolves():
+    client = FakeClient()
+    ingestor = Ingestor("aiops-alerts", client, clock=lambda: NOW)
+    first = ingestor.apply(parse(json.dumps(notification()).encode()))
+    assert first.outcome == "created" and first.incident.startswith("shop/am-kubepodcrashlooping-")
+    namespace, name = first.incident.split("/")
+    assert ingestor.apply(parse(json.dumps(notification()).encode())).outcome == "deduplicated"
+    assert client.writes == []  # creating is not a status write; dedup made no call at all
+
+    done = ingestor.apply(parse(json.dumps(resolved(notification())).encode()))
+    assert done.outcome == "resolved"
+    status = client.get(INCIDENT, name, namespace)["status"]
+    assert status["phase"] == "Resolved" and status["resolvedAt"] == "2026-01-02T04:00:00Z"
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("AlertFiring", "False", "Resolved")
+    ]
+    assert "observedGeneration" not in status, "the reconciler's field, not the ingestor's"
+    assert client.events[-1][1:3] == ("Normal", "Resolved")
+
+
+def test_ingestor_resolution_retries_a_write_conflict_and_keeps_a_remediation_running():
+    client = FakeClient()
+    ingestor = Ingestor("aiops-alerts", client, clock=lambda: NOW)
+    namespace, name = ingestor.apply(parse(json.dumps(notification()).encode())).incident.split("/")
+    client.patch_status(INCIDENT, name, namespace, {"phase": "Remediating"})
+    real = client.patch_status
+    calls = []
+
+    def racing(*args, **kw):  # someone else writes between the ingestor's read and its write, once
+        calls.append(args)
+        if len(calls) == 1:
+            real(INCIDENT, name, namespace, {"phase": "Remediating"})
+        return real(*args, **kw)
+
+    client.patch_status = racing
+    assert ingestor.apply(parse(json.dumps(resolved(notification())).encode())).outcome == "resolved"
+    status = client.get(INCIDENT, name, namespace)["status"]
+    assert len(calls) == 2 and status["phase"] == "Remediating" and "resolvedAt" not in status
+    assert status["conditions"][0]["reason"] == "ResolvedDuringRemediation"
+    assert status["timeline"][-1]["reason"] == "ResolvedDuringRemediation"
+
+
+def test_ingestor_places_the_incident_in_the_default_namespace_when_the_alerts_one_is_missing():
+    client = FakeClient(missing_namespaces=("shop",))
+    ingestor = Ingestor("aiops-alerts", client, clock=lambda: NOW)
+    result = ingestor.apply(parse(json.dumps(notification()).encode()))
+    assert result.outcome == "created" and result.incident.startswith("aiops-alerts/")
+    assert "shop" in ingestor.missing_namespaces

@@ -3,8 +3,10 @@
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+from aiops.api import MANAGED_CLUSTER
 from aiops.api.managedcluster import GPUTelemetry
 from aiops.clusters import gpufleet
+from aiops.core.status import StatusBuilder
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 H100 = "NVIDIA H100 80GB HBM3"
@@ -51,40 +53,37 @@ def test_node_label_wins_over_instance_and_no_gpu_series_is_absent():
     assert gpufleet.summarise([], NOW) is None
 
 
-class Builder:
-    def __init__(self, old: dict):
-        self.old, self.new, self.events = {"gpuTelemetry": old} if old else {}, {}, []
-
-    def set(self, **kw):
-        self.new.update(kw)
-
-    def emit(self, *event):
-        self.events.append(event)
+def builder(old: dict | None) -> StatusBuilder:
+    body = {"metadata": {"name": "c"}, "status": {"gpuTelemetry": old} if old else {}}
+    events = []
+    b = StatusBuilder(MANAGED_CLUSTER, body, NOW, lambda *e: events.append(e))
+    b.events = events
+    return b
 
 
 def test_record_warns_on_rising_errors_and_publishes_material_changes_only(monkeypatch):
     published = []
     monkeypatch.setattr(gpufleet, "publish", lambda *a: published.append(a))
     first = gpufleet.summarise(two_gpus(xid=1), NOW)
-    b = Builder({})
+    b = builder(None)
     gpufleet.record(b, "c", {}, first)
     assert [e[1] for e in b.events] == ["GPUXidErrors", "GPUECCErrors"] and len(published) == 1
     # utilisation wiggles: no bus event, no Warning
     wiggle = gpufleet.summarise(two_gpus(xid=1), NOW) | {"meanUtilizationPercent": 12.0}
-    b = Builder(first)
+    b = builder(first)
     gpufleet.record(b, "c", {}, wiggle)
-    assert b.events == [] and len(published) == 1 and b.new["gpuTelemetry"] == wiggle
+    assert b.events == [] and len(published) == 1 and b.changes() == {"gpuTelemetry": wiggle}
     # Xid rises: a Warning naming the GPU, and a GPU_UPDATE
-    b = Builder(first)
+    b = builder(first)
     gpufleet.record(b, "c", {}, gpufleet.summarise(two_gpus(xid=4), NOW))
     assert b.events == [("Warning", "GPUXidErrors", f"Xid errors rose from 1 to 4 on b:9400 ({H100}: 4)")]
     assert len(published) == 2 and published[-1][2]["previous"]["xidErrors"] == 1
     # Prometheus down: nothing written; no GPU series: the field goes
-    b = Builder(first)
+    b = builder(first)
     gpufleet.record(b, "c", {}, gpufleet.Unavailable)
-    assert b.new == {}
+    assert b.changes() == {}
     gpufleet.record(b, "c", {}, None)
-    assert b.new == {"gpuTelemetry": None}
+    assert b.changes() == {"gpuTelemetry": None}
 
 
 def test_local_cluster_falls_back_to_the_operator_prometheus():

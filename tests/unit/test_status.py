@@ -2,7 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
-from aiops.core.status import StatusBuilder, append_timeline, set_condition, status_patch
+import pytest
+from pydantic import ValidationError
+
+from aiops.api import ANALYSIS_RUN, INCIDENT
+from aiops.api.analysisrun import RunPhase
+from aiops.core.status import StatusBuilder, StatusUnreadable, append_timeline, set_condition, status_patch
 
 T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -39,6 +44,7 @@ def test_status_patch_holds_only_changes():
     assert status_patch({"phase": "New", "x": 1}, {"phase": "New", "x": 2}) == {"x": 2}
     assert status_patch(None, {"phase": "New"}) == {"phase": "New"}
     assert status_patch({"phase": "New"}, {"phase": "New"}) == {}
+    assert status_patch({"phase": "New", "queuePosition": 2}, {"phase": "New"}) == {"queuePosition": None}
 
 
 def test_builder_is_idempotent():
@@ -46,7 +52,7 @@ def test_builder_is_idempotent():
     emit = lambda *e: events.append(e)  # noqa: E731
     body = {"metadata": {"generation": 3}, "status": {}}
 
-    first = StatusBuilder(body, T0, emit, timeline_limit=10)
+    first = StatusBuilder(INCIDENT, body, T0, emit, observe=True)
     first.phase("Triaging", "started")
     first.condition("Ready", "True", "AnalysisScheduled", "ok", event="Normal")
     patch = {}
@@ -54,8 +60,31 @@ def test_builder_is_idempotent():
     assert patch["status"]["observedGeneration"] == 3 and len(events) == 2
     assert [e["reason"] for e in patch["status"]["timeline"]] == ["Triaging", "AnalysisScheduled"]
 
-    second = StatusBuilder({"metadata": {"generation": 3}, "status": patch["status"]}, T1, emit, timeline_limit=10)
+    second = StatusBuilder(INCIDENT, {"metadata": {"generation": 3}, "status": patch["status"]}, T1, emit, observe=True)
     second.phase("Triaging", "started")
     second.condition("Ready", "True", "AnalysisScheduled", "ok", event="Normal")
     again = {}
     assert second.apply(again) == {} and again == {} and len(events) == 2
+
+
+def test_builder_writes_typed_fields_in_their_wire_form():
+    body = {"metadata": {"generation": 1}, "status": {"phase": "Pending", "attempts": 1}}
+    b = StatusBuilder(ANALYSIS_RUN, body, T0, lambda *e: None)
+    b.status.attempts += 1
+    b.status.tokens = {"prompt": 10, "completion": 2}  # validated into TokenUsage on assignment
+    b.status.completed_at = T1
+    b.phase(RunPhase.SUCCEEDED, "done", event=None)
+    assert b.changes() == {
+        "attempts": 2,
+        "tokens": {"prompt": 10, "completion": 2},
+        "completedAt": "2026-11-23T20:05:00Z",
+        "phase": "Succeeded",
+    }
+    with pytest.raises(ValidationError, match="attempts"):
+        b.status.attempts = -1
+
+
+def test_a_stored_status_that_does_not_fit_is_named():
+    body = {"metadata": {"generation": 1}, "status": {"phase": "Sleeping"}}
+    with pytest.raises(StatusUnreadable, match=r"AnalysisRun status.phase: Input should be"):
+        StatusBuilder(ANALYSIS_RUN, body, T0, lambda *e: None)

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from aiops.api.common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, TimeWindow
+from aiops.api.common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, Status, TimeWindow
 from aiops.api.incident import Diagnosis, Severity, WorkloadReference
 from aiops.api.sop import SOPSpec
 
@@ -152,7 +152,7 @@ class AnalysisResult(Model):
     incident_ref: LocalObjectReference | None = Field(default=None, description="The Incident this run opened.")
 
 
-class AnalysisRunStatus(Model):
+class AnalysisRunStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
     phase: RunPhase | None = None

@@ -32,6 +32,12 @@ class Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class Status(Model):
+    """Base of every status: validated on assignment, so writers can set fields from plain values."""
+
+    model_config = ConfigDict(**Model.model_config, validate_assignment=True)
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"

@@ -15,6 +15,7 @@ from aiops.api.common import (
     LocalObjectReference,
     Model,
     PrinterColumn,
+    Status,
     TimelineEntry,
     TimeWindow,
     UtcDatetime,
@@ -229,7 +230,7 @@ class MatchedSOP(Model):
     audit: list[AuditEntry] = Field(default_factory=list, max_length=100)
 
 
-class IncidentStatus(Model):
+class IncidentStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
     phase: IncidentPhase | None = None

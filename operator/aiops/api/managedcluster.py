@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from aiops.api.common import Condition, Kind, Model, PrinterColumn, SecretKeyReference
+from aiops.api.common import Condition, Kind, Model, PrinterColumn, SecretKeyReference, Status
 
 
 class Environment(StrEnum):
@@ -78,7 +78,7 @@ class GPUTelemetry(Model):
     observed_at: datetime | None = None
 
 
-class ManagedClusterStatus(Model):
+class ManagedClusterStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
     phase: ClusterPhase | None = None

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from aiops.api.common import DNS_LABEL, Condition, Kind, Model, PrinterColumn
+from aiops.api.common import DNS_LABEL, Condition, Kind, Model, PrinterColumn, Status
 from aiops.api.incident import Severity, TargetKind
 
 
@@ -145,7 +145,7 @@ class SOPStats(Model):
     diagnosis_accuracy: float | None = Field(default=None, ge=0, le=1, description="Share of feedback saying correct.")
 
 
-class SOPStatus(Model):
+class SOPStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
     step_count: int | None = Field(default=None, ge=0)

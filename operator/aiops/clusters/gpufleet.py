@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from aiops.api.conditions import Reason
 from aiops.api.managedcluster import Endpoint, ManagedClusterSpec
 from aiops.core.events import EventType, publish
 from aiops.core.status import rfc3339
@@ -151,11 +152,11 @@ def record(builder: Any, name: str, body: Any, found: dict[str, Any] | None | ty
     if found is Unavailable:
         return  # the last summary stays; PrometheusReachable says why
     old = builder.old.get("gpuTelemetry") or {}
-    builder.set(gpuTelemetry=found)
+    builder.status.gpu_telemetry = found
     new = found or {}
     for key, reason, words in (
-        ("xidErrors", "GPUXidErrors", "Xid errors"),
-        ("eccUncorrected", "GPUECCErrors", "uncorrected ECC errors"),
+        ("xidErrors", Reason.GPU_XID_ERRORS, "Xid errors"),
+        ("eccUncorrected", Reason.GPU_ECC_ERRORS, "uncorrected ECC errors"),
     ):
         before, after = int(old.get(key) or 0), int(new.get(key) or 0)
         if after > before:

@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from aiops.api.conditions import Reason
 from aiops.api.managedcluster import ClusterPhase, Endpoint, ManagedClusterSpec
 from aiops.core import kube
 
@@ -34,12 +35,6 @@ READY_PATHS = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "loki": "/r
 TITLES = {"prometheus": "Prometheus", "alertmanager": "Alertmanager", "loki": "Loki", "tempo": "Tempo"}
 
 # Reasons for the API server being out of reach (condition APIServerReachable=False).
-UNREACHABLE = "Unreachable"
-UNAUTHORIZED = "Unauthorized"
-FORBIDDEN = "Forbidden"
-TLS_ERROR = "TLSError"
-INVALID_KUBECONFIG = "InvalidKubeconfig"
-API_ERROR = "APIError"
 
 
 class KubeconfigError(ValueError):
@@ -208,28 +203,28 @@ def classify_api_error(exc: BaseException, server: str) -> ProbeError:
         status = exc.status
         if status == 401:
             return ProbeError(
-                UNAUTHORIZED,
+                Reason.UNAUTHORIZED,
                 f"the API server at {server} rejected the credentials (401 Unauthorized): "
                 "the token or client certificate in the kubeconfig is invalid or expired",
             )
         if status == 403:
             return ProbeError(
-                FORBIDDEN,
+                Reason.FORBIDDEN,
                 f"the API server at {server} refused the request (403 Forbidden): the kubeconfig's identity "
                 "may not read the version and list nodes",
             )
-        return ProbeError(API_ERROR, f"the API server at {server} answered {status} {exc.reason or ''}".strip())
+        return ProbeError(Reason.API_ERROR, f"the API server at {server} answered {status} {exc.reason or ''}".strip())
     root = _root(exc)
     if isinstance(root, ssl.SSLError) or isinstance(root, urllib3.exceptions.SSLError):
-        return ProbeError(TLS_ERROR, f"TLS with the API server at {server} failed: {_short(root)}")
+        return ProbeError(Reason.TLS_ERROR, f"TLS with the API server at {server} failed: {_short(root)}")
     if isinstance(root, urllib3.exceptions.LocationValueError | urllib3.exceptions.LocationParseError):
-        return ProbeError(INVALID_KUBECONFIG, f"the kubeconfig's server {server!r} is not a valid URL")
+        return ProbeError(Reason.INVALID_KUBECONFIG, f"the kubeconfig's server {server!r} is not a valid URL")
     # NewConnectionError subclasses ConnectTimeoutError in urllib3: look at it first.
     if isinstance(root, urllib3.exceptions.NewConnectionError):
-        return ProbeError(UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
+        return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
     if isinstance(root, urllib3.exceptions.TimeoutError | TimeoutError):
-        return ProbeError(UNREACHABLE, f"the API server at {server} did not answer within {PROBE_TIMEOUT_S}s")
-    return ProbeError(UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
+        return ProbeError(Reason.UNREACHABLE, f"the API server at {server} did not answer within {PROBE_TIMEOUT_S}s")
+    return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
 
 
 def _server(api: client.ApiClient) -> str:
@@ -286,23 +281,23 @@ def check_endpoint(
     try:
         resp = httpx.get(target, headers=headers, timeout=timeout, verify=not insecure, follow_redirects=False)
     except httpx.TimeoutException:
-        return failed("Timeout", f"no answer within {timeout:g}s")
+        return failed(Reason.TIMEOUT, f"no answer within {timeout:g}s")
     except httpx.ConnectError as exc:
         root = _root(exc)
         if isinstance(root, ssl.SSLError) or "certificate" in str(exc).lower() or "ssl" in str(exc).lower():
             return failed(
-                "TLSError", f"TLS failed: {_short(exc)} (set insecureSkipVerify for a self-signed certificate)"
+                Reason.TLS_ERROR, f"TLS failed: {_short(exc)} (set insecureSkipVerify for a self-signed certificate)"
             )
-        return failed("ConnectionFailed", _connection_words(exc))
+        return failed(Reason.CONNECTION_FAILED, _connection_words(exc))
     except (httpx.HTTPError, ValueError) as exc:
-        return failed("ConnectionFailed", _short(exc) or type(exc).__name__)
+        return failed(Reason.CONNECTION_FAILED, _short(exc) or type(exc).__name__)
     if resp.status_code in (401, 403):
         hint = "the token from authSecretRef was refused" if token else "it needs a token (authSecretRef)"
-        return failed("Unauthorized", f"{resp.status_code}: {hint}")
+        return failed(Reason.UNAUTHORIZED, f"{resp.status_code}: {hint}")
     if resp.status_code != 200:
         body = _short(resp.text[:200]) if resp.text else ""
-        return failed("NotReady", f"answered {resp.status_code}" + (f": {body}" if body else ""))
-    return EndpointCheck(name, url, True, "Ready", f"{title} at {shown}: ready")
+        return failed(Reason.NOT_READY, f"answered {resp.status_code}" + (f": {body}" if body else ""))
+    return EndpointCheck(name, url, True, Reason.READY, f"{title} at {shown}: ready")
 
 
 def endpoint_token(endpoint: Endpoint, default_namespace: str) -> str | None:
@@ -329,12 +324,14 @@ def check_endpoints(spec: ManagedClusterSpec, default_namespace: str) -> list[En
             token = endpoint_token(endpoint, default_namespace)
         except SecretMissing as exc:
             checks.append(
-                EndpointCheck(name, endpoint.url, False, "AuthSecretMissing", f"{TITLES[name]} authSecretRef: {exc}")
+                EndpointCheck(
+                    name, endpoint.url, False, Reason.AUTH_SECRET_MISSING, f"{TITLES[name]} authSecretRef: {exc}"
+                )
             )
             continue
         except ApiException as exc:
             checks.append(
-                EndpointCheck(name, endpoint.url, False, "AuthSecretUnreadable", f"{TITLES[name]}: {exc.reason}")
+                EndpointCheck(name, endpoint.url, False, Reason.AUTH_SECRET_UNREADABLE, f"{TITLES[name]}: {exc.reason}")
             )
             continue
         checks.append(check_endpoint(name, endpoint.url, token, bool(endpoint.insecure_skip_verify)))
@@ -393,9 +390,9 @@ def verdict(result: ProbeResult) -> Verdict:
         names = ", ".join(result.not_ready[:5]) + (" ..." if len(result.not_ready) > 5 else "")
         problems.append(f"{len(result.not_ready)} of {f['nodeCount']} nodes NotReady: {names}")
     if problems:
-        return Verdict(ClusterPhase.DEGRADED.value, "False", "Degraded", "; ".join(problems)[: MESSAGE_LIMIT * 2])
+        return Verdict(ClusterPhase.DEGRADED.value, "False", Reason.DEGRADED, "; ".join(problems)[: MESSAGE_LIMIT * 2])
     summary = f"Kubernetes {f['kubernetesVersion']}"
     if f.get("openshiftVersion"):
         summary += f" (OpenShift {f['openshiftVersion']})"
     summary += f", {f['nodeCount']} nodes, {f['gpuInventory']['total']} GPUs"
-    return Verdict(ClusterPhase.READY.value, "True", "Probed", summary)
+    return Verdict(ClusterPhase.READY.value, "True", Reason.PROBED, summary)

@@ -1,5 +1,5 @@
-"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted rootCause and
-sopAnalysis runs (execution.execute dispatches by type).
+"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted runs (aiops.runs
+dispatches by type).
 
 Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow model holds up
 neither kopf's handlers nor other objects. Runs of the other types wait in Pending until their
@@ -16,21 +16,15 @@ from typing import Any
 
 import kopf
 
-from aiops import GROUP, VERSION, settings
+from aiops import GROUP, VERSION, runs, settings
 from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
 from aiops.controllers import pools
-from aiops.controllers.common import (
-    INVALID_SPEC,
-    MissingReference,
-    StatusBuilder,
-    kopf_emitter,
-    reconciler,
-    validated,
-)
+from aiops.controllers.common import MissingReference, kopf_emitter, reconciler, validated
 from aiops.core import kube
-from aiops.core.status import READY, find_condition, now_utc
-from aiops.runs import execution
+from aiops.core.status import StatusBuilder, find_condition, now_utc
 
 
 def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
@@ -47,15 +41,17 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
         body,
         patch,
         builder,
-        RunPhase.FAILED.value,
+        RunPhase.FAILED,
         resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
     )
     # A run that failed only for its spec starts over once the spec is fixed; a run that
     # failed at inference keeps its verdict.
-    if builder.new.get("phase") is None or builder.ready_reason() == INVALID_SPEC:
-        builder.phase(RunPhase.PENDING.value, f"{spec.type} run queued for inference")
-    builder.set(attempts=builder.new.get("attempts", 0))
-    builder.condition(READY, "True", "Accepted", "spec is valid and its references resolve")
+    if builder.status.phase is None or builder.ready_reason() == Reason.INVALID_SPEC:
+        builder.phase(RunPhase.PENDING, f"{spec.type} run queued for inference")
+    builder.status.attempts = builder.status.attempts or 0
+    builder.condition(
+        ConditionType.READY, ConditionStatus.TRUE, Reason.ACCEPTED, "spec is valid and its references resolve"
+    )
     builder.apply(patch)
 
 
@@ -85,7 +81,7 @@ async def execute(body: kopf.Body, **_: Any) -> None:
         status = body.get("status") or {}  # a daemon's body is live: it follows the object
         if status.get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
             return
-        if (find_condition(status.get("conditions") or [], READY) or {}).get("reason") == "Accepted":
+        if (find_condition(status.get("conditions") or [], ConditionType.READY) or {}).get("reason") == Reason.ACCEPTED:
             break
         await asyncio.sleep(0.5)
     else:
@@ -99,5 +95,5 @@ async def execute(body: kopf.Body, **_: Any) -> None:
 async def _run_in_pool(run: dict, config: settings.Settings) -> None:
     # The worker thread gets this context so that kopf.event() can reach the operator's loop.
     ctx = contextvars.copy_context()
-    call = functools.partial(ctx.run, execution.execute, run, config, now_utc, kopf_emitter)
+    call = functools.partial(ctx.run, runs.execute, runs.Context(kube.API, config, now_utc, kopf_emitter), run)
     await asyncio.get_running_loop().run_in_executor(_pool(), call)

@@ -15,13 +15,12 @@ from pydantic import BaseModel, ValidationError
 
 from aiops import GROUP, VERSION
 from aiops.api import Kind
-from aiops.api.common import field_path
-from aiops.core.status import READY, Emit, StatusBuilder, now_utc
+from aiops.api.common import ConditionStatus, field_path
+from aiops.api.conditions import ConditionType, Reason
+from aiops.core.status import Emit, StatusBuilder, now_utc
 
 # Names of the objects we own become label values on what we create for them.
 MAX_NAME = 63
-INVALID_SPEC = "InvalidSpec"
-MISSING_REFERENCE = "MissingReference"
 MISSING_REFERENCE_RETRY_S = 15
 
 
@@ -75,7 +74,7 @@ def reject(
     message = f"{kind.kind} spec is invalid: {err.problems[0]}"
     if len(err.problems) > 1:
         message += f" (and {len(err.problems) - 1} more)"
-    builder.condition(READY, "False", INVALID_SPEC, message, event="Warning")
+    builder.condition(ConditionType.READY, ConditionStatus.FALSE, Reason.INVALID_SPEC, message, event="Warning")
     if failed_phase:
         builder.phase(failed_phase, message, event="Warning")
     builder.apply(patch)
@@ -107,12 +106,12 @@ def validated(
     raise AssertionError("unreachable: reject and wait_for_reference raise")
 
 
-def reconciler(kind: Kind, timeline_limit: int | None = None):
+def reconciler(kind: Kind):
     """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts."""
 
     def register(reconcile: Callable[[Any, Any, StatusBuilder], None]):
         def handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-            reconcile(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body), timeline_limit))
+            reconcile(body, patch, StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True))
 
         for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
             on(GROUP, VERSION, kind.plural, id="reconcile")(handler)
@@ -124,6 +123,6 @@ def reconciler(kind: Kind, timeline_limit: int | None = None):
 def wait_for_reference(builder: StatusBuilder, err: MissingReference, patch: kopf.Patch | dict) -> None:
     """Records a dangling reference and retries later (the object may be created after us)."""
     message = f"{err}; retrying every {MISSING_REFERENCE_RETRY_S}s"
-    builder.condition(READY, "False", MISSING_REFERENCE, message, event="Warning")
+    builder.condition(ConditionType.READY, ConditionStatus.FALSE, Reason.MISSING_REFERENCE, message, event="Warning")
     builder.apply(patch)
     raise kopf.TemporaryError(message, delay=MISSING_REFERENCE_RETRY_S)

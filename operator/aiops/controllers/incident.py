@@ -12,16 +12,16 @@ import kopf
 from aiops import API_VERSION, GROUP
 from aiops.api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
-from aiops.api.common import LocalObjectReference
-from aiops.api.incident import TIMELINE_LIMIT, IncidentPhase, IncidentSpec
+from aiops.api.common import ConditionStatus, LocalObjectReference
+from aiops.api.conditions import ConditionType, Reason
+from aiops.api.incident import IncidentPhase, IncidentSpec, IncidentStatus
 from aiops.controllers.common import MissingReference, reconciler, validated
 from aiops.core import events, kube
 from aiops.core.events import EventType
-from aiops.core.status import READY, StatusBuilder
+from aiops.core.status import StatusBuilder
 from aiops.sops.remediation import effects
 
 INCIDENT_LABEL = f"{GROUP}/incident"
-FEEDBACK = "Feedback"
 
 
 def analysis_run_name(incident: dict[str, Any]) -> str:
@@ -77,30 +77,32 @@ def check_references(spec: IncidentSpec, namespace: str) -> None:
 
 def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder) -> None:
     """An engineer's verdict: a condition on the Incident, and the followed SOP's accuracy recomputed."""
-    verdict = "DiagnosisCorrect" if spec.feedback.correct else "DiagnosisIncorrect"
+    verdict = Reason.DIAGNOSIS_CORRECT if spec.feedback.correct else Reason.DIAGNOSIS_INCORRECT
     by = f" by {spec.feedback.by}" if spec.feedback.by else ""
     comment = f": {spec.feedback.comment}" if spec.feedback.comment else ""
-    if builder.condition(FEEDBACK, "True", verdict, f"feedback{by}{comment}"[:1024], event="Normal"):
-        diagnosis = builder.new.get("diagnosis") or {}
+    status = builder.status
+    sop = status.sop.name if status.sop else None
+    message = f"feedback{by}{comment}"[:1024]
+    if builder.condition(ConditionType.FEEDBACK, ConditionStatus.TRUE, verdict, message, event="Normal"):
         events.publish(
             EventType.FEEDBACK,
             f"{body['metadata']['namespace']}/{body['metadata']['name']}",
             {
                 **spec.feedback.wire(),
-                "model": diagnosis.get("model"),
-                "sop": (builder.new.get("sop") or {}).get("name"),
+                "model": status.diagnosis.model if status.diagnosis else None,
+                "sop": sop,
             },
             body,
         )
-    sop = (builder.new.get("sop") or {}).get("name")
     if sop:
-        effects.refresh(body["metadata"]["namespace"], sop, {**body, "status": builder.new})
+        effects.refresh(kube.API, body["metadata"]["namespace"], sop, {**body, "status": status.wire()})
 
 
-@reconciler(INCIDENT, timeline_limit=TIMELINE_LIMIT)
-def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
-    if builder.new.get("phase") is None:
-        builder.phase(IncidentPhase.NEW.value, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
+@reconciler(INCIDENT)
+def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[IncidentStatus]) -> None:
+    status = builder.status
+    if status.phase is None:
+        builder.phase(IncidentPhase.NEW, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
         spec = body.get("spec") or {}
         events.publish(
             EventType.INCIDENT_CREATED,
@@ -113,7 +115,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
         body,
         patch,
         builder,
-        IncidentPhase.FAILED.value,
+        IncidentPhase.FAILED,
         resolve=lambda s: check_references(s, body["metadata"]["namespace"]),
     )
 
@@ -121,11 +123,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
         record_feedback(body, spec, builder)
     run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
     run_name = run["metadata"]["name"]
-    builder.set(analysisRunRef={"name": run_name}, detectedAt=builder.new.get("detectedAt") or detected_at(body, spec))
-    builder.condition(READY, "True", "AnalysisScheduled", f"AnalysisRun {run_name} holds the root-cause analysis")
+    status.analysis_run_ref = {"name": run_name}
+    status.detected_at = status.detected_at or detected_at(body, spec)
+    message = f"AnalysisRun {run_name} holds the root-cause analysis"
+    builder.condition(ConditionType.READY, ConditionStatus.TRUE, Reason.ANALYSIS_SCHEDULED, message)
     # Later phases belong to the analysis; only a new or previously invalid Incident moves to Triaging.
-    if builder.new.get("phase") in (IncidentPhase.NEW.value, IncidentPhase.FAILED.value, None) and not (
-        builder.new.get("diagnosis")
-    ):
-        builder.phase(IncidentPhase.TRIAGING.value, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
+    if status.phase in (IncidentPhase.NEW, IncidentPhase.FAILED, None) and not status.diagnosis:
+        builder.phase(IncidentPhase.TRIAGING, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
     builder.apply(patch)

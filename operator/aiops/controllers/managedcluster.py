@@ -20,26 +20,22 @@ import kopf
 
 from aiops import GROUP, VERSION, settings
 from aiops.api import MANAGED_CLUSTER
-from aiops.api.managedcluster import ClusterPhase
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
+from aiops.api.managedcluster import ClusterPhase, ManagedClusterStatus
 from aiops.clusters import gpufleet, probe
 from aiops.controllers.common import (
-    INVALID_SPEC,
-    MISSING_REFERENCE,
     MISSING_REFERENCE_RETRY_S,
     InvalidSpec,
-    StatusBuilder,
     kopf_emitter,
     parse_spec,
     reconciler,
     reject,
 )
 from aiops.core.events import EventType, publish
-from aiops.core.status import READY, now_utc, rfc3339
+from aiops.core.status import StatusBuilder, now_utc
 from aiops.stores import history
 
-API_REACHABLE = "APIServerReachable"
-NODES_READY = "NodesReady"
-HISTORY = "HistoryRecorded"
 ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values())
 PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
 
@@ -63,26 +59,25 @@ def _claim(name: str, force: bool) -> bool:
 def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str, quiet: bool = False) -> None:
     """A sub-condition: a Warning Event when it goes False, a Normal one when it recovers (unless quiet:
     the API server's reachability is told by the Ready condition's Event already)."""
-    before = next((c for c in builder.new.get("conditions") or [] if c.get("type") == type_), None)
+    before = builder.find(type_)
     if quiet:
         event = None
     elif ok:
-        event = "Normal" if before and before.get("status") == "False" else None
+        event = "Normal" if before and before.status == ConditionStatus.FALSE else None
     else:
         event = "Warning"
-    builder.condition(type_, "True" if ok else "False", reason, message, event=event)
+    builder.condition(type_, ConditionStatus.TRUE if ok else ConditionStatus.FALSE, reason, message, event=event)
 
 
 def _drop_conditions(builder: StatusBuilder, keep: set[str]) -> None:
     """Removes endpoint conditions for endpoints no longer configured."""
-    conditions = builder.new.get("conditions") or []
-    builder.new["conditions"] = [
-        c for c in conditions if c.get("type") not in ENDPOINT_CONDITIONS or c.get("type") in keep
+    builder.status.conditions = [
+        c for c in builder.status.conditions if c.type not in ENDPOINT_CONDITIONS or c.type in keep
     ]
 
 
 def _publish(name: str, body: Any, builder: StatusBuilder, reason: str, message: str) -> None:
-    old, new = builder.old, builder.new
+    old, new = builder.old, builder.status.wire()
     if old.get("phase") != new.get("phase"):
         publish(
             EventType.CLUSTER_STATUS_CHANGED,
@@ -104,10 +99,10 @@ def _publish(name: str, body: Any, builder: StatusBuilder, reason: str, message:
 
 
 def _record(body: Any, builder: StatusBuilder, phase: str, ready: str, reason: str, message: str) -> None:
-    event = "Normal" if ready == "True" else "Warning"
-    builder.condition(READY, ready, reason, message, event=event)
+    event = "Normal" if ready == ConditionStatus.TRUE else "Warning"
+    builder.condition(ConditionType.READY, ready, reason, message, event=event)
     builder.phase(phase, message, event=None)  # the Ready condition's Event tells the story once
-    builder.set(lastProbeTime=rfc3339(builder.now))
+    builder.status.last_probe_time = builder.now
     _publish(body["metadata"]["name"], body, builder, reason, message)
 
 
@@ -140,52 +135,65 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
         result = probe.probe_cluster(spec, namespace)
     except probe.SecretMissing as exc:
         message = f"{exc}; retrying every {MISSING_REFERENCE_RETRY_S if first else PROBE_INTERVAL_S}s"
-        builder.condition(READY, "False", MISSING_REFERENCE, message, event="Warning")
-        builder.set(lastProbeTime=rfc3339(builder.now))
+        builder.condition(
+            ConditionType.READY, ConditionStatus.FALSE, Reason.MISSING_REFERENCE, message, event="Warning"
+        )
+        builder.status.last_probe_time = builder.now
         builder.apply(patch)
         if first:
             raise kopf.TemporaryError(message, delay=MISSING_REFERENCE_RETRY_S) from None
         return
     except probe.KubeconfigError as exc:
         message = f"{exc}; fix the Secret: it is read again every {PROBE_INTERVAL_S}s"
-        _set(builder, API_REACHABLE, False, probe.INVALID_KUBECONFIG, message, quiet=True)
-        _record(body, builder, ClusterPhase.UNREACHABLE.value, "False", INVALID_SPEC, message)
+        _set(builder, ConditionType.API_SERVER_REACHABLE, False, Reason.Reason.INVALID_KUBECONFIG, message, quiet=True)
+        _record(body, builder, ClusterPhase.UNREACHABLE, ConditionStatus.FALSE, Reason.INVALID_SPEC, message)
         builder.apply(patch)
         return
 
     if result.error is not None:
-        _set(builder, API_REACHABLE, False, result.error.reason, result.error.message, quiet=True)
-        if any(c.get("type") == NODES_READY for c in builder.new.get("conditions") or []):
-            builder.condition(NODES_READY, "Unknown", "APIServerUnreachable", "nodes cannot be listed")
+        _set(builder, ConditionType.API_SERVER_REACHABLE, False, result.error.reason, result.error.message, quiet=True)
+        if builder.find(ConditionType.NODES_READY):
+            builder.condition(
+                ConditionType.NODES_READY, ConditionStatus.UNKNOWN, Reason.API_SERVER_UNREACHABLE,
+                "nodes cannot be listed",
+            )  # fmt: skip
     else:
         f = result.fields
-        builder.set(**f)
-        if "openshiftVersion" not in f and builder.new.get("openshiftVersion"):
-            builder.set(openshiftVersion=None)
+        found = ManagedClusterStatus.model_validate(f)
+        for name in found.model_fields_set:
+            setattr(builder.status, name, getattr(found, name))
+        if "openshiftVersion" not in f:
+            builder.status.openshift_version = None
         answered = f"the API server answered: Kubernetes {f['kubernetesVersion']}"
-        _set(builder, API_REACHABLE, True, "Reachable", answered, quiet=True)
+        _set(builder, ConditionType.API_SERVER_REACHABLE, True, Reason.REACHABLE, answered, quiet=True)
         if result.not_ready:
             names = ", ".join(result.not_ready[:10]) + (" ..." if len(result.not_ready) > 10 else "")
             _set(
                 builder,
-                NODES_READY,
+                ConditionType.NODES_READY,
                 False,
-                "NodesNotReady",
+                Reason.NODES_NOT_READY,
                 f"{len(result.not_ready)} of {f['nodeCount']} nodes NotReady: {names}",
             )
         else:
-            _set(builder, NODES_READY, True, "AllNodesReady", f"{f['nodeCount']} of {f['nodeCount']} nodes Ready")
+            _set(
+                builder,
+                ConditionType.NODES_READY,
+                True,
+                Reason.ALL_NODES_READY,
+                f"{f['nodeCount']} of {f['nodeCount']} nodes Ready",
+            )
     for check in result.endpoints:
         _set(builder, check.condition_type, check.ok, check.reason, check.message)
     _drop_conditions(builder, {c.condition_type for c in result.endpoints})
     _gpu_telemetry(body, builder, spec, namespace, result.endpoints)
     if spec.kubeconfig_secret_ref is None:  # the cluster the operator runs in: say whether history is kept
         recording, why = history.status()
-        reason = "Recording" if recording else "Off" if why.startswith("history is off") else "Failing"
-        _set(builder, HISTORY, recording, reason, why, quiet=True)
+        reason = Reason.RECORDING if recording else Reason.OFF if why.startswith("history is off") else Reason.FAILING
+        _set(builder, ConditionType.HISTORY_RECORDED, recording, reason, why, quiet=True)
     if result.error is None:
         reachable = sorted(c.name for c in result.endpoints if c.ok)
-        builder.set(capabilities=sorted(set(result.fields["capabilities"]) | set(reachable)))
+        builder.status.capabilities = sorted(set(result.fields["capabilities"]) | set(reachable))
     v = probe.verdict(result)
     _record(body, builder, v.phase, v.ready, v.reason, v.message)
     builder.apply(patch)
@@ -207,4 +215,6 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
 )
 def periodic_probe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     if _claim(body["metadata"]["name"], force=False):
-        probe_and_record(body, patch, StatusBuilder(body, now_utc(), kopf_emitter(body)), first=False)
+        probe_and_record(
+            body, patch, StatusBuilder(MANAGED_CLUSTER, body, now_utc(), kopf_emitter(body), observe=True), first=False
+        )

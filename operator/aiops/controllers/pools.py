@@ -28,18 +28,18 @@ from kubernetes.client.exceptions import ApiException
 
 from aiops import GROUP, VERSION, settings
 from aiops.api import ANALYSIS_RUN
-from aiops.api.analysisrun import RunPhase
+from aiops.api.analysisrun import AnalysisRunStatus, RunPhase
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
 from aiops.controllers.common import kopf_emitter
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, now_utc, parse_time, rfc3339
+from aiops.core.status import StatusBuilder, now_utc, parse_time, rfc3339, write
 from aiops.inference import pools
 from aiops.inference.catalogue import ModelEntry
-from aiops.runs.execution import fail_run
+from aiops.runs import Context, fail_run
 from aiops.settings import Settings
 
 log = logging.getLogger(__name__)
-SCHEDULED = "Scheduled"
-MODEL_READY = "ModelReady"
 POLL_S = 1.0
 FINISHED = (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value)
 _tasks: set[asyncio.Task] = set()
@@ -49,21 +49,21 @@ def _key(run: dict) -> str:
     return f"{run['metadata']['namespace']}/{run['metadata']['name']}"
 
 
+def _context() -> Context:
+    return Context(kube.API, settings.current(), now_utc, kopf_emitter)
+
+
 def _fresh(run: dict) -> dict:
     meta = run["metadata"]
     return kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"]) or dict(run)
 
 
-def _write(run: dict, build: Callable[[StatusBuilder], None]) -> dict:
+def _write(run: dict, build: Callable[[StatusBuilder[AnalysisRunStatus]], None]) -> dict:
     """Builds on the stored status and writes only what changed; the fresh object."""
     run = _fresh(run)
-    b = StatusBuilder(run, now_utc(), kopf_emitter(run))
+    b = StatusBuilder(ANALYSIS_RUN, run, now_utc(), kopf_emitter(run))
     build(b)
-    changes = b.apply({})
-    if changes:
-        meta = run["metadata"]
-        return kube.patch_status(ANALYSIS_RUN, meta["name"], meta["namespace"], changes)
-    return run
+    return write(kube.API, b, run)
 
 
 async def _call(fn: Callable, *args: Any) -> Any:
@@ -123,9 +123,9 @@ async def _admit(run: dict, pool: str, entry: ModelEntry) -> bool:
 
             def queued(b: StatusBuilder, position=position) -> None:
                 message = f"pool {pool} runs at most {limit} run(s) at once; place {position} in its queue"
-                b.set(queuePosition=position)
-                b.condition(SCHEDULED, "False", "Queued", message)
-                b.phase(RunPhase.SCHEDULING.value, message)
+                b.status.queue_position = position
+                b.condition(ConditionType.SCHEDULED, ConditionStatus.FALSE, Reason.QUEUED, message)
+                b.phase(RunPhase.SCHEDULING, message)
 
             fresh = await _call(_write, run, queued)
             if ((fresh.get("status") or {}).get("phase")) in FINISHED:
@@ -134,9 +134,9 @@ async def _admit(run: dict, pool: str, entry: ModelEntry) -> bool:
 
     def admitted(b: StatusBuilder) -> None:
         message = f"a slot in pool {pool} (at most {limit} at once)"
-        b.set(queuePosition=None)
-        b.condition(SCHEDULED, "True", "Admitted", message)
-        b.phase(RunPhase.SCHEDULING.value, message)
+        b.status.queue_position = None
+        b.condition(ConditionType.SCHEDULED, ConditionStatus.TRUE, Reason.ADMITTED, message)
+        b.phase(RunPhase.SCHEDULING, message)
 
     await _call(_write, run, admitted)
     return True
@@ -146,21 +146,22 @@ async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings)
     """Scales the pool up and waits for a ready replica (WaitingForModel); False after a timeout (Failed)."""
     ns, name = cfg.namespace, pools.resource_name(pool)
     if missing := await _call(pools.missing_weights, entry, ns):
-        await _call(_give_up, run, pool, ns, "WeightsMissing", f"pool {pool}: {missing}")
+        await _call(_give_up, run, pool, ns, Reason.WEIGHTS_MISSING, f"pool {pool}: {missing}")
         return False
     try:
         deployment = await _call(pools.ensure, pool, entry, ns, now_utc())
     except ApiException as exc:
         message = f"cannot create pool {ns}/{name}: {exc.status} {exc.reason}"
-        await _call(fail_run, _fresh(run), message, now_utc(), kopf_emitter)
+        await _call(fail_run, _context(), _fresh(run), message)
         return False
     url = pools.endpoint(pool, entry, ns)
 
     def waiting(b: StatusBuilder) -> None:
         message = f"waiting up to {cfg.model_wait_s}s for Deployment {ns}/{name} to have a ready replica"
-        b.set(endpoint=url, model=pools.served_name(pool, entry))
-        b.condition(MODEL_READY, "False", "Waiting", message)
-        b.phase(RunPhase.WAITING_FOR_MODEL.value, message)
+        b.status.endpoint = url
+        b.status.model = pools.served_name(pool, entry)
+        b.condition(ConditionType.MODEL_READY, ConditionStatus.FALSE, Reason.WAITING, message)
+        b.phase(RunPhase.WAITING_FOR_MODEL, message)
 
     await _call(_write, run, waiting)
     deadline = asyncio.get_running_loop().time() + cfg.model_wait_s
@@ -176,8 +177,9 @@ async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings)
     log.info("pool %s ready (%s), run %s starts", pool, pod or "no pod visible", _key(run))
 
     def ready(b: StatusBuilder) -> None:
-        b.set(pod=pod, endpoint=url)
-        b.condition(MODEL_READY, "True", "Ready", f"{name} is ready at {url}")
+        b.status.pod = pod
+        b.status.endpoint = url
+        b.condition(ConditionType.MODEL_READY, ConditionStatus.TRUE, Reason.READY, f"{name} is ready at {url}")
 
     await _call(_write, run, ready)
     return True
@@ -185,7 +187,7 @@ async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings)
 
 def _time_out(run: dict, pool: str, ns: str, wait_s: int) -> None:
     message = f"pool {pool}: Deployment {ns}/{pools.resource_name(pool)} had no ready replica after {wait_s}s"
-    _give_up(run, pool, ns, "Timeout", message)
+    _give_up(run, pool, ns, Reason.TIMEOUT, message)
 
 
 def _give_up(run: dict, pool: str, ns: str, reason: str, message: str) -> None:
@@ -193,10 +195,10 @@ def _give_up(run: dict, pool: str, ns: str, reason: str, message: str) -> None:
     now = now_utc()
 
     def model_not_ready(b: StatusBuilder) -> None:
-        b.condition(MODEL_READY, "False", reason, message, event="Warning")
+        b.condition(ConditionType.MODEL_READY, ConditionStatus.FALSE, reason, message, event="Warning")
 
     _write(run, model_not_ready)
-    fail_run(_fresh(run), message, now, kopf_emitter)
+    fail_run(_context(), _fresh(run), message)
     if pools.SCHEDULER.release(pool, _key(run)) == 0 and not pools.SCHEDULER.active(pool):
         pools.scale_to_zero(pool, ns, now, f"run {_key(run)} gave up ({reason}) and no other run uses it")
 

@@ -13,8 +13,8 @@ import kopf
 
 from aiops import GROUP, VERSION, settings
 from aiops.api import INCIDENT
-from aiops.api.incident import TIMELINE_LIMIT
 from aiops.controllers.common import kopf_emitter
+from aiops.core import kube
 from aiops.core.status import StatusBuilder, now_utc
 from aiops.sops.remediation import flow
 
@@ -30,6 +30,6 @@ INTERVAL_S = 5.0
     when=lambda status, **_: flow.is_pending(dict(status or {})),
 )
 def remediate(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    builder = StatusBuilder(body, now_utc(), kopf_emitter(body), TIMELINE_LIMIT)
-    flow.follow(body, builder, settings.current())
+    builder = StatusBuilder(INCIDENT, body, now_utc(), kopf_emitter(body))
+    flow.follow(kube.API, body, builder, settings.current())
     builder.apply(patch)

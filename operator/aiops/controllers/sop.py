@@ -5,8 +5,10 @@ from __future__ import annotations
 import kopf
 
 from aiops.api import SOP
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
 from aiops.controllers.common import InvalidSpec, parse_spec, reconciler, reject
-from aiops.core.status import READY, StatusBuilder
+from aiops.core.status import StatusBuilder
 
 
 @reconciler(SOP)
@@ -14,8 +16,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     try:
         spec = parse_spec(SOP, body)
     except InvalidSpec as err:
-        builder.set(validationErrors=err.problems[:50], stepCount=len(body.get("spec", {}).get("steps") or []))
+        builder.status.validation_errors = err.problems[:50]
+        builder.status.step_count = len(body.get("spec", {}).get("steps") or [])
         reject(builder, SOP, err, patch, failed_phase=None)
-    builder.set(stepCount=len(spec.steps), validationErrors=[])
-    builder.condition(READY, "True", "Valid", f"{len(spec.steps)} steps validated", event="Normal")
+    builder.status.step_count = len(spec.steps)
+    builder.status.validation_errors = []
+    message = f"{len(spec.steps)} steps validated"
+    builder.condition(ConditionType.READY, ConditionStatus.TRUE, Reason.VALID, message, event="Normal")
     builder.apply(patch)

@@ -9,11 +9,14 @@ nothing the second time.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from aiops.api.common import Condition, ConditionStatus, Kind, Status, TimelineEntry, field_path
+from aiops.core.kube import Client
 
 READY = "Ready"
 
@@ -70,62 +73,98 @@ def append_timeline(timeline: list[dict], reason: str, message: str, now: dateti
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """The top-level status fields of `new` that differ from `old`: empty when nothing changed."""
+    """The top-level status fields of `new` that differ from `old`, and null for those `new` dropped (a merge
+    patch deletes them): empty when nothing changed."""
     old = old or {}
-    return {k: v for k, v in new.items() if old.get(k) != v}
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    return changed | {k: None for k in old if k not in new}
 
 
-@dataclass
-class StatusBuilder:
-    """Accumulates the new status of one object; `apply` puts only the changes into kopf's patch."""
+S = TypeVar("S", bound=Status)
 
-    body: Any
-    now: datetime
-    emit: Emit
-    timeline_limit: int | None = None  # kinds with a timeline set this
-    new: dict[str, Any] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.old = copy.deepcopy(dict(self.body.get("status") or {}))
-        self.new = copy.deepcopy(self.old)
-        self.generation = self.body["metadata"].get("generation")
-        self.new["observedGeneration"] = self.generation
+class StatusUnreadable(ValueError):
+    """The stored status does not fit the kind's status model (written by hand, or by an older operator)."""
 
-    def condition(self, type_: str, status: str, reason: str, message: str, event: str | None = None) -> bool:
+
+class StatusBuilder(Generic[S]):
+    """The new status of one object, as its typed model; `apply` puts only the changed fields into a patch.
+
+    Writers change `builder.status` (the kind's pydantic status model, validated on assignment) and use
+    `condition`, `phase` and `record` for what comes with an Event and a timeline entry.
+    """
+
+    def __init__(self, kind: Kind, body: Any, now: datetime, emit: Emit, observe: bool = False):
+        self.kind = kind
+        self.now = now
+        self.emit = emit
+        try:
+            self.status: S = kind.status.model_validate(dict(body.get("status") or {}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = field_path(("status", *first["loc"]))
+            raise StatusUnreadable(f"{kind.kind} {where}: {first['msg']}") from None
+        self.old = self.status.wire()  # normalised, so that a re-serialisation alone is no change
+        self.generation = body["metadata"].get("generation")
+        if observe:  # only the kind's reconciler, which has looked at this generation of the spec
+            self.status.observed_generation = self.generation
+        timeline = kind.status.model_fields.get("timeline")
+        self.timeline_limit = next((m.max_length for m in timeline.metadata if hasattr(m, "max_length")), None) if (
+            timeline) else None  # fmt: skip
+
+    def condition(
+        self, type_: str, status: ConditionStatus | str, reason: str, message: str, event: str | None = None
+    ) -> bool:
         """Sets a condition; on a transition emits an Event of type `event` (if given)."""
+        status, reason = str(status), str(reason)  # enum members as their values, on the wire and in Events
         conditions, changed = set_condition(
-            list(self.new.get("conditions") or []), type_, status, reason, message, self.generation, self.now
+            [c.wire() for c in self.status.conditions], type_, status, reason, message, self.generation, self.now
         )
-        self.new["conditions"] = conditions
+        self.status.conditions = [Condition.model_validate(c) for c in conditions]
         if changed and event:
             self.emit(event, reason, message)
             self.record(reason, message)
         return changed
 
+    def find(self, type_: str) -> Condition | None:
+        return next((c for c in self.status.conditions if c.type == type_), None)
+
     def phase(self, phase: str, message: str, event: str | None = "Normal") -> None:
         """Sets the phase; on a change records it in the timeline and, unless event is None, as an Event."""
-        if self.new.get("phase") != phase:
-            self.new["phase"] = phase
+        phase = str(phase)
+        if self.status.phase != phase:
+            self.status.phase = phase
             if event:
                 self.emit(event, phase, message)
             self.record(phase, message)
 
     def record(self, reason: str, message: str) -> None:
         if self.timeline_limit:
-            self.new["timeline"] = append_timeline(
-                list(self.new.get("timeline") or []), reason, message, self.now, self.timeline_limit
+            entries = append_timeline(
+                [e.wire() for e in self.status.timeline], reason, message, self.now, self.timeline_limit
             )
-
-    def set(self, **fields: Any) -> None:
-        self.new.update(fields)
+            self.status.timeline = [TimelineEntry.model_validate(e) for e in entries]
 
     def ready_reason(self) -> str | None:
-        cond = find_condition(self.new.get("conditions") or [], READY)
-        return cond["reason"] if cond else None
+        cond = self.find(READY)
+        return cond.reason if cond else None
+
+    def changes(self) -> dict[str, Any]:
+        """The status fields to patch: empty when nothing changed."""
+        return status_patch(self.old, self.status.wire())
 
     def apply(self, patch: dict) -> dict[str, Any]:
-        changes = status_patch(self.old, self.new)
+        changes = self.changes()
         if changes:
             patch.setdefault("status", {})
             patch["status"].update(changes)
         return changes
+
+
+def write(client: Client, builder: StatusBuilder, obj: dict) -> dict:
+    """Patches the status fields the builder changed on `obj`; the object as it now is."""
+    changes = builder.changes()
+    if not changes:
+        return obj
+    meta = obj["metadata"]
+    return client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes)

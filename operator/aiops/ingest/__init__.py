@@ -14,7 +14,7 @@ import kopf
 @kopf.on.startup(id="alertmanager-receiver")
 def start_alertmanager_receiver(**_: Any) -> None:
     from aiops import settings
-    from aiops.ingest.alertmanager import Receiver
+    from aiops.ingest.receiver import Receiver
 
     conf = settings.current().webhook
     if conf is None:

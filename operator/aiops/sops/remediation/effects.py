@@ -12,7 +12,6 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from aiops import GROUP, VERSION
 from aiops.api import INCIDENT, SOP
 from aiops.api.incident import IncidentPhase
 from aiops.api.sop import SOPStats
@@ -53,14 +52,14 @@ def model_accuracy(incidents: list[dict[str, Any]]) -> dict[str, tuple[int, floa
     return {m: (len(v), sum(v) / len(v)) for m, v in verdicts.items()}
 
 
-def refresh(namespace: str, sop_name: str, current: dict[str, Any] | None = None) -> None:
+def refresh(client: kube.Client, namespace: str, sop_name: str, current: dict[str, Any] | None = None) -> None:
     """Rewrites the SOP's status.stats; `current` stands in for its stored self (a status not yet written)."""
-    items = kube.custom().list_namespaced_custom_object(GROUP, VERSION, namespace, INCIDENT.plural)["items"]
+    items = client.list(INCIDENT, namespace)
     if current is not None:
         name = current["metadata"]["name"]
         items = [i for i in items if i["metadata"]["name"] != name] + [current]
     try:
-        kube.patch_status(SOP, sop_name, namespace, {"stats": sop_stats(items, sop_name).wire()})
+        client.patch_status(SOP, sop_name, namespace, {"stats": sop_stats(items, sop_name).wire()})
     except ApiException as exc:
         if exc.status != 404:  # the SOP was deleted since: nothing to keep the score on
             raise

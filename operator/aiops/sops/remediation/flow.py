@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aiops import GROUP, VERSION
 from aiops.api import SOP
-from aiops.api.incident import Diagnosis, IncidentPhase, IncidentSpec, MatchedSOP
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
+from aiops.api.incident import Diagnosis, IncidentPhase, IncidentSpec, IncidentStatus
 from aiops.api.sop import SOPSpec
 from aiops.clusters.access import cluster_access
 from aiops.core import events, kube, metrics
@@ -24,14 +25,12 @@ from aiops.diagnosis import pipeline
 from aiops.settings import Settings
 from aiops.sops.remediation import actions, effects, engine, matching
 
-SOP_MATCHED = "SOPMatched"
-APPROVALS = "ApprovalsValid"
 log = logging.getLogger(__name__)
 
 
-def valid_sops(namespace: str) -> dict[str, SOPSpec]:
+def valid_sops(client: kube.Client, namespace: str) -> dict[str, SOPSpec]:
     """The namespace's SOPs whose spec validates; an invalid one is reported on itself, not used here."""
-    items = kube.custom().list_namespaced_custom_object(GROUP, VERSION, namespace, SOP.plural)["items"]
+    items = client.list(SOP, namespace)
     sops = {}
     for item in items:
         try:
@@ -67,43 +66,48 @@ def variables(body: dict[str, Any], spec: IncidentSpec, diagnosis: Diagnosis | N
     }
 
 
-def follow(body: dict[str, Any], builder: StatusBuilder, settings: Settings) -> None:
+def follow(
+    client: kube.Client, body: dict[str, Any], builder: StatusBuilder[IncidentStatus], settings: Settings
+) -> None:
+    """One step of the Incident's runbook: match an SOP, then advance its steps as far as approvals allow."""
     meta = body["metadata"]
     namespace = meta["namespace"]
     try:
         spec = IncidentSpec.model_validate(body.get("spec") or {})
     except ValidationError:
         return  # the Incident reconciler has already said what is wrong
-    status = builder.new
-    diagnosis = Diagnosis.model_validate(status["diagnosis"]) if status.get("diagnosis") else None
-    sops = valid_sops(namespace)
-    if status.get("sop") is None:
+    status = builder.status
+    diagnosis = status.diagnosis
+    sops = valid_sops(client, namespace)
+    matched, true, false = ConditionType.SOP_MATCHED, ConditionStatus.TRUE, ConditionStatus.FALSE
+    if status.sop is None:
         match, why = matching.choose(spec, diagnosis, sops)
         if match is None:
-            builder.condition(SOP_MATCHED, "False", "NoMatch", why, event="Normal")
+            builder.condition(matched, false, Reason.NO_MATCH, why, event="Normal")
             return
         if match.name not in sops:
-            builder.condition(
-                SOP_MATCHED, "False", "SOPInvalid", f"SOP {match.name} is missing or invalid", event="Warning"
-            )
+            message = f"SOP {match.name} is missing or invalid"
+            builder.condition(matched, false, Reason.SOP_INVALID, message, event="Warning")
             return
-        builder.condition(SOP_MATCHED, "True", "Matched", why[:1024], event="Normal")
-        builder.set(sop=engine.start(match, sops[match.name], builder.now).wire())
-        builder.phase(IncidentPhase.REMEDIATING.value, f"Following SOP {match.name}")
-    sop = MatchedSOP.model_validate(builder.new["sop"])
+        builder.condition(matched, true, Reason.MATCHED, why[:1024], event="Normal")
+        status.sop = engine.start(match, sops[match.name], builder.now)
+        builder.phase(IncidentPhase.REMEDIATING, f"Following SOP {match.name}")
+    sop = status.sop.model_copy(deep=True)  # advance() works on its own copy: the audit diff below needs the old
     if sop.finished_at:
         return
     if sop.name not in sops:
-        builder.condition(SOP_MATCHED, "False", "SOPGone", f"SOP {sop.name} was deleted or became invalid", "Warning")
+        message = f"SOP {sop.name} was deleted or became invalid"
+        builder.condition(matched, false, Reason.SOP_GONE, message, event="Warning")
         return
     steps = {st.id for st in sops[sop.name].steps}
     unknown = [(i, a.step) for i, a in enumerate(spec.approvals) if a.step not in steps]
     if unknown:
         i, step = unknown[0]
         message = f"spec.approvals[{i}].step: SOP {sop.name} has no step {step!r} (steps: {', '.join(sorted(steps))})"
-        builder.condition(APPROVALS, "False", "UnknownStep", message, event="Warning")
+        builder.condition(ConditionType.APPROVALS_VALID, false, Reason.UNKNOWN_STEP, message, event="Warning")
     elif spec.approvals:
-        builder.condition(APPROVALS, "True", "Valid", f"{len(spec.approvals)} approval(s) name steps of {sop.name}")
+        message = f"{len(spec.approvals)} approval(s) name steps of {sop.name}"
+        builder.condition(ConditionType.APPROVALS_VALID, true, Reason.VALID, message)
     vars_ = variables(body, spec, diagnosis)
     access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
     world = engine.World(
@@ -125,14 +129,14 @@ def follow(body: dict[str, Any], builder: StatusBuilder, settings: Settings) -> 
     for type_, reason, message in progress.events:
         builder.emit(type_, reason, message[:1024])
         builder.record(reason, message[:1024])
-    builder.set(sop=progress.sop.wire())
+    status.sop = progress.sop
     if progress.outcome == "resolved":
-        builder.phase(IncidentPhase.RESOLVED.value, f"SOP {sop.name} completed")
-        builder.set(resolvedAt=builder.now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        builder.phase(IncidentPhase.RESOLVED, f"SOP {sop.name} completed")
+        status.resolved_at = builder.now
     elif progress.outcome == "escalated":
-        builder.phase(IncidentPhase.ESCALATED.value, f"SOP {sop.name} escalated", event="Warning")
+        builder.phase(IncidentPhase.ESCALATED, f"SOP {sop.name} escalated", event="Warning")
     if progress.outcome in ("resolved", "escalated"):
-        effects.refresh(namespace, sop.name, {**body, "status": builder.new})
+        effects.refresh(client, namespace, sop.name, {**body, "status": status.wire()})
 
 
 def is_pending(status: dict[str, Any]) -> bool:
@@ -141,4 +145,7 @@ def is_pending(status: dict[str, Any]) -> bool:
         return False
     if (status.get("sop") or {}).get("finishedAt"):
         return False
-    return not any(c.get("type") == SOP_MATCHED and c.get("status") == "False" for c in status.get("conditions") or [])
+    return not any(
+        c.get("type") == ConditionType.SOP_MATCHED and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    )

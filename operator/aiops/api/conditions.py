@@ -1,0 +1,86 @@
+"""Condition types and reasons of the four kinds: the words `kubectl describe` shows, in one place.
+
+Who writes which condition is in docs/architecture.md ("One writer per status field").
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"  # every kind: the spec is valid and its references resolve (ManagedCluster: probed)
+    # Incident
+    DIAGNOSED = "Diagnosed"
+    MODEL_ANSWERED = "ModelAnswered"  # Incident and AnalysisRun
+    SOP_MATCHED = "SOPMatched"
+    APPROVALS_VALID = "ApprovalsValid"
+    FEEDBACK = "Feedback"
+    ALERT_FIRING = "AlertFiring"
+    # AnalysisRun
+    SCHEDULED = "Scheduled"
+    MODEL_READY = "ModelReady"
+    ANOMALIES_FOUND = "AnomaliesFound"
+    # ManagedCluster
+    API_SERVER_REACHABLE = "APIServerReachable"
+    NODES_READY = "NodesReady"
+    HISTORY_RECORDED = "HistoryRecorded"
+
+
+class Reason(StrEnum):
+    # Ready, on every kind
+    ACCEPTED = "Accepted"
+    VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    MISSING_REFERENCE = "MissingReference"
+    ANALYSIS_SCHEDULED = "AnalysisScheduled"
+    # Incident
+    ANALYSIS_STARTED = "AnalysisStarted"
+    ROOT_CAUSE_IDENTIFIED = "RootCauseIdentified"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    ANALYSIS_FALLBACK = "AnalysisFallback"
+    COMPLETED = "Completed"
+    MATCHED = "Matched"
+    NO_MATCH = "NoMatch"
+    SOP_GONE = "SOPGone"
+    SOP_INVALID = "SOPInvalid"
+    UNKNOWN_STEP = "UnknownStep"
+    DIAGNOSIS_CORRECT = "DiagnosisCorrect"
+    DIAGNOSIS_INCORRECT = "DiagnosisIncorrect"
+    RESOLVED = "Resolved"
+    RESOLVED_DURING_REMEDIATION = "ResolvedDuringRemediation"
+    # AnalysisRun
+    NO_MODEL_CONFIGURED = "NoModelConfigured"
+    INVALID_ANSWER = "InvalidAnswer"
+    MODEL_UNREACHABLE = "ModelUnreachable"
+    QUEUED = "Queued"
+    ADMITTED = "Admitted"
+    WAITING = "Waiting"
+    READY = "Ready"
+    WEIGHTS_MISSING = "WeightsMissing"
+    TIMEOUT = "Timeout"
+    NO_ANOMALIES = "NoAnomalies"
+    ANOMALIES_FOUND = "AnomaliesFound"
+    INCIDENT_OPENED = "IncidentOpened"
+    # ManagedCluster
+    PROBED = "Probed"
+    REACHABLE = "Reachable"
+    NODES_NOT_READY = "NodesNotReady"
+    ALL_NODES_READY = "AllNodesReady"
+    DEGRADED = "Degraded"
+    API_SERVER_UNREACHABLE = "APIServerUnreachable"
+    UNREACHABLE = "Unreachable"
+    UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
+    TLS_ERROR = "TLSError"
+    INVALID_KUBECONFIG = "InvalidKubeconfig"
+    API_ERROR = "APIError"
+    CONNECTION_FAILED = "ConnectionFailed"
+    NOT_READY = "NotReady"
+    AUTH_SECRET_MISSING = "AuthSecretMissing"
+    AUTH_SECRET_UNREADABLE = "AuthSecretUnreadable"
+    GPU_XID_ERRORS = "GPUXidErrors"
+    GPU_ECC_ERRORS = "GPUECCErrors"
+    RECORDING = "Recording"
+    OFF = "Off"
+    FAILING = "Failing"

@@ -1,0 +1,56 @@
+"""What every AnalysisRun executor shares: its context, failing a run, and starting an attempt.
+
+An executor runs in a worker thread, writes status through the status subresource with a
+StatusBuilder, and is safe to run again after an operator restart: a run found Running is simply
+run again, with its attempt counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiops.api import ANALYSIS_RUN
+from aiops.api.analysisrun import AnalysisRunStatus, RunPhase
+from aiops.core import kube
+from aiops.core.status import Emit, StatusBuilder, write
+from aiops.settings import Settings
+
+EmitFor = Callable[[dict], Emit]  # object -> emit(type, reason, message)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where an executor writes (client), what it is configured with, its clock and its Event emitter."""
+
+    client: kube.Client
+    settings: Settings
+    now: Callable[[], datetime]
+    emit_for: EmitFor
+
+    def builder(self, kind, obj: dict) -> StatusBuilder:
+        return StatusBuilder(kind, obj, self.now(), self.emit_for(obj))
+
+    def fresh(self, kind, obj: dict) -> dict:
+        """The object as stored now (after our own writes changed its resourceVersion and status)."""
+        meta = obj["metadata"]
+        return self.client.get(kind, meta["name"], meta.get("namespace")) or obj
+
+
+def fail_run(ctx: Context, run: dict, message: str) -> None:
+    b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
+    b.status.error = message[:4096]
+    b.status.completed_at = b.now
+    b.phase(RunPhase.FAILED, message[:1024], event="Warning")
+    write(ctx.client, b, run)
+
+
+def start_attempt(ctx: Context, run: dict, message: str) -> dict:
+    """Running, with the attempt counted; the run as stored now."""
+    b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
+    b.status.attempts = (b.status.attempts or 0) + 1
+    b.status.started_at = b.now
+    b.phase(RunPhase.RUNNING, message)
+    write(ctx.client, b, run)
+    return ctx.fresh(ANALYSIS_RUN, run)

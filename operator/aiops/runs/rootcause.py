@@ -1,0 +1,148 @@
+"""rootCause runs: the diagnosis pipeline, with the outcome recorded on the Incident and on the run."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+
+from aiops.api import ANALYSIS_RUN, INCIDENT
+from aiops.api.analysisrun import AnalysisRunStatus, AnalysisType, RunPhase
+from aiops.api.common import ConditionStatus
+from aiops.api.conditions import ConditionType, Reason
+from aiops.api.incident import Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec, IncidentStatus
+from aiops.core import events, metrics
+from aiops.core.events import EventType
+from aiops.core.status import StatusBuilder, parse_time, write
+from aiops.diagnosis import pipeline
+from aiops.runs.common import Context, fail_run, start_attempt
+
+log = logging.getLogger(__name__)
+
+
+def execute(ctx: Context, run: dict) -> None:
+    """One attempt at a rootCause run; every outcome ends in status, never in an exception."""
+    meta = run["metadata"]
+    incident_name = run["spec"]["incidentRef"]["name"]
+    incident = ctx.client.get(INCIDENT, incident_name, meta["namespace"])
+    if incident is None:
+        fail_run(ctx, run, f"spec.incidentRef: Incident {incident_name!r} no longer exists")
+        return
+    try:
+        spec = IncidentSpec.model_validate(incident.get("spec") or {})
+    except ValidationError as exc:
+        fail_run(ctx, run, f"Incident {incident_name} has an invalid spec: {exc.errors()[0]['msg']}")
+        return
+    istatus = incident.get("status") or {}
+    if istatus.get("diagnosis") and (istatus.get("analysisRunRef") or {}).get("name") == meta["name"]:
+        # The operator stopped between writing the Incident and the run: finish the run, don't redo it.
+        diagnosis = Diagnosis.model_validate(istatus["diagnosis"])
+        record_run(ctx, run, pipeline.PipelineResult(diagnosis=diagnosis))
+        return
+    run = start_attempt(ctx, run, "collecting evidence and analysing")
+    incident = mark_analyzing(ctx, incident, meta["name"])
+    detected = (incident.get("status") or {}).get("detectedAt") or incident["metadata"]["creationTimestamp"]
+    try:
+        result = pipeline.diagnose_incident(incident, spec, ctx.settings, parse_time(detected), ctx.now())
+    except pipeline.PipelineError as exc:
+        result = pipeline.PipelineResult(
+            diagnosis=pipeline.fallback_diagnosis([], [], str(exc), ExecutionStatus.FAILED)
+        )
+        result.diagnosis = result.diagnosis.model_copy(update={"root_cause": f"Cannot analyse: {exc}"})
+    except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
+        log.exception("analysis %s/%s crashed", meta["namespace"], meta["name"])
+        fail_run(ctx, run, f"internal error: {type(exc).__name__}: {exc}")
+        return
+    record(ctx, run, incident, result)
+
+
+def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
+    b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
+    message = f"AnalysisRun {run_name} started"
+    if b.status.phase != IncidentPhase.ANALYZING:
+        b.emit("Normal", Reason.ANALYSIS_STARTED, message)
+    b.phase(IncidentPhase.ANALYZING, message, event=None)
+    write(ctx.client, b, incident)
+    return ctx.fresh(INCIDENT, incident)
+
+
+def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineResult) -> None:
+    """The Incident first, then the run: a crash in between re-runs the analysis, and the
+    transition-based conditions keep the second pass from repeating Events or timeline entries."""
+    d = result.diagnosis
+    # Read it again: while the analysis ran, its alert may have resolved it (the Alertmanager receiver).
+    incident = ctx.fresh(INCIDENT, incident)
+    b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
+    resolved = b.status.phase == IncidentPhase.RESOLVED
+    b.status.diagnosis = d
+    b.status.diagnosed_at = b.now
+    b.status.redaction = result.redaction
+    b.status.evidence_gaps = result.evidence_gaps
+    if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
+        why = (result.llm_error or d.reasoning or "")[:900]
+        b.condition(
+            ConditionType.MODEL_ANSWERED, ConditionStatus.FALSE, Reason.ANALYSIS_FALLBACK,
+            f"analyzers' diagnosis used: {why}", event="Warning",
+        )  # fmt: skip
+    elif d.model != pipeline.ANALYZERS_ONLY:
+        b.condition(
+            ConditionType.MODEL_ANSWERED,
+            ConditionStatus.TRUE,
+            Reason.COMPLETED,
+            f"{d.model}, prompt {d.prompt_version}",
+        )
+    if d.execution_status == ExecutionStatus.FAILED:
+        b.condition(
+            ConditionType.DIAGNOSED, ConditionStatus.FALSE, Reason.ANALYSIS_FAILED, d.root_cause[:1024], event="Warning"
+        )
+        b.phase(IncidentPhase.FAILED, d.root_cause[:1024], event=None)
+    else:
+        message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
+        b.condition(
+            ConditionType.DIAGNOSED, ConditionStatus.TRUE, Reason.ROOT_CAUSE_IDENTIFIED, message, event="Normal"
+        )
+        if not resolved:  # a diagnosis that arrives after the alert resolved is kept; the phase stays Resolved
+            b.phase(IncidentPhase.DIAGNOSED, f"diagnosed by {d.model}", event=None)
+    write(ctx.client, b, incident)
+    record_run(ctx, run, result)
+    observe(result)
+    meta = incident["metadata"]
+    key = f"{meta['namespace']}/{meta['name']}"
+    events.publish(EventType.DIAGNOSED, key, {"diagnosis": d.wire(), "title": incident["spec"].get("title")}, incident)
+
+
+def observe(result: pipeline.PipelineResult) -> None:
+    """The activity metrics of one root-cause analysis."""
+    d = result.diagnosis
+    outcome = "failed" if d.execution_status == ExecutionStatus.FAILED else "fallback" if (
+        d.execution_status == ExecutionStatus.RECOVERED_FALLBACK) else "completed"  # fmt: skip
+    metrics.ANALYSIS_SECONDS.labels(AnalysisType.ROOT_CAUSE.value, outcome).observe(result.duration_s)
+    if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
+        metrics.FALLBACKS.inc()
+    model = d.model if d.model != pipeline.ANALYZERS_ONLY else (result.endpoint or "none")
+    if result.prompt_tokens or result.completion_tokens:
+        metrics.LLM_TOKENS.labels(model, "prompt").inc(result.prompt_tokens)
+        metrics.LLM_TOKENS.labels(model, "completion").inc(result.completion_tokens)
+    if result.llm_status and result.llm_status != "completed":
+        metrics.LLM_ERRORS.labels(model, result.llm_status).inc()
+    for kind, count in (result.redaction or {}).items():
+        metrics.REDACTIONS.labels(kind).inc(count)
+
+
+def record_run(ctx: Context, run: dict, result: pipeline.PipelineResult) -> None:
+    d = result.diagnosis
+    failed = d.execution_status == ExecutionStatus.FAILED
+    b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
+    b.status.completed_at = b.now
+    b.status.duration_seconds = result.duration_s
+    b.status.model = d.model
+    b.status.endpoint = result.endpoint
+    b.status.tokens = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
+    b.status.result = {"summary": d.root_cause[:8192], "diagnosis": d}
+    b.status.error = result.llm_error[:4096] if result.llm_error else None
+    b.phase(
+        RunPhase.FAILED if failed else RunPhase.SUCCEEDED,
+        f"{d.execution_status} in {result.duration_s:.1f}s",
+        event="Warning" if failed else "Normal",
+    )
+    write(ctx.client, b, run)
