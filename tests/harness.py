@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from aiops_dev.eval import cases
+
 REPO = Path(__file__).resolve().parents[1]
 # Context names that are safe to fill with test objects.
 TEST_CONTEXT = re.compile(r"^(kind-|k3d-|aiops-)|test", re.IGNORECASE)
@@ -153,15 +155,8 @@ def ready_reason(obj: dict) -> str | None:
 
 
 def checkout_incident(name: str, **spec: Any) -> dict:
-    """An Incident about Deployment/checkout (the workload aiops_dev.eval.scenarios.checkout_oomkilled writes)."""
-    return {
-        "apiVersion": "aiops.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": name},
-        "spec": {
-            "title": "checkout restarting",
-            "severity": "critical",
-            "target": {"kind": "Deployment", "name": "checkout"},
-            **spec,
-        },
-    }
+    """The Incident of scenario checkout-oomkilled (about Deployment/checkout) named `name`, `spec` fields added;
+    critical, as the tests' SOPs and metrics expect."""
+    incident = cases.load("checkout-oomkilled").incident_manifest(name=name)
+    incident["spec"].update({"severity": "critical", **spec})
+    return incident

@@ -22,12 +22,13 @@ from pathlib import Path
 from aiops.api import KINDS
 from aiops_dev import crdgen
 from aiops_dev.controlplane import REPO_ROOT, ControlPlane, cache_root, free_port
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from aiops_dev.eval.workloads import Writer
 from aiops_dev.localmodel import DEMO_MODEL, start_server
 
 EXAMPLES = ("00-managedcluster-hub.yaml", "10-sop-oomkilled.yaml", "20-incident-oomkilled.yaml")
 INCIDENT = "checkout-oomkilled"
+SCENARIO = "checkout-oomkilled"  # aiops_dev/eval/scenarios/: the failing checkout the Incident is about
 WAIT_S = 900  # a CPU-only model needs minutes on 2 cores
 
 
@@ -116,7 +117,7 @@ def demo(keep: bool = False, model: bool = True) -> int:
         from kubernetes import config
 
         api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        checkout_oomkilled(Writer(api, namespace))
+        cases.write(SCENARIO, Writer(api, namespace))
         api.close()
 
         if model:

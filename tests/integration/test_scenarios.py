@@ -4,8 +4,8 @@
 import pytest
 
 from aiops.settings import Settings
-from aiops_dev.eval.scenario_suite import diagnose_scenario, incident_manifest, local_cluster
-from aiops_dev.eval.scenarios import SCENARIOS
+from aiops_dev.eval.cases import CASES
+from aiops_dev.eval.scenario_suite import diagnose_scenario, local_cluster
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -15,13 +15,14 @@ def pipeline_cluster(kubeconfig):
         yield
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-def test_ranked_first(scenario, kubectl, namespace, writer):
-    scenario.build(writer)
-    kubectl.apply(incident_manifest(scenario, namespace), namespace)
-    incident = kubectl.json("get", "incident", scenario.name, "-n", namespace)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_ranked_first(case, kubectl, namespace, writer):
+    case.write(writer)
+    kubectl.apply(case.incident_manifest(namespace), namespace)
+    incident = kubectl.json("get", "incident", case.name, "-n", namespace)
 
-    outcome = diagnose_scenario(scenario, incident, Settings(llm=None))
+    outcome = diagnose_scenario(case, incident, Settings(llm=None))
 
     assert outcome.status == "COMPLETED", outcome
-    assert outcome.rank == 1, f"expected {scenario.expected_failure_mode} first, got {outcome.ranked}"
+    got = list(zip(outcome.ranked, outcome.resources, strict=True))
+    assert outcome.rank == 1, f"expected {case.failure_mode} on {case.resource} first, got {got}"

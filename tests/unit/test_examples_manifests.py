@@ -16,7 +16,7 @@ from aiops.api.analysisrun import AnalysisType
 from aiops.api.common import DNS_SUBDOMAIN
 from aiops.clusters import probe
 from aiops_dev import argocd
-from aiops_dev.eval.scenarios import SCENARIOS
+from aiops_dev.eval.cases import CASES
 
 REPO = Path(__file__).resolve().parents[2]
 BY_KIND = {k.kind: k for k in KINDS}
@@ -65,11 +65,11 @@ def test_an_analysisrun_of_every_type():
 
 def test_an_incident_per_failure_scenario():
     incidents = {p.stem: d for p, d in OURS if p.parent == Path("examples/incidents")}
-    assert set(incidents) == {s.name for s in SCENARIOS}
-    for scenario in SCENARIOS:
-        spec = incidents[scenario.name]["spec"]
-        assert spec["target"] == {"kind": scenario.target_kind, "name": scenario.target_name}
-        assert scenario.expected_failure_mode not in yaml.safe_dump(spec), "the Incident names the symptom only"
+    assert set(incidents) == {c.name for c in CASES}
+    for case in CASES:
+        spec = incidents[case.name]["spec"]
+        assert spec == case.incident["spec"]
+        assert case.failure_mode not in yaml.safe_dump(spec), "the Incident names the symptom only"
 
 
 def test_sop_library_rendered_for_every_runbook():

@@ -3,12 +3,12 @@
     python -m aiops_dev.eval.scenario_suite [--llm-base-url URL --llm-model NAME [--llm-timeout-s S]] [--only NAME ...]
 
 Starts its own local control plane (etcd + kube-apiserver; binaries from KUBEBUILDER_ASSETS or the
-cache, see aiops_dev.controlplane), installs the CRDs, and for each scenario of aiops_dev.eval.scenarios writes
-the failing objects into a namespace of its own, files an Incident through the API and runs the
+cache, see aiops_dev.controlplane), installs the CRDs, and for each scenario of aiops_dev.eval.cases writes
+the failing objects into a namespace of its own, files its Incident through the API and runs the
 root-cause pipeline on it: the collectors read the cluster, the analyzers rank suspects. With
 --llm-base-url the same Incident is diagnosed again through the model. Per scenario it prints the rank
-of the expected failure mode among the diagnosis' suspects, the execution status, the duration and the
-tokens, then top-1/top-3 accuracy. It reports figures and does not judge them: exit 0 once it ran.
+of the expected suspect (failure mode and resource) among the diagnosis' suspects, the execution status,
+the duration and the tokens, then top-1/top-3 accuracy. It reports figures and does not judge them: exit 0 once it ran.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
 
-from aiops import API_VERSION
 from aiops.api import INCIDENT, KINDS
 from aiops.api.incident import AnalysisOptions, IncidentSpec
 from aiops.core import kube
@@ -37,7 +36,7 @@ from aiops.inference.gateway import GatewayConfig
 from aiops.settings import Settings
 from aiops_dev import crdgen
 from aiops_dev.controlplane import ControlPlane, ControlPlaneError
-from aiops_dev.eval.scenarios import SCENARIOS, Scenario
+from aiops_dev.eval.cases import CASES, Case
 from aiops_dev.eval.workloads import Writer
 
 CRD_TIMEOUT_S = 30
@@ -48,29 +47,15 @@ class Outcome:
     """One diagnosis of one scenario."""
 
     ranked: tuple[str, ...]  # the suspects' failure modes, best first; empty when a model was asked and did not answer
-    rank: int | None  # 1-based rank of the expected failure mode; None when no suspect names it
+    resources: tuple[str, ...]  # the resources those suspects name (Kind/name), in the same order
+    rank: int | None  # 1-based rank of the expected suspect (failure mode and resource); None when absent
     status: str  # the diagnosis' executionStatus, or "ERROR" when the run raised
     duration_s: float
     tokens: int  # prompt + completion, 0 without a model
     error: str | None = None  # why the model's answer (or the whole run) is missing
 
 
-def incident_manifest(scenario: Scenario, namespace: str) -> dict:
-    """The Incident an on-call engineer would file: it names the target and the symptom, never the cause."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": INCIDENT.kind,
-        "metadata": {"name": scenario.name, "namespace": namespace},
-        "spec": {
-            "title": f"{scenario.target_kind} {scenario.target_name} is unhealthy",
-            "severity": "high",
-            "source": "manual",
-            "target": {"kind": scenario.target_kind, "name": scenario.target_name},
-        },
-    }
-
-
-def diagnose_scenario(scenario: Scenario, incident: dict, settings: Settings) -> Outcome:
+def diagnose_scenario(case: Case, incident: dict, settings: Settings) -> Outcome:
     """Runs the pipeline on the scenario's Incident as stored by the API server; the model is asked only
     when `settings` configures one."""
     spec = IncidentSpec.model_validate(incident["spec"]).model_copy(
@@ -81,10 +66,11 @@ def diagnose_scenario(scenario: Scenario, incident: dict, settings: Settings) ->
     diagnosis = result.diagnosis
     # With a model asked, only its answer counts: a fallback repeats the analyzers' ranking, measured LLM off.
     fell_back = settings.llm is not None and diagnosis.model == pipeline.ANALYZERS_ONLY
-    ranked = () if fell_back else tuple(s.failure_mode for s in diagnosis.suspects)
+    suspects = () if fell_back else diagnosis.suspects
     return Outcome(
-        ranked=ranked,
-        rank=ranked.index(scenario.expected_failure_mode) + 1 if scenario.expected_failure_mode in ranked else None,
+        ranked=tuple(s.failure_mode for s in suspects),
+        resources=tuple(s.resource for s in suspects),
+        rank=next((i for i, s in enumerate(suspects, 1) if case.expects(s.failure_mode, s.resource)), None),
         status=str(diagnosis.execution_status),
         duration_s=result.duration_s,
         tokens=result.prompt_tokens + result.completion_tokens,
@@ -129,7 +115,7 @@ def install_crds(api: client.ApiClient) -> None:
 
 @dataclass(frozen=True)
 class Row:
-    scenario: Scenario
+    case: Case
     off: Outcome
     on: Outcome | None
 
@@ -142,27 +128,27 @@ def _failed(exc: Exception) -> Outcome:
             text = f"HTTP {exc.status}: {json.loads(exc.body)['message']}"
         except (TypeError, ValueError, KeyError):
             text = f"HTTP {exc.status} {exc.reason}"
-    return Outcome((), None, "ERROR", 0.0, 0, f"{type(exc).__name__}: {text[:500]}")
+    return Outcome((), (), None, "ERROR", 0.0, 0, f"{type(exc).__name__}: {text[:500]}")
 
 
-def run_scenario(api: client.ApiClient, scenario: Scenario, llm: GatewayConfig | None) -> Row:
-    """Builds the scenario in namespace scn-NAME, files its Incident and diagnoses it (LLM off, then on)."""
-    namespace = f"scn-{scenario.name}"
+def run_scenario(api: client.ApiClient, case: Case, llm: GatewayConfig | None) -> Row:
+    """Writes the scenario into namespace scn-NAME, files its Incident and diagnoses it (LLM off, then on)."""
+    namespace = f"scn-{case.name}"
     try:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
-        scenario.build(Writer(api, namespace))
-        incident, _ = kube.create(INCIDENT, incident_manifest(scenario, namespace))
-        off = diagnose_scenario(scenario, incident, Settings(llm=None))
+        case.write(Writer(api, namespace))
+        incident, _ = kube.create(INCIDENT, case.incident_manifest(namespace))
+        off = diagnose_scenario(case, incident, Settings(llm=None))
     except Exception as exc:  # noqa: BLE001  (a broken scenario is reported in its row; the others still run)
         failed = _failed(exc)
-        return Row(scenario, failed, None if llm is None else failed)
+        return Row(case, failed, None if llm is None else failed)
     if llm is None:
-        return Row(scenario, off, None)
+        return Row(case, off, None)
     try:
-        on = diagnose_scenario(scenario, incident, Settings(llm=llm))
+        on = diagnose_scenario(case, incident, Settings(llm=llm))
     except Exception as exc:  # noqa: BLE001
         on = _failed(exc)
-    return Row(scenario, off, on)
+    return Row(case, off, on)
 
 
 def _cell(outcome: Outcome) -> str:
@@ -178,12 +164,12 @@ def table(rows: list[Row]) -> str:
         header += f" | {'rank':>4} {'top suspect (LLM on)':<24} {'status':<18} {'time':>7} {'tokens':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        line = f"{r.scenario.name:<30} {r.scenario.expected_failure_mode:<24} {_cell(r.off)}"
+        line = f"{r.case.name:<30} {r.case.failure_mode:<24} {_cell(r.off)}"
         if r.on:
             line += f" | {_cell(r.on)} {r.on.tokens:>7}"
         lines.append(line)
     notes = [
-        f"  {r.scenario.name} ({which}): {o.error}"
+        f"  {r.case.name} ({which}): {o.error}"
         for r in rows
         for which, o in (("LLM off", r.off), ("LLM on", r.on))
         if o and o.error
@@ -238,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
     args = parser.parse_args(argv)
     llm = llm_config(parser, args)
-    known = [s.name for s in SCENARIOS]
+    known = [c.name for c in CASES]
     if unknown := sorted(set(args.only or ()) - set(known)):
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    scenarios = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    cases = [c for c in CASES if not args.only or c.name in args.only]
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aiops-scenarios-") as tmp:
@@ -256,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             with local_cluster(kubeconfig) as api:
                 install_crds(api)
                 rows = []
-                for i, scenario in enumerate(scenarios, 1):
-                    say(f"[{i}/{len(scenarios)}] {scenario.name}")
-                    rows.append(run_scenario(api, scenario, llm))
+                for i, case in enumerate(cases, 1):
+                    say(f"[{i}/{len(cases)}] {case.name}")
+                    rows.append(run_scenario(api, case, llm))
         finally:
             plane.stop()
     print(table(rows))

@@ -1,24 +1,29 @@
 """Writes workloads in failing states onto a cluster, as the controllers and the kubelet would.
 
-The local control plane has no controller-manager and no kubelet, so this module plays
-their part: it creates a Deployment with its ReplicaSets (revision annotations, owner
-references), pods whose runtime state is written through the status subresource, Nodes with
-conditions and capacity, and the Events a kubelet or scheduler would post. The objects have
-exactly the shapes a real cluster serves, which is what the analyzers read.
+The local control plane has no controller-manager and no kubelet, so this module plays their part:
+`Writer.write` creates any object and writes its runtime state through the status subresource, filling
+in what a controller would (owner uids, a pod's labels and spec from its owner's template, an Event's
+involved object). The failure scenarios (aiops_dev.eval.cases) are written through it; the few typed
+helpers below build single objects for tests and evaluations. The objects have exactly the shapes a
+real cluster serves, which is what the analyzers read.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from aiops.core import kube
 
 Obj = dict[str, Any]
+# Kinds without a namespace; a scenario may write one that another already wrote (nodes are shared).
+CLUSTER_SCOPED = frozenset({"Node", "Namespace", "PersistentVolume", "StorageClass"})
 
 
 def _now() -> str:
@@ -51,64 +56,123 @@ def container(
     }
 
 
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    return lower + ("es" if lower.endswith("s") else "s")
+
+
 class Writer:
     def __init__(self, api: client.ApiClient, namespace: str):
         self.api = api
         self.ns = namespace
         self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.written: dict[tuple[str, str], Obj] = {}  # (kind, name) -> the object as the server returned it
 
     def _json(self, obj: Any) -> Obj:
         return self.api.sanitize_for_serialization(obj)
 
-    # --- workloads -----------------------------------------------------------------------------
+    def _path(self, obj: Obj) -> str:
+        version = obj["apiVersion"]
+        prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
+        if obj["kind"] in CLUSTER_SCOPED:
+            return f"{prefix}/{_plural(obj['kind'])}"
+        return f"{prefix}/namespaces/{obj['metadata'].get('namespace') or self.ns}/{_plural(obj['kind'])}"
+
+    def write(self, obj: Obj) -> Obj:
+        """Creates `obj` (in this writer's namespace unless it names one) and then writes its `status`;
+        returns it as the server has it. A cluster-scoped object that exists already gets the status only."""
+        body = copy.deepcopy(obj)
+        status = body.pop("status", None)
+        body.setdefault("metadata", {})
+        self._complete(body)
+        path = self._path(body)
+        try:
+            stored = json.loads(kube.request(self.api, "POST", path, body=body))
+        except ApiException as exc:
+            if exc.status != 409 or body["kind"] not in CLUSTER_SCOPED:
+                raise
+            stored = json.loads(kube.request(self.api, "GET", f"{path}/{body['metadata']['name']}"))
+        if status is not None:
+            stored = json.loads(
+                kube.request(
+                    self.api,
+                    "PATCH",
+                    f"{path}/{stored['metadata']['name']}/status",
+                    body={"status": status},
+                    content_type="application/merge-patch+json",
+                )
+            )
+        self.written[(stored["kind"], stored["metadata"]["name"])] = stored
+        return stored
+
+    def _written(self, kind: str, name: str) -> Obj:
+        try:
+            return self.written[(kind, name)]
+        except KeyError:
+            raise ValueError(f"{kind}/{name} is referred to before it is written") from None
+
+    def _complete(self, body: Obj) -> None:
+        """Fills in what the API server or a controller would: the uids of owners written before, a pod's
+        labels and spec from its controller's pod template, an Event's involved object and its namespace."""
+        meta = body["metadata"]
+        for ref in meta.get("ownerReferences") or []:
+            ref.setdefault("uid", self._written(ref["kind"], ref["name"])["metadata"]["uid"])
+        controller = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        if body["kind"] == "Pod" and controller:
+            template = self._written(controller["kind"], controller["name"])["spec"]["template"]
+            meta.setdefault("labels", dict(template["metadata"].get("labels") or {}))
+            body["spec"] = {**template["spec"], **(body.get("spec") or {})}
+        if body["kind"] == "Event":
+            involved = body["involvedObject"]
+            if "uid" not in involved:
+                target = self._written(involved["kind"], involved["name"])["metadata"]
+                involved |= {"uid": target["uid"]} | (
+                    {"namespace": target["namespace"]} if "namespace" in target else {}
+                )
+            # Events about cluster-scoped objects (Nodes) live in default, as the kubelet posts them.
+            meta.setdefault("namespace", involved.get("namespace") or "default")
+            meta.setdefault("generateName", f"{involved['name']}.")
+
+    # --- single objects, for tests and evaluations ------------------------------------------------
 
     def deployment(self, name: str, containers: list[Obj], replicas: int = 1) -> Obj:
         labels = {"app": name}
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
-            },
-        }
-        return self._json(self.apps.create_namespaced_deployment(self.ns, body))
+        return self.write(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+                },
+            }
+        )
 
     def replicaset(self, deployment: Obj, containers: list[Obj], revision: int) -> Obj:
         """A ReplicaSet of the Deployment at `revision`, as the deployment controller writes it."""
         template_hash = _hash(repr(containers))
         labels = {**deployment["spec"]["selector"]["matchLabels"], "pod-template-hash": template_hash}
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": f"{deployment['metadata']['name']}-{template_hash}",
-                "labels": labels,
-                "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-                "ownerReferences": [owner_ref({**deployment, "apiVersion": "apps/v1", "kind": "Deployment"})],
-            },
-            "spec": {
-                "replicas": deployment["spec"]["replicas"],
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
-            },
-        }
-        return self._json(self.apps.create_namespaced_replica_set(self.ns, body))
+        return self.write(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": f"{deployment['metadata']['name']}-{template_hash}",
+                    "labels": labels,
+                    "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                    "ownerReferences": [owner_ref({**deployment, "apiVersion": "apps/v1", "kind": "Deployment"})],
+                },
+                "spec": {
+                    "replicas": deployment["spec"]["replicas"],
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+                },
+            }
+        )
 
-    def pod(
-        self,
-        owner: Obj | None,
-        name: str,
-        containers: list[Obj],
-        status: Obj,
-        node: str | None = None,
-        volumes: list[Obj] | None = None,
-    ) -> Obj:
+    def pod(self, owner: Obj | None, name: str, containers: list[Obj], status: Obj, node: str | None = None) -> Obj:
         """A pod with its runtime state written through the status subresource."""
         labels = dict(owner["spec"]["template"]["metadata"]["labels"]) if owner else {"app": name}
         meta: Obj = {"name": name, "labels": labels}
@@ -117,28 +181,7 @@ class Writer:
         spec: Obj = {"containers": containers}
         if node:
             spec["nodeName"] = node
-        if volumes:
-            spec["volumes"] = volumes
-        created = self.core.create_namespaced_pod(
-            self.ns, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-        )
-        patched = self.core.patch_namespaced_pod_status(created.metadata.name, self.ns, {"status": status})
-        return self._json(patched)
-
-    def job(self, name: str, containers: list[Obj], status: Obj, backoff_limit: int = 6) -> Obj:
-        body = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {
-                "backoffLimit": backoff_limit,
-                "template": {"spec": {"restartPolicy": "Never", "containers": containers}},
-            },
-        }
-        created = self.batch.create_namespaced_job(self.ns, body)
-        return self._json(self.batch.patch_namespaced_job_status(created.metadata.name, self.ns, {"status": status}))
-
-    # --- cluster surroundings ------------------------------------------------------------------
+        return self.write({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status})
 
     def node(
         self,
@@ -148,70 +191,14 @@ class Writer:
         labels: Obj | None = None,
         taints: list[Obj] | None = None,
     ) -> Obj:
-        body: Obj = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": labels or {}},
-            "spec": {"taints": taints} if taints else {},
-        }
-        try:
-            self.core.create_node(body)
-        except client.ApiException as exc:
-            if exc.status != 409:  # nodes are cluster-scoped and shared by scenarios
-                raise
-        status = {"conditions": conditions, "capacity": capacity, "allocatable": capacity}
-        return self._json(self.core.patch_node_status(name, {"status": status}))
-
-    def pvc(self, name: str, storage_class: str | None, status: Obj) -> Obj:
-        spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}
-        if storage_class:
-            spec["storageClassName"] = storage_class
-        created = self.core.create_namespaced_persistent_volume_claim(
-            self.ns, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name}, "spec": spec}
-        )
-        return self._json(
-            self.core.patch_namespaced_persistent_volume_claim_status(
-                created.metadata.name, self.ns, {"status": status}
-            )
-        )
-
-    def hpa(self, name: str, target: Obj, min_replicas: int, max_replicas: int, status: Obj) -> Obj:
-        """An HPA in the autoscaling/v2beta2 shape that 1.20 serves (v2 is the same shape)."""
-        body = {
-            "apiVersion": "autoscaling/v2beta2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target["kind"], "name": target["metadata"]["name"]},
-                "minReplicas": min_replicas,
-                "maxReplicas": max_replicas,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
-                    }
-                ],
-            },
-        }
-        path = f"/apis/autoscaling/v2beta2/namespaces/{self.ns}/horizontalpodautoscalers"
-        kube.request(self.api, "POST", path, body=body)
-        patched = kube.request(
-            self.api,
-            "PATCH",
-            f"{path}/{name}/status",
-            body={"status": status},
-            content_type="application/merge-patch+json",
-        )
-        return json.loads(patched)
-
-    def quota(self, name: str, hard: Obj, used: Obj) -> Obj:
-        created = self.core.create_namespaced_resource_quota(
-            self.ns, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": name}, "spec": {"hard": hard}}
-        )
-        return self._json(
-            self.core.patch_namespaced_resource_quota_status(
-                created.metadata.name, self.ns, {"status": {"hard": hard, "used": used}}
-            )
+        return self.write(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels or {}},
+                "spec": {"taints": taints} if taints else {},
+                "status": {"conditions": conditions, "capacity": capacity, "allocatable": capacity},
+            }
         )
 
     def event(
@@ -225,26 +212,25 @@ class Writer:
     ) -> Obj:
         """An Event about `involved`, posted as its controller, the scheduler or the kubelet would."""
         meta = involved["metadata"]
-        namespace = meta.get("namespace") or "default"  # events about Nodes live in default
         ts = _now()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion", "v1"),
-                "kind": involved["kind"],
-                "name": meta["name"],
-                "namespace": meta.get("namespace"),
-                "uid": meta.get("uid"),
-            },
-            "reason": reason,
-            "message": message,
-            "type": type_,
-            "count": count,
-            "firstTimestamp": ts,
-            "lastTimestamp": ts,
-            "source": {"component": component},
-            "reportingComponent": component,
-        }
-        return self._json(self.core.create_namespaced_event(namespace, body))
+        return self.write(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "involvedObject": {
+                    "apiVersion": involved.get("apiVersion", "v1"),
+                    "kind": involved["kind"],
+                    "name": meta["name"],
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": count,
+                "firstTimestamp": ts,
+                "lastTimestamp": ts,
+                "source": {"component": component},
+                "reportingComponent": component,
+            }
+        )
