@@ -5,6 +5,8 @@
 | AIOPS_NAMESPACE | the operator's namespace (default Secret namespace), default aiops-system |
 | AIOPS_PROMETHEUS_URL | Prometheus of the local cluster (ManagedClusters name their own) |
 | AIOPS_LOKI_URL | Loki of the local cluster, optional |
+| AIOPS_TEMPO_URL | Tempo (query frontend) of the local cluster, optional; read for traces before Jaeger |
+| AIOPS_JAEGER_URL | Jaeger query service of the local cluster, e.g. http://jaeger-query.observability:16686, optional |
 | AIOPS_LLM_BASE_URL | OpenAI-compatible endpoint, e.g. http://vllm.aiops-system:8000/v1; unset = no model |
 | AIOPS_LLM_MODEL | served model name |
 | AIOPS_LLM_API_KEY | key for external endpoints (from a Secret through the Deployment's env) |
@@ -48,6 +50,8 @@ class Settings:
     namespace: str = "aiops-system"
     prometheus_url: str | None = None
     loki_url: str | None = None
+    tempo_url: str | None = None
+    jaeger_url: str | None = None
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
     metrics_port: int = 0  # 0: no /metrics endpoint
@@ -100,6 +104,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         namespace=env.get("AIOPS_NAMESPACE") or "aiops-system",
         prometheus_url=env.get("AIOPS_PROMETHEUS_URL") or None,
         loki_url=env.get("AIOPS_LOKI_URL") or None,
+        tempo_url=env.get("AIOPS_TEMPO_URL") or None,
+        jaeger_url=env.get("AIOPS_JAEGER_URL") or None,
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
         metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),

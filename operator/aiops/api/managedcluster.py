@@ -34,6 +34,9 @@ class ClusterEndpoints(Model):
     alertmanager: Endpoint | None = None
     loki: Endpoint | None = None
     tempo: Endpoint | None = None
+    jaeger: Endpoint | None = Field(
+        default=None, description="Jaeger's query service (its HTTP API); traces are read from Tempo when both are set."
+    )
 
 
 class ManagedClusterSpec(Model):

@@ -1,5 +1,5 @@
 """Probes one cluster of the fleet: API server, version, nodes, GPU inventory, OpenShift, and the
-reachability of its monitoring endpoints (Prometheus, Alertmanager, Loki, Tempo).
+reachability of its monitoring endpoints (Prometheus, Alertmanager, Loki, Tempo, Jaeger).
 
 Everything here answers in plain words: a failure becomes a (reason, message) pair fit for a
 status condition, never a stack trace.
@@ -30,9 +30,22 @@ PROBE_TIMEOUT_S = 10
 API_RETRIES = 1  # one retry per request; the periodic probe is the real retry loop
 ENDPOINT_TIMEOUT_S = 5
 MESSAGE_LIMIT = 400
-# Readiness path per monitoring endpoint, relative to its configured URL.
-READY_PATHS = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "loki": "/ready", "tempo": "/ready"}
-TITLES = {"prometheus": "Prometheus", "alertmanager": "Alertmanager", "loki": "Loki", "tempo": "Tempo"}
+# Readiness path per monitoring endpoint, relative to its configured URL. Jaeger's query service has its
+# health check on another (admin) port; its services list answers 200 on the query port once it can read storage.
+READY_PATHS = {
+    "prometheus": "/-/ready",
+    "alertmanager": "/-/ready",
+    "loki": "/ready",
+    "tempo": "/ready",
+    "jaeger": "/api/services",
+}
+TITLES = {
+    "prometheus": "Prometheus",
+    "alertmanager": "Alertmanager",
+    "loki": "Loki",
+    "tempo": "Tempo",
+    "jaeger": "Jaeger",
+}
 
 # Reasons for the API server being out of reach (condition APIServerReachable=False).
 
@@ -244,7 +257,7 @@ def probe_api(api: client.ApiClient) -> dict[str, Any]:
 
 @dataclass
 class EndpointCheck:
-    name: str  # prometheus | alertmanager | loki | tempo
+    name: str  # prometheus | alertmanager | loki | tempo | jaeger
     url: str
     ok: bool
     reason: str
