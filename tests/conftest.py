@@ -10,6 +10,26 @@ import pytest
 from harness import REPO, Kubectl, OperatorProcess, guard_test_context, wait_for
 
 EVAL_DATA = REPO.parent / "shared" / "eval"
+TESTS = REPO / "tests"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks by place and need: `unit` (tests/unit, no servers), `integration` (tests/integration), `cluster`
+    (a test that uses the control plane), and skips an `evaldata` test, saying why, when its folder of
+    ../shared/eval is missing."""
+    for item in items:
+        path = item.path
+        if path.is_relative_to(TESTS / "unit"):
+            item.add_marker(pytest.mark.unit)
+        elif path.is_relative_to(TESTS / "integration"):
+            item.add_marker(pytest.mark.integration)
+            if "kubeconfig" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.cluster)
+        for mark in item.iter_markers("evaldata"):
+            folder = EVAL_DATA.joinpath(*mark.args)
+            if not folder.is_dir():
+                why = f"{folder} not present: evaluation data lives beside the repo (../shared/eval), not in it"
+                item.add_marker(pytest.mark.skip(reason=why))
 
 
 @pytest.fixture(scope="session")

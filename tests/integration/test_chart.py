@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aiops.api import KINDS
 from aiops.inference import catalogue
 from harness import REPO
 
@@ -60,8 +61,11 @@ def test_lint_is_clean():
 
 
 def test_chart_crds_are_the_generated_ones():
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        assert (CHART / "crds" / path.name).read_text() == path.read_text(), f"{path.name}: run `aiops-dev crds`"
+    generated = sorted(path.name for path in (REPO / "crds").glob("*.yaml"))
+    assert len(generated) == len(KINDS), f"crds/ holds {generated}, not one file per kind"
+    assert sorted(path.name for path in (CHART / "crds").glob("*.yaml")) == generated, "run `aiops-dev crds`"
+    for name in generated:
+        assert (CHART / "crds" / name).read_text() == (REPO / "crds" / name).read_text(), f"{name}: `aiops-dev crds`"
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,7 @@ def test_metric_evidence_through_the_operator_and_prometheus_down(kubectl, opera
     assert sorted(s["resource"] for s in growth) == sorted(f"Pod/{p}" for p in pods)
     assert "MetricAnomaly" not in {s["failureMode"] for s in status["diagnosis"]["suspects"]}  # counted once
     cited = {e["id"]: e for e in status["diagnosis"]["evidence"]}
+    assert all(s["evidence"] for s in growth), growth
     assert all(cited[eid]["source"] == "prometheus" for s in growth for eid in s["evidence"])
     assert not [g for g in status.get("evidenceGaps", []) if g.startswith("prometheus")]
     assert status["diagnosis"]["suspects"][0]["failureMode"] == "OOMKilled"  # proof outranks correlation

@@ -10,9 +10,9 @@ import pytest
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "nezha-online-boutique"
 
 
+@pytest.mark.cluster  # starts its own control plane and Prometheus
+@pytest.mark.evaldata("nezha-online-boutique")
 def test_nezha_eval_ranks_cpu_contention_from_prometheus_evidence():
-    if not DATA.is_dir():
-        pytest.skip("../shared/eval/nezha-online-boutique not present: evaluation data lives beside the repo")
     out = subprocess.run(
         [sys.executable, "-m", "aiops_dev.eval.nezha", str(DATA), "--faults", "6"],
         capture_output=True,

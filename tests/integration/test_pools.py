@@ -273,18 +273,37 @@ def test_bad_catalogue_stops_the_operator_naming_the_field(kubeconfig, tmp_path)
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.timeout(900)  # a 0.5B model on 2 CPU cores: a minute or more per answer
+# A 0.5B model on 2 busy CPU cores: about 3 tokens/s under the json_schema grammar, so one answer of up to 1024
+# tokens can take minutes, and a repair asks again. Every limit below leaves room for that.
+MODEL_REQUEST_TIMEOUT_S = 600
+MODEL_RUN_TIMEOUT_S = 1500
+
+
+@pytest.mark.timeout(MODEL_RUN_TIMEOUT_S + 420)  # + the model's first download and start (local_model)
 @pytest.mark.skipif(os.environ.get("AIOPS_SKIP_REAL_MODEL") == "1", reason="AIOPS_SKIP_REAL_MODEL=1")
 def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
     kubectl, operator_env, namespace, tmp_path, writer, local_model
 ):
     """The pool's endpoint is the real llama.cpp server (what a vLLM pod would serve, on CPU)."""
+    from aiops_dev.controlplane import free_port
+
     served = "qwen2.5-coder-0.5b-instruct-q4_k_m"
     entry = pool_entry(endpointOverride=local_model, servedModelName=served)
-    start(kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace, AIOPS_LLM_MAX_TOKENS="1024")
+    # A pool call takes the operator's model settings (timeout, token budget) from AIOPS_LLM_*, which apply only
+    # with AIOPS_LLM_BASE_URL set; without it the gateway's 60 s default timed out on a busy machine and the run
+    # fell back to the analyzers with no tokens. The default endpoint is a closed port: the Incident's own
+    # diagnosis falls back at once, and only the pool reaches the model.
+    start(
+        kubectl, operator_env, tmp_path, {"qwen": entry}, AIOPS_NAMESPACE=namespace,
+        AIOPS_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1", AIOPS_LLM_MODEL=served,
+        AIOPS_LLM_TIMEOUT_S=str(MODEL_REQUEST_TIMEOUT_S), AIOPS_LLM_MAX_TOKENS="1024",
+    )  # fmt: skip
     checkout_oomkilled(writer)
     kubectl.apply(checkout_incident("checkout-oom"), namespace)
-    inc = kubectl.wait("incident", "checkout-oom", namespace, until=lambda o: o.get("status", {}).get("diagnosis"))
+    kubectl.wait(
+        "incident", "checkout-oom", namespace, timeout=120, what="a diagnosis",
+        until=lambda o: o.get("status", {}).get("diagnosis"),
+    )  # fmt: skip
     run = {
         "apiVersion": "aiops.dev/v1alpha1",
         "kind": "AnalysisRun",
@@ -294,12 +313,17 @@ def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
     kubectl.apply(run, namespace)
     kubectl.wait("analysisrun", "rca-on-pool", namespace, until=lambda o: phase(o) == "WaitingForModel")
     set_ready(kubectl, namespace, "aiops-pool-qwen", 1)
-    run = kubectl.wait("analysisrun", "rca-on-pool", namespace, **{**DONE, "timeout": 600})
+    try:
+        run = kubectl.wait("analysisrun", "rca-on-pool", namespace, **{**DONE, "timeout": MODEL_RUN_TIMEOUT_S})
+    except AssertionError as exc:
+        last = kubectl.get("analysisrun", "rca-on-pool", namespace) or {}
+        raise AssertionError(f"{exc}; the run's status:\n{json.dumps(last.get('status'), indent=2)}") from None
     status = run["status"]
-    assert phase(run) == "Succeeded", status
-    assert status["tokens"]["prompt"] > 500 and status["tokens"]["completion"] > 0, "the model really answered"
-    assert status["endpoint"] == local_model and status["model"] in (served, "deterministic-analyzers")
-    assert status["durationSeconds"] > 1
+    shown = f"the run's status:\n{json.dumps(status, indent=2)}"
+    assert phase(run) == "Succeeded", shown
+    assert status["tokens"]["prompt"] > 500 and status["tokens"]["completion"] > 0, f"the model did not answer; {shown}"
+    assert status["endpoint"] == local_model and status["model"] in (served, "deterministic-analyzers"), shown
+    assert status["durationSeconds"] > 1, shown
     inc = kubectl.get("incident", "checkout-oom", namespace)
     assert inc["status"]["diagnosis"]["suspects"], inc["status"]["diagnosis"]
 

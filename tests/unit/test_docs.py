@@ -67,12 +67,18 @@ def test_readme_links_the_docs():
 
 def test_links_resolve():
     link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    checked: dict[str, int] = {}
     for doc in (*DOCS, "README.md", "docs/reference/README.md"):
         path = REPO / doc
+        checked[doc] = 0
         for target in link.findall(re.sub(r"`[^`\n]*`", "", path.read_text())):
             if "://" in target:
                 continue
             assert (path.parent / target).exists(), f"{doc}: broken link {target}"
+            checked[doc] += 1
+    # The pattern found the links it is meant to check: the README's to the guides, the index's to every kind.
+    assert checked["README.md"] >= 4 and checked["docs/reference/README.md"] >= len(KINDS), checked
+    assert checked["docs/operations.md"] and checked["docs/security.md"], checked
 
 
 def test_operations_guide_names_every_setting():

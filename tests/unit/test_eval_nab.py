@@ -108,11 +108,10 @@ def test_null_normalises_to_zero_and_perfect_to_100():
 
 @pytest.fixture(scope="module")
 def traffic():
-    if not NAB.is_dir():
-        pytest.skip("../shared/eval/nab not present: evaluation data lives beside the repo, not in it")
     return [f for f in load(NAB) if f.category == "realTraffic"], load_profiles(NAB)
 
 
+@pytest.mark.evaldata("nab")
 def test_real_category_end_to_end(traffic):
     files, profiles = traffic
     assert files and sum(len(f.windows) for f in files) > 0

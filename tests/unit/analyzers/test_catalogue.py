@@ -73,10 +73,13 @@ def test_evidence_is_cited_unique_and_in_ranking_order():
 
 def test_every_finding_cites_its_own_evidence_and_declares_its_failure_mode():
     b = incident()
+    found = 0
     for a in CATALOGUE:
         for f in a.analyze(b):
             assert f.suspect.failure_mode in a.failure_modes
             assert f.suspect.evidence and set(f.suspect.evidence) <= {e.id for e in f.evidence}
+            found += 1
+    assert found, "no analyzer found anything in the bundle: nothing was checked"
 
 
 def test_analysis_is_deterministic():
