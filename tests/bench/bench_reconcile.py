@@ -27,7 +27,7 @@ from kubernetes import client, config, watch
 from aiops.api import KINDS
 from aiops_dev import crdgen
 from aiops_dev.controlplane import ControlPlane
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from aiops_dev.eval.workloads import Writer
 
 HERE = Path(__file__).resolve().parent
@@ -158,7 +158,7 @@ def main() -> int:
                 **common,
             )
             # The Incidents point at a Deployment that is really failing, so each one is diagnosed.
-            checkout_oomkilled(Writer(client.ApiClient(), "bench"))
+            cases.write("checkout-oomkilled", Writer(client.ApiClient(), "bench"))
             ours = measure(
                 "incident",
                 "aiops.dev",

@@ -21,7 +21,7 @@ from aiops.ingest.receiver import PATH, Receiver
 from aiops.ingest.wire import GROUP_LABEL, group_hash
 from aiops.settings import WebhookSettings
 from aiops_dev.controlplane import free_port
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from aiops_dev.prometheus import PrometheusServer
 from harness import condition, phase, wait_for
 
@@ -313,7 +313,7 @@ class AlertmanagerServer:
 def test_a_firing_prometheus_rule_becomes_a_diagnosed_incident(
     operator_env, custom, kubectl, namespace, writer, tmp_path
 ):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     port = free_port()
     operator = operator_env(
         {"AIOPS_WEBHOOK_ADDR": f"127.0.0.1:{port}", "AIOPS_WEBHOOK_TOKEN": TOKEN, "AIOPS_WEBHOOK_NAMESPACE": namespace}

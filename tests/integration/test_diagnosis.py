@@ -10,7 +10,7 @@ import pytest
 from aiops.diagnosis import analyzers
 from aiops.diagnosis.collectors import kubernetes as k8s_collector
 from aiops.diagnosis.evidence import EvidenceBundle, Target
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from aiops_dev.prometheus import PrometheusServer
 from harness import checkout_incident as incident
 from harness import condition, phase
@@ -21,7 +21,7 @@ DONE = {"until": lambda o: phase(o) in ("Diagnosed", "Failed"), "timeout": 90, "
 
 def leaky_checkout(writer):
     """The OOM scenario plus an Event that leaks a password and an IP, as real probe messages do."""
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     pod = writer.core.list_namespaced_pod(writer.ns).items[0]
     writer.event(
         {**writer._json(pod), "apiVersion": "v1", "kind": "Pod"},  # list items carry no kind
@@ -41,7 +41,7 @@ def expected_evidence(writer):
 
 
 def test_analyzers_only_when_the_incident_asks(kubectl, operator, namespace, writer):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     kubectl.apply(incident("no-model", analysis={"llm": False}), namespace)
     inc = kubectl.wait("incident", "no-model", namespace, **DONE)
     d = inc["status"]["diagnosis"]
@@ -65,7 +65,7 @@ def test_missing_target_fails_with_a_reason(kubectl, operator, namespace):
 
 
 def test_target_from_alert_labels(kubectl, operator, namespace, writer):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     pod = writer.core.list_namespaced_pod(writer.ns).items[0].metadata.name
     manifest = incident(
         "from-alert",
@@ -127,7 +127,7 @@ def test_model_answer_is_validated_cited_and_redacted(kubectl, operator_env, nam
 
 @pytest.mark.parametrize("case", ["prose", "unreachable"])
 def test_fallback_when_the_model_fails(kubectl, operator_env, namespace, writer, case):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     if case == "prose":
         script = [content("The pod probably ran out of memory, I think.")] * 3
         with ScriptedOpenAI(*script) as llm:
@@ -153,7 +153,7 @@ def test_fallback_when_the_model_fails(kubectl, operator_env, namespace, writer,
 @pytest.mark.timeout(900)  # a 0.5B model on 2 CPU cores: a minute or more per answer
 @pytest.mark.skipif(os.environ.get("AIOPS_SKIP_REAL_MODEL") == "1", reason="AIOPS_SKIP_REAL_MODEL=1")
 def test_real_local_model(kubectl, operator_env, namespace, writer, local_model):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     operator_env(
         {
             "AIOPS_LLM_BASE_URL": local_model,
@@ -189,7 +189,7 @@ def memory_climb(namespace: str, pods: list[str]) -> str:
 
 
 def test_metric_evidence_through_the_operator_and_prometheus_down(kubectl, operator_env, namespace, writer, tmp_path):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     pods = [p.metadata.name for p in writer.core.list_namespaced_pod(namespace).items]
     prom = PrometheusServer(tmp_path)
     prom.backfill(memory_climb(namespace, pods))

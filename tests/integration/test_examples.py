@@ -1,6 +1,6 @@
 """Every manifest in examples/ applied with real kubectl and carried to a diagnosis by the real operator."""
 
-from aiops_dev.eval.scenarios import checkout_oomkilled, payments_crashloop
+from aiops_dev.eval import cases
 from harness import REPO, condition, phase, ready_reason
 
 
@@ -20,8 +20,8 @@ def in_order(reasons, expected):
 
 def test_examples_reconcile(kubectl, operator, namespace, writer):
     # The workloads the example Incidents point at, failing as a real cluster would show them.
-    checkout_oomkilled(writer)
-    payments_crashloop(writer)
+    cases.write("checkout-oomkilled", writer)
+    cases.write("payments-crashloop", writer)
     # Files are numbered so that referenced objects come first, as Argo CD sync waves would.
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples"))
 
@@ -101,7 +101,7 @@ def test_examples_reconcile(kubectl, operator, namespace, writer):
 
 
 def test_describe_reads_as_a_report(kubectl, operator, namespace, writer):
-    payments_crashloop(writer)
+    cases.write("payments-crashloop", writer)
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "21-incident-alertmanager.yaml"))
     kubectl.wait("incident", "payments-crashloop", namespace, until=done, timeout=60, what="a diagnosis")
     kubectl.wait(

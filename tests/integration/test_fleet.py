@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from aiops.clusters.probe import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from aiops_dev.controlplane import ControlPlane, free_port
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from aiops_dev.eval.workloads import Writer
 from harness import condition, phase, ready_reason
 
@@ -104,7 +104,7 @@ def test_spoke_probed_diagnosed_lost_and_back(kubectl, operator_env, namespace, 
         {"cpu": "64", "memory": "512Gi", "pods": "110", GPU_RESOURCE: "4"},
         labels={GPU_PRODUCT_LABEL: H100},
     )
-    checkout_oomkilled(w)
+    cases.write("checkout-oomkilled", w)
     api.close()
 
     name = f"{namespace}-spoke"

@@ -231,7 +231,7 @@ def test_history_is_off_without_a_dsn_and_says_why(monkeypatch, tmp_path):
 
 @pytest.mark.cluster
 def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kubectl, namespace, writer):
-    from aiops_dev.eval.scenarios import checkout_oomkilled
+    from aiops_dev.eval import cases
 
     server = RedisServer().start()
     client = redis.Redis.from_url(server.url)
@@ -244,7 +244,7 @@ def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kube
             30,
             "the operator to say history and the event stream are on",
         )
-        checkout_oomkilled(writer)
+        cases.write("checkout-oomkilled", writer)
         manifest = {
             "apiVersion": "aiops.dev/v1alpha1",
             "kind": "Incident",

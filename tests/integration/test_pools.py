@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from harness import REPO, checkout_incident, condition, phase
 from support.scripted_openai import Reply, ScriptedOpenAI, answer
 
@@ -298,7 +298,7 @@ def test_a_root_cause_run_on_a_pool_answered_by_the_real_local_model(
         AIOPS_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1", AIOPS_LLM_MODEL=served,
         AIOPS_LLM_TIMEOUT_S=str(MODEL_REQUEST_TIMEOUT_S), AIOPS_LLM_MAX_TOKENS="1024",
     )  # fmt: skip
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     kubectl.apply(checkout_incident("checkout-oom"), namespace)
     kubectl.wait(
         "incident", "checkout-oom", namespace, timeout=120, what="a diagnosis",

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 from aiops_dev.controlplane import free_port
-from aiops_dev.eval.scenarios import checkout_oomkilled
+from aiops_dev.eval import cases
 from harness import checkout_incident, condition, phase, wait_for
 
 DIAGNOSED_LLM_OFF = {"analysis": {"llm": False}}
@@ -46,7 +46,7 @@ def sop_step(inc, step_id):
 def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namespace, writer):
     port = free_port()
     operator_env({"AIOPS_METRICS_PORT": str(port)})
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     kubectl.apply(OOM_RUNBOOK, namespace)
     kubectl.apply(incident("oom"), namespace)
     inc = kubectl.wait(
@@ -120,7 +120,7 @@ def test_health_and_readiness_endpoints(operator_env):
 
 
 def test_decision_branch_and_escalation_by_timeout(kubectl, operator, namespace, writer):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     runbook = sop(
         "branchy",
         [
@@ -150,7 +150,7 @@ def test_decision_branch_and_escalation_by_timeout(kubectl, operator, namespace,
 
 
 def test_no_sop_matches_and_an_invalid_sop_never_runs(kubectl, operator, namespace, writer):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     kubectl.apply(incident("unmatched"), namespace)
     inc = kubectl.wait("incident", "unmatched", namespace, until=lambda o: condition(o, "SOPMatched"), timeout=60,
                        what="the SOP matching outcome")  # fmt: skip
@@ -167,7 +167,7 @@ def test_no_sop_matches_and_an_invalid_sop_never_runs(kubectl, operator, namespa
 
 
 def test_an_approval_for_a_step_that_does_not_exist_is_named(kubectl, operator, namespace, writer):
-    checkout_oomkilled(writer)
+    cases.write("checkout-oomkilled", writer)
     kubectl.apply(OOM_RUNBOOK, namespace)
     typo = [{"step": "rolback", "approvedBy": "jane@example.com"}]
     kubectl.apply(incident("typo", sopRef={"name": "oom-rollback"}, approvals=typo), namespace)

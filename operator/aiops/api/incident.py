@@ -160,6 +160,7 @@ class EvidenceSource(StrEnum):
     ROLLOUT = "rollout"
     PROMETHEUS = "prometheus"
     LOGS = "logs"
+    TRACES = "traces"
 
 
 class EvidenceItem(Model):

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from aiops.api.incident import EvidenceItem, Suspect
+from aiops.clusters.telemetry import LogLine, Span
 
 Obj = dict[str, Any]
 Series = list[tuple[float, float]]  # (unix seconds, value)
@@ -44,6 +45,8 @@ class EvidenceBundle:
     certificates: list[Obj] = field(default_factory=list)  # cert-manager.io Certificates (status.notAfter)
     logs: dict[str, list[str]] = field(default_factory=dict)  # "pod/container" -> lines (newest last)
     metrics: dict[str, dict[str, Series]] = field(default_factory=dict)  # template -> series label -> points
+    spans: list[Span] = field(default_factory=list)  # the namespace's spans over the window, in start order
+    service_logs: list[LogLine] = field(default_factory=list)  # log lines of the services the spans reach
     missing: list[str] = field(default_factory=list)  # sources that failed, with the reason
     # Secret data is never collected: redaction guards what reaches a model, this guards the cluster.
 

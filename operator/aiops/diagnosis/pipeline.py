@@ -18,8 +18,9 @@ from aiops.api.incident import Diagnosis, EvidenceItem, EvidenceSource, Executio
 from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
 from aiops.diagnosis import analyzers, logtemplates
 from aiops.diagnosis.collectors import kubernetes as k8s_collector
-from aiops.diagnosis.collectors import loki as loki_collector
+from aiops.diagnosis.collectors import logs as logs_collector
 from aiops.diagnosis.collectors import prometheus as prom_collector
+from aiops.diagnosis.collectors import traces as traces_collector
 from aiops.diagnosis.evidence import EvidenceBundle, Target
 from aiops.diagnosis.redaction import Redactor
 from aiops.inference import gateway
@@ -32,6 +33,7 @@ LOG_TEMPLATES_PER_CONTAINER = 8
 MAX_EVIDENCE_IN_STATUS = 30
 SIMILAR_PAST = 3  # past incidents from the history shown to the model
 ANALYZERS_ONLY = "deterministic-analyzers"
+TIE_BAND = 0.1  # suspects scoring this close to the best one are a near tie the model may break
 # Alert labels that name a workload, most specific first (kube-state-metrics conventions).
 TARGET_LABELS = (
     ("pod", "Pod"),
@@ -95,8 +97,10 @@ def gather(
         prom_collector.collect(access.prometheus, bundle)
     else:
         bundle.missing.append("prometheus: no endpoint configured (AIOPS_PROMETHEUS_URL or the ManagedCluster's)")
-    if access.loki_url:
-        loki_collector.collect(access.loki_url, bundle, access.loki_token)
+    if access.traces:
+        traces_collector.collect(access.traces, bundle)
+    if access.logs:
+        logs_collector.collect(access.logs, bundle)
     return bundle
 
 
@@ -144,38 +148,68 @@ def fallback_diagnosis(
     )
 
 
+def model_order(answer: gateway.ModelAnswer, suspects: list[Suspect]) -> tuple[list[Suspect], str | None]:
+    """The analyzers' ranking, with the model's first choice moved to the top only when the evidence lets it.
+
+    The model may break a near tie: its first suspect goes first when it is one of the analyzers' suspects
+    scoring within TIE_BAND of the best one and the answer cites at least one evidence item of that suspect.
+    Otherwise the ranking stands and the second value says why the model's choice was not taken. Suspects the
+    model named that no analyzer found follow the analyzers' (they carry no evidence of their own).
+    """
+    known = {(s.resource, s.failure_mode): s for s in suspects}
+    extra = [
+        Suspect(resource=ms.resource, failure_mode=ms.failure_mode, reason=ms.reason,
+                score=round(min(s.score for s in suspects) * 0.9 if suspects else 0.1, 3))
+        for ms in answer.suspects if (ms.resource, ms.failure_mode) not in known
+    ]  # fmt: skip
+    extra = list({(s.resource, s.failure_mode): s for s in extra}.values())
+    if not answer.suspects or not suspects:
+        return suspects + extra, None
+    first = answer.suspects[0]
+    pick = known.get((first.resource, first.failure_mode))
+    best = suspects[0]
+    if pick is None:
+        return (
+            suspects + extra,
+            f"the model's first suspect {first.resource} {first.failure_mode} is not in the evidence",
+        )
+    if pick is best:
+        return suspects + extra, None
+    if best.score - pick.score > TIE_BAND:
+        why = (
+            f"the model put {pick.resource} {pick.failure_mode} ({pick.score:.2f}) first, but the evidence ranks "
+            f"{best.resource} {best.failure_mode} ({best.score:.2f}) clearly higher"
+        )
+        return suspects + extra, why
+    if not set(answer.evidence) & set(pick.evidence):
+        return suspects + extra, f"the model put {pick.resource} first without citing its evidence"
+    return [pick] + [s for s in suspects if s is not pick] + extra, None
+
+
 def model_diagnosis(
     answer: gateway.ModelAnswer, suspects: list[Suspect], evidence: list[EvidenceItem], model: str
 ) -> Diagnosis:
-    """The model's answer as a Diagnosis; its suspects keep the analyzers' score when they agree, and the
-    analyzers' suspects it did not name follow its own: evidence-backed candidates are never dropped."""
-    scores = {(s.resource, s.failure_mode): s for s in suspects}
-    ranked = []
-    for rank, ms in enumerate(answer.suspects):
-        known = scores.get((ms.resource, ms.failure_mode))
-        score = known.score if known else round(answer.confidence / 100 * (0.8**rank), 2)
-        ranked.append(
-            Suspect(
-                resource=ms.resource,
-                failure_mode=ms.failure_mode,
-                score=score,
-                reason=ms.reason,
-                evidence=known.evidence if known else [],
-                mitigation=known.mitigation if known else None,
-            )
-        )
-    cited = set(answer.evidence)
-    named = {(s.resource, s.failure_mode) for s in ranked}
+    """The model's answer as a Diagnosis, on the analyzers' ranking (model_order). When the model's first
+    choice is overruled, the root cause is the analyzers' top suspect and the model's words stay in the
+    reasoning, with the reason it was overruled."""
+    ranked, overruled = model_order(answer, suspects)
+    cited = set(answer.evidence) | ({eid for eid in ranked[0].evidence} if overruled else set())
+    root_cause, reasoning, confidence = answer.root_cause, answer.reasoning, answer.confidence
+    if overruled:
+        top = ranked[0]
+        root_cause = f"{top.resource}: {top.failure_mode}. {top.reason}"[:2048]
+        reasoning = f"Kept the analyzers' ranking: {overruled}. The model said: {answer.root_cause} {answer.reasoning}"
+        confidence = min(confidence, round(top.score * 100))
     return Diagnosis(
-        root_cause=answer.root_cause,
-        reasoning=answer.reasoning,
-        mitigation=answer.mitigation,
+        root_cause=root_cause,
+        reasoning=reasoning[:8192],
+        mitigation=answer.mitigation if not overruled else (ranked[0].mitigation or answer.mitigation),
         prevention=answer.prevention,
         recommendation=answer.recommendation,
-        confidence=answer.confidence,
+        confidence=confidence,
         execution_status=ExecutionStatus.COMPLETED,
         evidence=[e for e in evidence if e.id in cited][:MAX_EVIDENCE_IN_STATUS],
-        suspects=(ranked + [s for s in suspects if (s.resource, s.failure_mode) not in named])[:10],
+        suspects=ranked[:10],
         model=model,
         prompt_version=PROMPT_VERSION,
     )
@@ -205,16 +239,23 @@ def redacted(
 
 
 def diagnose_incident(
-    incident: dict, spec: IncidentSpec, settings: Settings, detected_at: datetime, now: datetime
+    incident: dict,
+    spec: IncidentSpec,
+    settings: Settings,
+    detected_at: datetime,
+    now: datetime,
+    access: ClusterAccess | None = None,
 ) -> PipelineResult:
+    """The diagnosis of one Incident; `access` is how to read its cluster (default: from clusterRef)."""
     started = time.monotonic()
     namespace = incident["metadata"]["namespace"]
     target = resolve_target(spec, namespace)
     start, end = resolve_window(spec, detected_at, now)
-    try:
-        access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
-    except ClusterAccessError as exc:
-        raise PipelineError(str(exc)) from None
+    if access is None:
+        try:
+            access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, settings)
+        except ClusterAccessError as exc:
+            raise PipelineError(str(exc)) from None
     bundle = gather(target, start, end, access, detected_at)
     suspects, evidence, errors = analyzers.analyze(bundle)
     evidence = evidence + log_evidence(bundle)

@@ -40,6 +40,7 @@ from aiops.diagnosis.analyzers import (
     pvc,
     quota,
     rollout,
+    services,
     unschedulable,
 )
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
@@ -78,6 +79,7 @@ CATALOGUE: tuple[Analyzer, ...] = tuple(
         rollout,
         hpa,
         log_signatures,
+        services,
         metrics,
     )
 )

@@ -130,6 +130,8 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
             findings += [
                 f for label, points in sorted(series.items()) if (f := _series(bundle, template, label, points))
             ]
+    if bundle.spans:  # the service ranking fuses these signals along the call graph (analyzers/services.py)
+        return findings
     return findings + _neighbourhood(bundle, {f.suspect.resource for f in findings})
 
 

@@ -1,0 +1,78 @@
+"""Log lines -> per-service scores: error lines and templates never seen before.
+
+Messages are reduced to a template key (ids, numbers and lists masked, the first MAX_TOKENS tokens),
+then grouped by Drain (the same miner as the log evidence), each distinct key mined once. Per service,
+baseline against incident:
+
+- errors: the rise in error lines per minute (log1p of the rates), a line being an error when it says
+  so (ERROR, Exception, FATAL, ... as a word);
+- novel:  lines per minute whose template the service never logged in the baseline (log1p).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from aiops.clusters.telemetry import LogLine
+from aiops.diagnosis import logtemplates
+from aiops.diagnosis.rca.spans import Finding, Scores
+
+MAX_TOKENS = 20
+ERROR = re.compile(r"\b(?:ERROR|Error|error|Exception|exception|FATAL|Fatal|fatal|SEVERE|Severe|PANIC|panic)\b")
+_MASKS = (
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<*>"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<*>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<*>"),
+    (re.compile(r"<\*>(?:[\s,;:=|/\-]*<\*>)+"), "<*>"),
+)
+
+
+def key(message: str) -> str:
+    for pattern, repl in _MASKS:
+        message = pattern.sub(repl, message)
+    return " ".join(message.split()[:MAX_TOKENS])
+
+
+def templates(lines: Sequence[LogLine]) -> list[int]:
+    """The template id of each line (equal ids: same template)."""
+    keys = [key(line.message) for line in lines]
+    distinct = list(dict.fromkeys(keys))
+    ids = dict(zip(distinct, logtemplates.cluster_ids(distinct), strict=True))
+    return [ids[k] for k in keys]
+
+
+def scores(lines: Sequence[LogLine], split: float, base_minutes: float, incident_minutes: float) -> Scores:
+    """Scores of the lines before `split` (unix s, the baseline) against those from it on."""
+    ids = templates(lines)
+    seen: set[tuple[str, int]] = set()
+    errors: dict[str, Counter] = defaultdict(Counter)  # service -> {"base": n, "now": n}
+    novel: Counter = Counter()
+    example: dict[str, str] = {}
+    error_example: dict[str, str] = {}
+    for line, tid in zip(lines, ids, strict=True):
+        if line.time < split:
+            seen.add((line.service, tid))
+    for line, tid in zip(lines, ids, strict=True):
+        window = "base" if line.time < split else "now"
+        if ERROR.search(line.message):
+            errors[line.service][window] += 1
+            if window == "now":
+                error_example.setdefault(line.service, line.message)
+        if window == "now" and (line.service, tid) not in seen:
+            novel[line.service] += 1
+            example.setdefault(line.service, line.message)
+    result: Scores = {"errors": {}, "novel": {}}
+    base_minutes, incident_minutes = max(base_minutes, 1e-9), max(incident_minutes, 1e-9)
+    for service, counts in errors.items():
+        b, n = counts["base"] / base_minutes, counts["now"] / incident_minutes
+        rise = max(0.0, math.log1p(n) - math.log1p(b))
+        if rise > 0:
+            words = f"error lines {b:.1f}/min -> {n:.1f}/min, e.g. {error_example.get(service, '')[:300]!r}"
+            result["errors"][service] = Finding(rise, words)
+    for service, n in novel.items():
+        words = f"{n / incident_minutes:.1f}/min lines of templates not seen before, e.g. {example[service][:300]!r}"
+        result["novel"][service] = Finding(math.log1p(n / incident_minutes), words)
+    return result

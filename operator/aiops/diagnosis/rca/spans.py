@@ -1,0 +1,192 @@
+"""Spans -> requests -> per-service scores.
+
+A *request* is an entry span: one whose parent is missing or belongs to another service. Its parent,
+when there is one, is the caller's client span, so `client_time - duration` is the time the call spent
+between the two services (the network, queues, sidecars): the *gap*. A request's *own time* is its
+duration less the client time of the calls it made, so a service waiting on a slow callee keeps its
+own time. Per service, baseline against incident:
+
+- own:    the rise of own time (median or p90, whichever rose more), worst operation;
+- gap:    the rise of the gap on the calls into and out of the service, averaged over its edges, so
+          the one service all slow edges share outranks a neighbour that owns one of them;
+- lost:   the fall in requests per minute;
+- fanout: the largest change in calls to a callee per request served (a service that fails early
+          stops calling what comes next);
+- failed: the rise in the share of its requests whose span says it failed.
+Comparisons need MIN_CALLS in both windows; ratios are of logs with a floor, so small absolute changes
+on tiny values do not count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aiops.clusters.telemetry import Span
+
+MIN_CALLS = 5
+OWN_FLOOR = 0.1  # of the median request duration
+SHRINK = 1.0  # added to the edge count when averaging edge scores per service
+SMOOTH = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    index: int  # into the span list
+    service: str
+    operation: str
+    start: float
+    duration: float
+    own: float
+    caller: str | None
+    gap: float | None
+    error: bool
+    parent_request: int | None  # the caller's request, as an index into the span list
+
+
+def requests(spans: Sequence[Span]) -> list[Request]:
+    """The entry spans of `spans`, with own time and gap."""
+    by_id = {s.span_id: i for i, s in enumerate(spans)}
+    parent = [by_id.get(s.parent_id) if s.parent_id else None for s in spans]
+    is_entry = [p is None or spans[p].service != s.service for s, p in zip(spans, parent, strict=True)]
+    entry: list[int | None] = [None] * len(spans)
+
+    def entry_of(i: int) -> int:
+        path = []
+        while entry[i] is None and not is_entry[i]:
+            path.append(i)
+            i = parent[i]  # type: ignore[assignment]
+        root = entry[i] if entry[i] is not None else i
+        entry[i] = root
+        for j in path:
+            entry[j] = root
+        return root
+
+    out_time = [0.0] * len(spans)
+    for i in range(len(spans)):
+        if is_entry[i] and parent[i] is not None:
+            out_time[entry_of(parent[i])] += spans[parent[i]].duration
+    found = []
+    for i, s in enumerate(spans):
+        if not is_entry[i]:
+            continue
+        p = parent[i]
+        found.append(
+            Request(
+                index=i,
+                service=s.service,
+                operation=s.operation,
+                start=s.start,
+                duration=s.duration,
+                own=max(0.0, s.duration - out_time[i]),
+                caller=spans[p].service if p is not None else None,
+                gap=spans[p].duration - s.duration if p is not None else None,
+                error=s.error,
+                parent_request=entry_of(p) if p is not None else None,
+            )
+        )
+    return found
+
+
+@dataclass
+class Window:
+    minutes: float
+    own: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    gaps: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    served: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    calls: Counter = field(default_factory=Counter)  # (caller, callee)
+    durations: list[float] = field(default_factory=list)
+
+
+def window(reqs: list[Request], minutes: float) -> Window:
+    w = Window(max(minutes, 1e-9))
+    for r in reqs:
+        w.own[(r.service, r.operation)].append(r.own)
+        w.served[r.service] += 1
+        w.failed[r.service] += r.error
+        w.durations.append(r.duration)
+        if r.caller is not None:
+            w.gaps[(r.caller, r.service)].append(r.gap)
+            w.calls[(r.caller, r.service)] += 1
+    return w
+
+
+def _rise(base: list[float], now: list[float], floor: float) -> float:
+    """The larger log-ratio of the median and the p90, incident over baseline."""
+    b50, b90 = np.percentile(base, [50, 90])
+    n50, n90 = np.percentile(now, [50, 90])
+    return max(math.log((n50 + floor) / (b50 + floor)), math.log((n90 + floor) / (b90 + floor)))
+
+
+@dataclass
+class Finding:
+    """One service's score on one evidence, with the words that justify it."""
+
+    score: float
+    detail: str
+
+
+Scores = dict[str, dict[str, Finding]]  # evidence -> service -> finding
+
+
+def _keep(out: dict[str, Finding], service: str, score: float, detail: str) -> None:
+    if score > out.get(service, Finding(-math.inf, "")).score:
+        out[service] = Finding(score, detail)
+
+
+def scores(base: Window, now: Window) -> Scores:
+    result: Scores = {k: {} for k in ("own", "gap", "lost", "fanout", "failed")}
+    floor = OWN_FLOOR * float(np.median(base.durations)) if base.durations else 0.0
+    for key, samples in now.own.items():
+        before = base.own.get(key, [])
+        if len(before) >= MIN_CALLS and len(samples) >= MIN_CALLS:
+            r = _rise(before, samples, floor + 1e-9)
+            b, n = np.median(before), np.median(samples)
+            _keep(result["own"], key[0], r, f"own time of {key[1]}: median {b * 1e3:.1f} ms -> {n * 1e3:.1f} ms")
+    gap_floor = float(np.median([np.median(g) for g in base.gaps.values()])) if base.gaps else 0.0
+    per_service: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for (caller, callee), samples in now.gaps.items():
+        before = base.gaps.get((caller, callee), [])
+        if len(before) >= MIN_CALLS and len(samples) >= MIN_CALLS:
+            r = max(0.0, _rise(before, samples, gap_floor + 1e-9))
+            words = (
+                f"calls {caller} -> {callee}: time between the services median "
+                f"{np.median(before) * 1e3:.1f} ms -> {np.median(samples) * 1e3:.1f} ms"
+            )
+            per_service[caller].append((r, words))
+            per_service[callee].append((r, words))
+    for service, edges in per_service.items():
+        worst = max(edges)
+        _keep(result["gap"], service, sum(r for r, _ in edges) / (len(edges) + SHRINK), worst[1])
+    for service, n in base.served.items():
+        b, i = n / base.minutes, now.served.get(service, 0) / now.minutes
+        drop = max(0.0, -math.log((i + 1) / (b + 1)))
+        _keep(result["lost"], service, drop, f"requests served: {b:.1f}/min -> {i:.1f}/min")
+    for caller, callee in base.calls.keys() | now.calls.keys():
+        nb, ni = base.served.get(caller, 0), now.served.get(caller, 0)
+        if nb < MIN_CALLS or ni < MIN_CALLS:
+            continue
+        pb = (base.calls.get((caller, callee), 0) + SMOOTH) / (nb + SMOOTH)
+        pi = (now.calls.get((caller, callee), 0) + SMOOTH) / (ni + SMOOTH)
+        _keep(
+            result["fanout"], caller, abs(math.log(pi / pb)),
+            f"calls to {callee} per request served: {pb:.2f} -> {pi:.2f}",
+        )  # fmt: skip
+    for service, n in now.served.items():
+        nb = base.served.get(service, 0)
+        if n < MIN_CALLS:
+            continue
+        rb = (base.failed.get(service, 0) + SMOOTH) / (nb + 1)
+        ri = (now.failed.get(service, 0) + SMOOTH) / (n + 1)
+        if now.failed.get(service, 0):
+            _keep(result["failed"], service, max(0.0, math.log(ri / rb)), f"failed requests: {rb:.1%} -> {ri:.1%}")
+    return result
+
+
+def call_graph(reqs: list[Request]) -> set[tuple[str, str]]:
+    return {(r.caller, r.service) for r in reqs if r.caller is not None and r.caller != r.service}

@@ -1,0 +1,93 @@
+"""Service-level root cause from spans and logs, on small synthetic call trees: the origin ranks first, the
+callers that only see its failure do not."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from aiops.clusters.telemetry import LogLine, Span
+from aiops.diagnosis.analyzers import services
+from aiops.diagnosis.evidence import EvidenceBundle, Target
+from aiops.diagnosis.rca import rank, spans
+
+T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
+SPLIT = T0 + timedelta(minutes=20)
+
+
+def trace(n: int, at: float, own: dict[str, float], gap: dict[str, float], rng: random.Random) -> list[Span]:
+    """frontend -> cart -> db, each call a client span in the caller and a server span in the callee."""
+    out, parent, t = [], None, at
+    chain = ["frontend", "cart", "db"]
+    durations = {}
+    # durations from the bottom up: a service's server span = own + the client span of its call
+    below = 0.0
+    for svc in reversed(chain):
+        server = own[svc] * rng.uniform(0.9, 1.1) + below
+        durations[svc] = server
+        below = server + gap.get(svc, 0.002) * rng.uniform(0.9, 1.1)  # the caller's client span
+    for i, svc in enumerate(chain):
+        sid = f"{n}-{svc}"
+        out.append(Span(f"t{n}", sid, parent, svc, f"{svc}.Handle", t, durations[svc], kind="server"))
+        if i + 1 < len(chain):
+            callee = chain[i + 1]
+            client = durations[callee] + gap.get(callee, 0.002)
+            out.append(Span(f"t{n}", f"{sid}-c", sid, svc, f"call {callee}", t + 0.001, client, kind="client"))
+            parent = f"{sid}-c"
+    return out
+
+
+def bundle(own_after: dict[str, float], gap_after: dict[str, float], logs: list[LogLine] = ()) -> EvidenceBundle:
+    rng = random.Random(7)
+    own = {"frontend": 0.005, "cart": 0.010, "db": 0.004}
+    found = []
+    for n in range(600):
+        at = T0.timestamp() + n * 2.5  # 25 minutes, one request every 2.5 s
+        after = at >= SPLIT.timestamp()
+        found += trace(n, at, own | own_after if after else own, gap_after if after else {}, rng)
+    b = EvidenceBundle(Target("Deployment", "frontend", "shop"), T0, T0 + timedelta(minutes=25), SPLIT)
+    b.spans = sorted(found, key=lambda s: s.start)
+    b.service_logs = list(logs)
+    return b
+
+
+def ranked(b: EvidenceBundle) -> list[str]:
+    return [f.suspect.resource for f in services.analyze(b)]
+
+
+def test_requests_have_own_time_and_the_gap_between_services():
+    reqs = spans.requests(bundle({}, {}).spans[:5])
+    by_service = {r.service: r for r in reqs}
+    assert set(by_service) == {"frontend", "cart", "db"}
+    assert by_service["cart"].caller == "frontend" and 0.0015 < by_service["cart"].gap < 0.0025
+    assert 0.008 < by_service["cart"].own < 0.012, "cart's own time excludes its call to db"
+
+
+def test_a_slow_service_is_blamed_not_its_callers():
+    found = ranked(bundle({"db": 0.200}, {}))
+    assert found[0] == "Service/db"
+    (top,) = [f for f in services.analyze(bundle({"db": 0.200}, {})) if f.suspect.resource == "Service/db"]
+    assert top.suspect.failure_mode == "SlowService" and any(e.id.startswith("svc-own-db") for e in top.evidence)
+
+
+def test_delay_on_a_services_network_blames_the_service_both_slow_edges_share():
+    found = ranked(bundle({}, {"cart": 0.250, "db": 0.250}))  # calls into cart and out of cart to db
+    assert found[0] == "Service/cart"
+
+
+def test_new_error_lines_in_one_service_point_at_it():
+    lines = [LogLine(T0.timestamp() + i * 30, svc, "GET /cart ok 200") for i in range(50) for svc in ("cart", "db")]
+    lines += [
+        LogLine(SPLIT.timestamp() + i * 5, "cart", f"ERROR NullPointerException at CartService.add line {i}")
+        for i in range(40)
+    ]
+    b = bundle({}, {}, sorted(lines, key=lambda line: line.time))
+    assert ranked(b)[0] == "Service/cart"
+
+
+def test_nothing_changed_nothing_blamed():
+    assert ranked(bundle({}, {})) == []
+
+
+def test_standardising_ignores_an_evidence_on_which_every_service_moves_alike():
+    assert rank.standardise({"a": 1.0, "b": 1.0, "c": 1.0}, ["a", "b", "c"]) == {}
+    z = rank.standardise({"a": 5.0, "b": 1.0, "c": 1.0}, ["a", "b", "c"])
+    assert set(z) == {"a"} and z["a"] == rank.CAP or z["a"] > 2
