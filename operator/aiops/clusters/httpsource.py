@@ -15,14 +15,13 @@ import re
 import ssl
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import certifi
 import httpx
 
 from aiops.clusters.telemetry import MAX_BYTES, SourceError
+from aiops.clusters.words import MESSAGE_LIMIT, connection_words, display_url, short
 
-MESSAGE_LIMIT = 400
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
@@ -39,34 +38,6 @@ class Deadline:
 
     def remaining(self) -> float:
         return self._until - time.monotonic()
-
-
-def display_url(url: str) -> str:
-    """The URL without user:password and without its query, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _short(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    text = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*", "", text)
-    return re.sub(r"\s+", " ", text).strip()[:limit]
-
-
-def _connection_words(exc: BaseException) -> str:
-    text = _short(str(exc)) or type(exc).__name__
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or "resolution" in lowered:
-        return f"the host name does not resolve ({text})"
-    if "certificate" in lowered or "ssl" in lowered:
-        return f"TLS failed: {text} (set insecureSkipVerify for a self-signed certificate)"
-    return text
 
 
 @functools.cache
@@ -109,7 +80,9 @@ class HttpJson:
         self._client.close()
 
     def fail(self, path: str, words: str) -> SourceError:
-        return SourceError(f"{self.backend} at {display_url(self.base + path)}: {words}"[: MESSAGE_LIMIT * 2])
+        return SourceError(
+            f"{self.backend} at {display_url(self.base + path, query=False)}: {words}"[: MESSAGE_LIMIT * 2]
+        )
 
     def get(self, path: str, params: dict[str, Any], deadline: Deadline) -> Any:
         """The decoded JSON body of GET base+path; SourceError (BodyTooLarge for a body over MAX_BYTES) otherwise."""
@@ -136,13 +109,13 @@ class HttpJson:
         except httpx.TimeoutException:
             raise self.fail(path, f"no answer within {timeout:g}s (timed out)") from None
         except httpx.ConnectError as exc:
-            raise self.fail(path, _connection_words(exc)) from None
+            raise self.fail(path, connection_words(exc)) from None
         except httpx.HTTPError as exc:
-            raise self.fail(path, _connection_words(exc)) from None
+            raise self.fail(path, connection_words(exc)) from None
         try:
             return json.loads(b"".join(chunks))
         except ValueError as exc:
-            sample = _short(b"".join(chunks)[:80].decode(errors="replace"), 80)
+            sample = short(b"".join(chunks)[:80].decode(errors="replace"), 80)
             raise self.fail(path, f"answered something that is not JSON ({exc}): {sample!r}") from None
 
     def _status_words(self, resp: httpx.Response) -> str:
@@ -153,7 +126,7 @@ class HttpJson:
             body += chunk
             if len(body) >= 300:
                 break
-        text = _short(body[:300].decode(errors="replace"), 300)
+        text = short(body[:300].decode(errors="replace"), 300)
         return f"answered {resp.status_code} {resp.reason_phrase}".strip() + (f": {text}" if text else "")
 
 

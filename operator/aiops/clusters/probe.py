@@ -7,12 +7,10 @@ status condition, never a stack trace.
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import urllib3
@@ -22,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aiops.api.conditions import Reason
 from aiops.api.managedcluster import ClusterPhase, Endpoint, ManagedClusterSpec
+from aiops.clusters.words import MESSAGE_LIMIT, connection_words, display_url, root, short
 from aiops.core import kube
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -29,7 +28,6 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 PROBE_TIMEOUT_S = 10
 API_RETRIES = 1  # one retry per request; the periodic probe is the real retry loop
 ENDPOINT_TIMEOUT_S = 5
-MESSAGE_LIMIT = 400
 # Readiness path per monitoring endpoint, relative to its configured URL. Jaeger's query service has its
 # health check on another (admin) port; its services list answers 200 on the query port once it can read storage.
 READY_PATHS = {
@@ -71,7 +69,7 @@ def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise KubeconfigError(f"not valid YAML: {_short(exc)}") from None
+        raise KubeconfigError(f"not valid YAML: {short(exc)}") from None
     if not isinstance(data, dict) or not data.get("clusters"):
         raise KubeconfigError("no clusters in the kubeconfig")
     configuration = client.Configuration()
@@ -79,7 +77,7 @@ def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
         # persist_config=False: never write refreshed credentials back to a file.
         config.load_kube_config_from_dict(data, client_configuration=configuration, persist_config=False)
     except (config.ConfigException, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise KubeconfigError(_short(exc) or type(exc).__name__) from None
+        raise KubeconfigError(short(exc) or type(exc).__name__) from None
     if not str(configuration.host or "").startswith(("https://", "http://")):
         raise KubeconfigError(f"the cluster's server {configuration.host!r} is not an https:// URL")
     configuration.retries = API_RETRIES
@@ -168,46 +166,6 @@ def probe(api: client.ApiClient) -> dict[str, Any]:
     return result
 
 
-# --- failures in plain words ---------------------------------------------------------------------
-
-
-def _short(exc: BaseException | str) -> str:
-    """An exception's message without object reprs, on one line, bounded."""
-    text = str(exc)
-    text = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*", "", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    return text[:MESSAGE_LIMIT]
-
-
-def _root(exc: BaseException) -> BaseException:
-    """The innermost cause of a wrapped urllib3/httpx error."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nxt = getattr(exc, "reason", None)
-        if isinstance(nxt, BaseException):
-            exc = nxt
-            continue
-        nxt = exc.__cause__ or exc.__context__
-        if isinstance(nxt, BaseException) and not isinstance(exc, ssl.SSLError):
-            exc = nxt
-            continue
-        break
-    return exc
-
-
-def _connection_words(exc: BaseException) -> str:
-    text = _short(exc)
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or "resolution" in lowered:
-        return f"the host name does not resolve ({text})"
-    if "timed out" in lowered or "timeout" in lowered:
-        return "timed out"
-    return text.removeprefix("Failed to establish a new connection: ")
-
-
 def classify_api_error(exc: BaseException, server: str) -> ProbeError:
     """Turns a failed API call into a ProbeError naming what went wrong."""
     if isinstance(exc, ProbeError):
@@ -227,17 +185,17 @@ def classify_api_error(exc: BaseException, server: str) -> ProbeError:
                 "may not read the version and list nodes",
             )
         return ProbeError(Reason.API_ERROR, f"the API server at {server} answered {status} {exc.reason or ''}".strip())
-    root = _root(exc)
-    if isinstance(root, ssl.SSLError) or isinstance(root, urllib3.exceptions.SSLError):
-        return ProbeError(Reason.TLS_ERROR, f"TLS with the API server at {server} failed: {_short(root)}")
-    if isinstance(root, urllib3.exceptions.LocationValueError | urllib3.exceptions.LocationParseError):
+    cause = root(exc)
+    if isinstance(cause, ssl.SSLError) or isinstance(cause, urllib3.exceptions.SSLError):
+        return ProbeError(Reason.TLS_ERROR, f"TLS with the API server at {server} failed: {short(cause)}")
+    if isinstance(cause, urllib3.exceptions.LocationValueError | urllib3.exceptions.LocationParseError):
         return ProbeError(Reason.INVALID_KUBECONFIG, f"the kubeconfig's server {server!r} is not a valid URL")
     # NewConnectionError subclasses ConnectTimeoutError in urllib3: look at it first.
-    if isinstance(root, urllib3.exceptions.NewConnectionError):
-        return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
-    if isinstance(root, urllib3.exceptions.TimeoutError | TimeoutError):
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {connection_words(cause)}")
+    if isinstance(cause, urllib3.exceptions.TimeoutError | TimeoutError):
         return ProbeError(Reason.UNREACHABLE, f"the API server at {server} did not answer within {PROBE_TIMEOUT_S}s")
-    return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {_connection_words(root)}")
+    return ProbeError(Reason.UNREACHABLE, f"cannot reach the API server at {server}: {connection_words(cause)}")
 
 
 def _server(api: client.ApiClient) -> str:
@@ -268,17 +226,6 @@ class EndpointCheck:
         return f"{TITLES[self.name]}Reachable"
 
 
-def display_url(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
-
-
 def check_endpoint(
     name: str, url: str, token: str | None = None, insecure: bool = False, timeout: float = ENDPOINT_TIMEOUT_S
 ) -> EndpointCheck:
@@ -296,19 +243,19 @@ def check_endpoint(
     except httpx.TimeoutException:
         return failed(Reason.TIMEOUT, f"no answer within {timeout:g}s")
     except httpx.ConnectError as exc:
-        root = _root(exc)
-        if isinstance(root, ssl.SSLError) or "certificate" in str(exc).lower() or "ssl" in str(exc).lower():
+        cause = root(exc)
+        if isinstance(cause, ssl.SSLError) or "certificate" in str(exc).lower() or "ssl" in str(exc).lower():
             return failed(
-                Reason.TLS_ERROR, f"TLS failed: {_short(exc)} (set insecureSkipVerify for a self-signed certificate)"
+                Reason.TLS_ERROR, f"TLS failed: {short(exc)} (set insecureSkipVerify for a self-signed certificate)"
             )
-        return failed(Reason.CONNECTION_FAILED, _connection_words(exc))
+        return failed(Reason.CONNECTION_FAILED, connection_words(exc))
     except (httpx.HTTPError, ValueError) as exc:
-        return failed(Reason.CONNECTION_FAILED, _short(exc) or type(exc).__name__)
+        return failed(Reason.CONNECTION_FAILED, short(exc) or type(exc).__name__)
     if resp.status_code in (401, 403):
         hint = "the token from authSecretRef was refused" if token else "it needs a token (authSecretRef)"
         return failed(Reason.UNAUTHORIZED, f"{resp.status_code}: {hint}")
     if resp.status_code != 200:
-        body = _short(resp.text[:200]) if resp.text else ""
+        body = short(resp.text[:200]) if resp.text else ""
         return failed(Reason.NOT_READY, f"answered {resp.status_code}" + (f": {body}" if body else ""))
     return EndpointCheck(name, url, True, Reason.READY, f"{title} at {shown}: ready")
 
