@@ -145,7 +145,7 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
         return
     except probe.KubeconfigError as exc:
         message = f"{exc}; fix the Secret: it is read again every {PROBE_INTERVAL_S}s"
-        _set(builder, ConditionType.API_SERVER_REACHABLE, False, Reason.Reason.INVALID_KUBECONFIG, message, quiet=True)
+        _set(builder, ConditionType.API_SERVER_REACHABLE, False, Reason.INVALID_KUBECONFIG, message, quiet=True)
         _record(body, builder, ClusterPhase.UNREACHABLE, ConditionStatus.FALSE, Reason.INVALID_SPEC, message)
         builder.apply(patch)
         return

@@ -104,7 +104,7 @@ class StatusBuilder(Generic[S]):
             first = exc.errors()[0]
             where = field_path(("status", *first["loc"]))
             raise StatusUnreadable(f"{kind.kind} {where}: {first['msg']}") from None
-        self.old = self.status.wire()  # normalised, so that a re-serialisation alone is no change
+        self.old = self._wire()  # normalised, so that a re-serialisation alone is no change
         self.generation = body["metadata"].get("generation")
         if observe:  # only the kind's reconciler, which has looked at this generation of the spec
             self.status.observed_generation = self.generation
@@ -149,9 +149,13 @@ class StatusBuilder(Generic[S]):
         cond = self.find(READY)
         return cond.reason if cond else None
 
+    def _wire(self) -> dict[str, Any]:
+        # Only what was stored or written: empty defaults stay off the object, as `omitempty` keeps them in Go.
+        return self.status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
+
     def changes(self) -> dict[str, Any]:
         """The status fields to patch: empty when nothing changed."""
-        return status_patch(self.old, self.status.wire())
+        return status_patch(self.old, self._wire())
 
     def apply(self, patch: dict) -> dict[str, Any]:
         changes = self.changes()
