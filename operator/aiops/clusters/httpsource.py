@@ -14,6 +14,7 @@ import json
 import re
 import ssl
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import certifi
@@ -150,3 +151,20 @@ def hex_id(raw: object) -> str | None:
         else:
             out = text.lower()
     return None if not out.strip("0") else out
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a telemetry backend answers, with what credentials, and how long to wait: `timeout` for one
+    request, `deadline` for one query, all its requests together."""
+
+    url: str
+    bearer_token: str | None = field(default=None, repr=False)
+    insecure: bool = False
+    timeout: float = 10.0
+    deadline: float = 120.0
+
+    name = "backend"
+
+    def http(self, headers: dict[str, str] | None = None) -> HttpJson:
+        return HttpJson(self.name, self.url, self.bearer_token, self.insecure, self.timeout, headers)

@@ -10,15 +10,13 @@ one is kept. Jaeger's own services (jaeger-*) are skipped.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiops.clusters.httpsource import Deadline, HttpJson, hex_id
+from aiops.clusters.httpsource import Backend, Deadline, HttpJson, hex_id
 from aiops.clusters.telemetry import MAX_SPANS, Fetched, SourceError, Span
 
-TIMEOUT_S = 10.0  # one request
-DEADLINE_S = 120.0  # one spans() call, all requests together
 TRACES_PER_SERVICE = 500  # the `limit` of each service's trace search
 MAX_SERVICES = 200
 WORKERS = 4  # services read at once
@@ -27,12 +25,7 @@ NAMESPACE_TAG = "k8s.namespace.name"
 
 
 @dataclass(frozen=True)
-class JaegerSource:
-    url: str
-    bearer_token: str | None = field(default=None, repr=False)
-    insecure: bool = False
-    timeout: float = TIMEOUT_S
-    deadline: float = DEADLINE_S
+class JaegerSource(Backend):
     traces_per_service: int = TRACES_PER_SERVICE
     max_services: int = MAX_SERVICES
     workers: int = WORKERS
@@ -41,7 +34,7 @@ class JaegerSource:
     def spans(self, namespace: str, start: datetime, end: datetime, limit: int = MAX_SPANS) -> Fetched[Span]:
         """The spans of the namespace in [start, end], at most `limit`; `truncated` says what was left."""
         deadline = Deadline(self.deadline)
-        with HttpJson(self.name, self.url, self.bearer_token, self.insecure, self.timeout) as http:
+        with self.http() as http:
             body = http.get("/api/services", {}, deadline)
             services = body.get("data") if isinstance(body, dict) else None
             if not isinstance(body, dict) or "data" not in body or not isinstance(services or [], list):

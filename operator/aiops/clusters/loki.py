@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiops.clusters.httpsource import Deadline, HttpJson, hex_id
+from aiops.clusters.httpsource import Backend, Deadline, HttpJson, hex_id
 from aiops.clusters.telemetry import MAX_LOG_LINES, Fetched, LogLine
 
-TIMEOUT_S = 10.0  # one request
-DEADLINE_S = 60.0  # one lines() call, all pages together
 PAGE_LINES = 5000  # Loki's default max_entries_limit_per_query
 SERVICE_LABELS = ("service_name", "app", "app_kubernetes_io_name", "container")
 POD_LABELS = ("pod", "k8s_pod_name")
@@ -45,12 +43,8 @@ def _literal(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class LokiSource:
-    url: str
-    bearer_token: str | None = field(default=None, repr=False)
-    insecure: bool = False
-    timeout: float = TIMEOUT_S
-    deadline: float = DEADLINE_S
+class LokiSource(Backend):
+    deadline: float = 60.0  # one lines() call, all pages together
     namespace_label: str = "namespace"
     service_label: str = "app"  # what `services` selects on
     service_labels: tuple[str, ...] = SERVICE_LABELS  # where a line's service is read from, in order
@@ -85,7 +79,7 @@ class LokiSource:
         boundary: set[tuple[int, str, str]] = set()  # lines read at the oldest instant so far
         # The categorize-labels encoding (Loki 3) returns structured metadata beside each line, not in its labels.
         headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
-        with HttpJson(self.name, self.url, self.bearer_token, self.insecure, self.timeout, headers) as http:
+        with self.http(headers) as http:
             while high > low:
                 room = limit - len(out.items)
                 # With no room left, one more line says whether anything older was left out.

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiops.clusters.httpsource import BodyTooLarge, Deadline, HttpJson, hex_id
+from aiops.clusters.httpsource import Backend, BodyTooLarge, Deadline, HttpJson, hex_id
 from aiops.clusters.telemetry import MAX_BYTES, MAX_SPANS, Fetched, SourceError, Span
 
-TIMEOUT_S = 10.0  # one request
-DEADLINE_S = 120.0  # one spans() call, all requests together
 MAX_TRACES = 5000  # traces one query reads at most
 PAGE_TRACES = 500  # traces per search request
 WORKERS = 8  # trace reads at once
@@ -31,12 +29,7 @@ OTLP_KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: 
 
 
 @dataclass(frozen=True)
-class TempoSource:
-    url: str
-    bearer_token: str | None = field(default=None, repr=False)
-    insecure: bool = False
-    timeout: float = TIMEOUT_S
-    deadline: float = DEADLINE_S
+class TempoSource(Backend):
     max_traces: int = MAX_TRACES
     page: int = PAGE_TRACES
     workers: int = WORKERS
@@ -45,7 +38,7 @@ class TempoSource:
     def spans(self, namespace: str, start: datetime, end: datetime, limit: int = MAX_SPANS) -> Fetched[Span]:
         """The spans of the namespace's traces in [start, end], at most `limit`; `truncated` says what was left."""
         deadline = Deadline(self.deadline)
-        with HttpJson(self.name, self.url, self.bearer_token, self.insecure, self.timeout) as http:
+        with self.http() as http:
             ids, more = self._search(http, namespace, start, end, deadline)
             return self._read(http, ids, more, namespace, limit, deadline)
 
