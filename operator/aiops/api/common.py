@@ -111,7 +111,7 @@ class PrinterColumn:
 
 @dataclass(frozen=True)
 class Kind:
-    """What the CRD generator and the reconcilers need to know about one kind."""
+    """What the CRD generator and the controllers need to know about one kind."""
 
     kind: str
     plural: str

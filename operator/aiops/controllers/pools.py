@@ -3,7 +3,7 @@
 A pool run goes Pending -> Scheduling (a slot in the pool's concurrency limit; beyond it the run waits with
 status.queuePosition and Scheduled=False Queued) -> WaitingForModel (the pool's Deployment scaled to 1 until it
 is ready, at most AIOPS_MODEL_WAIT_S; then Failed with ModelReady=False Timeout and a Warning Event, and the pool
-scaled back to 0 if no other run holds it) -> Running -> Succeeded | Failed (aiops.runs.execution, unchanged, against
+scaled back to 0 if no other run holds it) -> Running -> Succeeded | Failed (aiops.runs, unchanged, against
 the pool's endpoint and served model). An external catalogue model skips WaitingForModel and creates nothing.
 Transient model errors are retried by the gateway with backoff (GatewayConfig.max_transport_retries); each
 execution counts in status.attempts.

@@ -13,7 +13,7 @@ reports (same rule, same step) is dropped.
 Without a model there is nothing to draft from prose, but runbook markdown (sop-library/README.md) needs
 none: when the text parses as a runbook, the analysis is the parsed spec and its lint findings.
 
-Everything here is a plain function of its inputs (the gateway call aside); execution.py records the
+Everything here is a plain function of its inputs (the gateway call aside); aiops.runs.sopanalysis records the
 outcome on the AnalysisRun.
 """
 
