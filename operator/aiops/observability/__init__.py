@@ -1,0 +1,2 @@
+"""What the operator says about itself: /metrics (activity counters and figures computed from cluster state),
+/healthz and /readyz."""
