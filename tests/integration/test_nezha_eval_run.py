@@ -1,5 +1,5 @@
 """`aiops-dev eval nezha` end to end on the first faults of ../shared/eval: real Prometheus, real control plane,
-the real pipeline, BARO beside it."""
+the real pipeline with recorded traces and logs, BARO beside it."""
 
 import subprocess
 import sys
@@ -7,24 +7,37 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "nezha-online-boutique"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
+METHODS = (
+    "operator, metrics only",
+    "operator, all evidence",
+    "BARO, all pod metrics",
+    "BARO, the operator's 6 signals",
+)
 
 
 @pytest.mark.cluster  # starts its own control plane and Prometheus
 @pytest.mark.evaldata("nezha-online-boutique")
-def test_nezha_eval_ranks_cpu_contention_from_prometheus_evidence():
+@pytest.mark.evaldata("nezha-train-ticket")
+@pytest.mark.timeout(600)
+def test_nezha_eval_ranks_both_systems_with_and_without_traces():
     out = subprocess.run(
         [sys.executable, "-m", "aiops_dev.eval.nezha", str(DATA), "--faults", "6"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=540,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("2022-")]
-    assert len(rows) == 6
-    # The two CPU-contention faults among the first six (frontend at 03:53:54, cartservice at 04:36:03)
-    # show in the pods' own CPU series: the operator must rank the injected service first.
+    lines = out.stdout.splitlines()
+    # inject time (2 fields), fault type, service, then the faulty service's rank per method
+    rows = [line.split() for line in lines if line[:4] in ("2022", "2023") and line[4] == "-"]
+    assert len(rows) == 12, out.stdout[-3000:]
+    # The two CPU-contention faults among Online Boutique's first six (frontend at 03:53:54, cartservice at
+    # 04:36:03) show in the pods' own CPU series and in their spans' own time: ranked first either way.
     contention = [r for r in rows if r[2] == "cpu_contention"]
-    assert [(r[3], r[4]) for r in contention] == [("frontend", "1"), ("cartservice", "1")]
-    for method in ("aiops-operator, LLM off", "BARO, all 14 pod metrics", "BARO, the operator's 6 signals"):
-        assert any(line.startswith(method) for line in out.stdout.splitlines()), method
+    assert [(r[3], r[4], r[5]) for r in contention] == [("frontend", "1", "1"), ("cartservice", "1", "1")]
+    for system in ("online-boutique", "train-ticket"):
+        assert any(line.startswith(f"## {system}: 6 faults") for line in lines), system
+    for method in METHODS:
+        assert sum(line.startswith(f"{method} ") and line.split()[-5] == "all" for line in lines) == 2, method
+    assert sum("operator, all evidence: diagnosis p50" in line for line in lines) == 2
