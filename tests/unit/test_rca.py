@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from aiops.clusters.telemetry import LogLine, Span
 from aiops.diagnosis.analyzers import services
 from aiops.diagnosis.evidence import EvidenceBundle, Target
-from aiops.diagnosis.rca import rank, spans
+from aiops.diagnosis.rca import patterns, rank, spans
 
 T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 SPLIT = T0 + timedelta(minutes=20)
@@ -81,6 +81,33 @@ def test_new_error_lines_in_one_service_point_at_it():
     ]
     b = bundle({}, {}, sorted(lines, key=lambda line: line.time))
     assert ranked(b)[0] == "Service/cart"
+
+
+def test_a_service_that_stops_calling_its_callee_is_blamed_not_its_caller():
+    b = bundle({}, {})
+    cut = SPLIT.timestamp()
+    # after the split, cart stops calling db in every request (it fails early) and logs a new line in them
+    dropped = {s.span_id for s in b.spans if s.start >= cut and s.service == "db"}
+    dropped |= {s.span_id for s in b.spans if s.start >= cut and s.operation == "call db"}
+    b.spans = [s for s in b.spans if s.span_id not in dropped]
+    b.service_logs = [
+        LogLine(s.start, "cart", f"cart {s.trace_id} gave up early", s.trace_id, s.span_id)
+        for s in b.spans
+        if s.service == "cart" and s.kind == "server" and s.start >= cut
+    ]
+    found = services.analyze(b)
+    assert found[0].suspect.resource == "Service/cart"
+    assert any(e.id.startswith("svc-pattern-cart") for e in found[0].evidence)
+
+
+def test_events_of_a_request_are_its_local_spans_calls_and_log_lines():
+    b = bundle({}, {})
+    first = b.spans[:5]
+    t = spans.tree(first)
+    line = LogLine(first[0].start, "cart", "hello 42", "t0", "0-cart")
+    found = patterns.events(first, t, [line], [7])
+    cart = next(i for i, s in enumerate(first) if s.span_id == "0-cart")
+    assert found[cart] == {("o", "call db"), ("c", "db", "db.Handle"), ("l", "7")}
 
 
 def test_nothing_changed_nothing_blamed():

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from aiops.diagnosis.analyzers.common import finding, item
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
-from aiops.diagnosis.rca import logs, metrics, rank, spans
+from aiops.diagnosis.rca import logs, metrics, patterns, rank, spans
 
 TOP = 5
 SCORE_MIN, SCORE_SPAN = 0.45, 0.4
 HALF = 8.0  # the fused score at which a suspect sits half-way up its range
+NULLS = 4  # pseudo-incidents in the baseline that show each evidence's scores when nothing happened
 # Per-pod signals of the Prometheus collector's neighbourhood templates.
 SIGNALS = (
     "pod_cpu_usage",
@@ -41,8 +42,11 @@ MODES = {
                " a recent change."),
     "errors": ("ErrorLogs", "It logs errors it did not log before: read them; roll back a recent change."),
     "novel": ("NewLogPatterns", "It logs messages never seen before the symptoms: read them."),
+    "pattern": ("ChangedRequests", "Its requests no longer do what they did (a call, a local step or a log"
+                " statement appeared or vanished) and nothing below them changed: read its errors and recent changes."),
     "metrics": ("ResourceAnomaly", "Its pods' resource or request signals moved: check saturation and limits."),
 }  # fmt: skip
+TRACE_KINDS = ("own", "gap", "lost", "fanout", "failed", "pattern")
 FAILURE_MODES = tuple(mode for mode, _ in MODES.values())
 
 
@@ -52,33 +56,79 @@ def _coverage(times: list[float], lo: float, hi: float) -> float:
     return max((max(inside) - min(inside)) / 60, 1.0) if inside else 1.0
 
 
+def _scores(
+    bundle: EvidenceBundle,
+    data: tuple[spans.Tree, list[spans.Request], list[int], dict[int, set[patterns.Event]]],
+    start: float,
+    split: float,
+    end: float,
+) -> spans.Scores:
+    """Every evidence's per-service scores for the data in [start, end), baseline before `split`."""
+    tree, reqs, templates, found = data
+    evidence: spans.Scores = {}
+    reqs = [r for r in reqs if start <= r.start < end]
+    if reqs:
+        times = [r.start for r in reqs]
+        minutes = _coverage(times, start, split), _coverage(times, split, end)
+        before = spans.window([r for r in reqs if r.start < split], minutes[0])
+        after = spans.window([r for r in reqs if r.start >= split], minutes[1])
+        evidence |= spans.scores(before, after)
+        evidence |= patterns.scores(reqs, found, split, *minutes)
+    inside = [i for i, line in enumerate(bundle.service_logs) if start <= line.time < end]
+    if inside:
+        lines = [bundle.service_logs[i] for i in inside]
+        times = [line.time for line in lines]
+        evidence |= logs.scores(
+            lines, split, _coverage(times, start, split), _coverage(times, split, end), [templates[i] for i in inside]
+        )
+    evidence |= metrics.scores(bundle.metrics, SIGNALS, split, start, end)
+    return evidence
+
+
+def _null_splits(bundle: EvidenceBundle, reqs: list[spans.Request], split: float) -> list[tuple[float, float]]:
+    """Pseudo-incidents inside the baseline, each with as much data as the incident (as many requests, or
+    log lines, as there are from `split` on), back to back before `split`, up to NULLS of them while the
+    data before each keeps at least half of the baseline's."""
+    times = [r.start for r in reqs] or [line.time for line in bundle.service_logs]
+    before = sorted(t for t in times if t < split)
+    n = max(sum(t >= split for t in times), 1)
+    out, end = [], split
+    for k in range(1, NULLS + 1):
+        if len(before) - k * n < len(before) / 2:
+            break
+        out.append((before[-k * n], end))
+        end = before[-k * n]
+    return out
+
+
+def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]], set[str], list[spans.Scores]]:
+    """Every evidence's per-service scores, the call graph, the services seen, and the same scores on a
+    split of the baseline alone (what each evidence says when nothing happened)."""
+    start, end = bundle.window_start.timestamp(), bundle.window_end.timestamp() + 1
+    split = bundle.detected_at.timestamp() if bundle.detected_at else end - (end - start) / 4
+    tree = spans.tree(bundle.spans)
+    reqs = spans.requests(bundle.spans, tree)
+    templates = logs.templates(bundle.service_logs) if bundle.service_logs else []
+    found = patterns.events(bundle.spans, tree, bundle.service_logs, templates)
+    data = (tree, reqs, templates, found)
+    now = _scores(bundle, data, start, split, end)
+    null = [_scores(bundle, data, start, lo, hi) for lo, hi in _null_splits(bundle, reqs, split)]
+    services = {r.service for r in reqs} | {line.service for line in bundle.service_logs}
+    return now, spans.call_graph(reqs), services, null
+
+
 def analyze(bundle: EvidenceBundle) -> list[Finding]:
     if not bundle.spans and not bundle.service_logs:
         return []
-    start, end = bundle.window_start.timestamp(), bundle.window_end.timestamp()
-    split = bundle.detected_at.timestamp() if bundle.detected_at else end - (end - start) / 4
-    evidence: spans.Scores = {}
-    reqs = spans.requests(bundle.spans)
-    if reqs:
-        times = [r.start for r in reqs]
-        before = spans.window([r for r in reqs if r.start < split], _coverage(times, start, split))
-        after = spans.window([r for r in reqs if r.start >= split], _coverage(times, split, end + 1))
-        evidence |= spans.scores(before, after)
-    if bundle.service_logs:
-        times = [line.time for line in bundle.service_logs]
-        evidence |= logs.scores(
-            bundle.service_logs, split, _coverage(times, start, split), _coverage(times, split, end + 1)
-        )
-    evidence |= metrics.scores(bundle.metrics, SIGNALS, split)
-    services = {r.service for r in reqs} | {line.service for line in bundle.service_logs}
-    ranking = [r for r in rank.rank(evidence, spans.call_graph(reqs), services) if r.score > 0][:TOP]
+    now, graph, names, null = evidence(bundle)
+    ranking = [r for r in rank.rank(now, graph, names, null) if r.score > 0][:TOP]
     findings = []
     for r in ranking:
         kind = r.evidence[0][0]
         mode, fix = MODES[kind]
         cited = [
-            item("traces" if k in ("own", "gap", "lost", "fanout", "failed") else "logs" if k in ("errors", "novel")
-                 else "prometheus", f"{r.service}: {f.detail}", "svc", k, r.service)
+            item("traces" if k in TRACE_KINDS else "logs" if k in ("errors", "novel") else "prometheus",
+                 f"{r.service}: {f.detail}", "svc", k, r.service)
             for k, _, f in r.evidence
         ]  # fmt: skip
         why = "; ".join(f"{k} {z:.1f}" for k, z, _ in r.evidence)

@@ -1,6 +1,7 @@
 """Log lines -> per-service scores: error lines and templates never seen before.
 
-Messages are reduced to a template key (ids, numbers and lists masked, the first MAX_TOKENS tokens),
+Messages are reduced to a template key (ids and numbers masked, a run of masked values one <*>, the
+first MAX_TOKENS tokens),
 then grouped by Drain (the same miner as the log evidence), each distinct key mined once. Per service,
 baseline against incident:
 
@@ -11,6 +12,7 @@ baseline against incident:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -20,20 +22,18 @@ from aiops.clusters.telemetry import LogLine
 from aiops.diagnosis import logtemplates
 from aiops.diagnosis.rca.spans import Finding, Scores
 
-MAX_TOKENS = 20
+MAX_TOKENS = 8  # a statement's identity sits at its start; long variable tails would split it
 ERROR = re.compile(r"\b(?:ERROR|Error|error|Exception|exception|FATAL|Fatal|fatal|SEVERE|Severe|PANIC|panic)\b")
-_MASKS = (
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<*>"),
-    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<*>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<*>"),
-    (re.compile(r"<\*>(?:[\s,;:=|/\-]*<\*>)+"), "<*>"),
+# UUIDs, long hex ids, numbers; then a run of masked values (a list) is one.
+_VALUE = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b[0-9a-fA-F]{16,}\b|\d+(?:\.\d+)?"
 )
+_RUN = re.compile(r"<\*>(?:[\s,;:=|/\-]*<\*>)+")
 
 
 def key(message: str) -> str:
-    for pattern, repl in _MASKS:
-        message = pattern.sub(repl, message)
-    return " ".join(message.split()[:MAX_TOKENS])
+    words = message.split(maxsplit=4 * MAX_TOKENS)[: 4 * MAX_TOKENS]  # enough words for MAX_TOKENS after masking
+    return " ".join(_RUN.sub("<*>", _VALUE.sub("<*>", " ".join(words))).split()[:MAX_TOKENS])
 
 
 def templates(lines: Sequence[LogLine]) -> list[int]:
@@ -44,9 +44,20 @@ def templates(lines: Sequence[LogLine]) -> list[int]:
     return [ids[k] for k in keys]
 
 
-def scores(lines: Sequence[LogLine], split: float, base_minutes: float, incident_minutes: float) -> Scores:
-    """Scores of the lines before `split` (unix s, the baseline) against those from it on."""
-    ids = templates(lines)
+@functools.lru_cache(maxsize=65536)
+def _is_error(message: str) -> bool:
+    return ERROR.search(message) is not None
+
+
+def scores(
+    lines: Sequence[LogLine],
+    split: float,
+    base_minutes: float,
+    incident_minutes: float,
+    ids: Sequence[int] | None = None,
+) -> Scores:
+    """Scores of the lines before `split` (unix s, the baseline) against those from it on; `ids`: their templates."""
+    ids = templates(lines) if ids is None else ids
     seen: set[tuple[str, int]] = set()
     errors: dict[str, Counter] = defaultdict(Counter)  # service -> {"base": n, "now": n}
     novel: Counter = Counter()
@@ -57,7 +68,7 @@ def scores(lines: Sequence[LogLine], split: float, base_minutes: float, incident
             seen.add((line.service, tid))
     for line, tid in zip(lines, ids, strict=True):
         window = "base" if line.time < split else "now"
-        if ERROR.search(line.message):
+        if _is_error(line.message):
             errors[line.service][window] += 1
             if window == "now":
                 error_example.setdefault(line.service, line.message)

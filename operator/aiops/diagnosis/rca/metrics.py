@@ -29,9 +29,9 @@ def workload_of(pod: str) -> str:
     return m.group("name") if m else pod
 
 
-def series_score(points: Series, split: float) -> float | None:
+def series_score(points: Series, split: float, start: float = -math.inf, end: float = math.inf) -> float | None:
     data = np.asarray(points, dtype=float).reshape(-1, 2)
-    data = data[np.isfinite(data).all(axis=1)]
+    data = data[np.isfinite(data).all(axis=1) & (data[:, 0] >= start) & (data[:, 0] < end)]
     base, now = data[data[:, 0] < split, 1], data[data[:, 0] >= split, 1]
     if len(base) < 3 or len(now) < 1:
         return None
@@ -44,14 +44,20 @@ def series_score(points: Series, split: float) -> float | None:
     return -math.log((1 + np.count_nonzero(deviations >= d)) / (1 + len(base)))
 
 
-def scores(metrics: dict[str, dict[str, Series]], templates: tuple[str, ...], split: float) -> Scores:
+def scores(
+    metrics: dict[str, dict[str, Series]],
+    templates: tuple[str, ...],
+    split: float,
+    start: float = -math.inf,
+    end: float = math.inf,
+) -> Scores:
     by_service: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for template in templates:
         for label, points in metrics.get(template, {}).items():
             pod = POD.search(label)
             if pod is None:
                 continue
-            score = series_score(points, split)
+            score = series_score(points, split, start, end)
             if score is not None:
                 by_service[workload_of(pod.group(1))].append((score, f"{template} of {pod.group(1)}"))
     result: Scores = {"metrics": {}}

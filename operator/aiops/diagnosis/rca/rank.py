@@ -1,12 +1,15 @@
 """Fuse the per-service scores of every evidence into one ranking, and keep the blame off the callers.
 
-Each evidence is first made comparable: a service's score becomes its excess over the median service,
-divided by the mean absolute deviation across services, clipped to [0, CAP]. An evidence on which many
-services move says little and weighs little; one on which a single service stands out weighs much.
-Scores under the evidence's MEANINGFUL floor count as no change. The standardised scores add up (equal
-weights). Then, along the call graph: a service's total is
-reduced by the largest total among its callees (DISCOUNT x), because a caller of a failing service
-sees the failure too, and the origin is downstream.
+Each evidence is first made comparable. Scores under the evidence's MEANINGFUL floor count as no
+change. With pseudo-incidents of the baseline at hand (`null`: the same evidences computed on stretches
+of the baseline alone, each holding as much data as the incident), a service above the median service
+scores its surprise among the null scores of that evidence (`calibrate`): an evidence is trusted as far
+as it stays quiet when nothing happens, with no weight to tune. Without them, a service's score becomes
+its excess over the median service divided by the mean absolute deviation across services, clipped to
+[0, CAP] (`standardise`). The comparable scores add up. Then, along the call graph: a service's total
+is reduced by the largest total among its callees (DISCOUNT x), because a caller of a failing service
+sees the failure too, and the origin is downstream. Evidences that already name the origin inside each
+trace (ORIGIN_ATTRIBUTED) are added after that discount.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ MEANINGFUL = {
     "errors": 0.1,  # log1p of lines per minute
     "novel": 0.1,
     "metrics": 1.0,  # -log of the tail probability: rarer than about 1 in 3 baseline points
+    "pattern": 0.1,  # log1p of requests per minute
 }
+# Evidences already attributed to the origin inside each trace: added after the callee discount.
+ORIGIN_ATTRIBUTED = frozenset({"pattern"})
 
 
 @dataclass
@@ -53,14 +59,39 @@ def standardise(values: dict[str, float], services: list[str]) -> dict[str, floa
     return {s: float(v) for s, v in zip(services, z, strict=True) if v > 0}
 
 
-def rank(evidence: Scores, graph: set[tuple[str, str]], services: set[str]) -> list[Ranked]:
+def calibrate(values: dict[str, float], null: list[dict[str, float]], services: list[str]) -> dict[str, float]:
+    """Each service above the median service: its surprise among the scores the evidence gave every
+    service when nothing happened (`null`, one dict per pseudo-incident of the baseline),
+    -log((1 + #null scores >= it) / (1 + #null scores)). An evidence that blames some service now and
+    then while nothing happens weighs little; one that never does weighs up to log(1 + #null scores)."""
+    if not values:
+        return {}
+    ref = np.sort(np.array([n.get(s, 0.0) for n in null for s in services], dtype=float))
+    x = np.array([values.get(s, 0.0) for s in services], dtype=float)
+    above = len(ref) - np.searchsorted(ref, x, side="left")
+    z = np.where(x > np.median(x), -np.log((1 + above) / (1 + len(ref))), 0.0)
+    return {s: float(v) for s, v in zip(services, z, strict=True) if v > 0}
+
+
+def rank(
+    evidence: Scores, graph: set[tuple[str, str]], services: set[str], null: list[Scores] | None = None
+) -> list[Ranked]:
+    """`null`: the evidences on pseudo-incidents of the baseline alone; without any, evidences are standardised."""
     names = sorted(services | {s for found in evidence.values() for s in found})
     ranked = {s: Ranked(s, 0.0, 0.0) for s in names}
+    attributed = dict.fromkeys(names, 0.0)
     for kind, found in evidence.items():
         floor = MEANINGFUL.get(kind, 0.0)
         raw = {s: f.score for s, f in found.items() if f.score >= floor}
-        for service, z in standardise(raw, names).items():
-            ranked[service].total += z
+        if null:
+            fused = calibrate(raw, [{s: f.score for s, f in n.get(kind, {}).items()} for n in null], names)
+        else:
+            fused = standardise(raw, names)
+        for service, z in fused.items():
+            if kind in ORIGIN_ATTRIBUTED:
+                attributed[service] += z
+            else:
+                ranked[service].total += z
             ranked[service].evidence.append((kind, z, found[service]))
     callees: dict[str, set[str]] = {}
     for caller, callee in graph:
@@ -68,5 +99,7 @@ def rank(evidence: Scores, graph: set[tuple[str, str]], services: set[str]) -> l
     for r in ranked.values():
         below = [ranked[c].total for c in callees.get(r.service, ()) if c in ranked]
         r.score = r.total - DISCOUNT * max(below) if below and r.total > 0 else r.total
+        r.score += attributed[r.service]
+        r.total += attributed[r.service]
         r.evidence.sort(key=lambda e: -e[1])
     return sorted(ranked.values(), key=lambda r: (-r.score, r.service))

@@ -48,28 +48,40 @@ class Request:
     parent_request: int | None  # the caller's request, as an index into the span list
 
 
-def requests(spans: Sequence[Span]) -> list[Request]:
-    """The entry spans of `spans`, with own time and gap."""
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """Each span's parent and its *entry* (the request it belongs to), as indices into the span list."""
+
+    parent: list[int | None]
+    entry: list[int]
+    is_entry: list[bool]
+
+
+def tree(spans: Sequence[Span]) -> Tree:
     by_id = {s.span_id: i for i, s in enumerate(spans)}
     parent = [by_id.get(s.parent_id) if s.parent_id else None for s in spans]
     is_entry = [p is None or spans[p].service != s.service for s, p in zip(spans, parent, strict=True)]
-    entry: list[int | None] = [None] * len(spans)
-
-    def entry_of(i: int) -> int:
+    entry: list[int | None] = [i if e else None for i, e in enumerate(is_entry)]
+    for i in range(len(spans)):
         path = []
-        while entry[i] is None and not is_entry[i]:
-            path.append(i)
-            i = parent[i]  # type: ignore[assignment]
-        root = entry[i] if entry[i] is not None else i
-        entry[i] = root
-        for j in path:
-            entry[j] = root
-        return root
+        j = i
+        while entry[j] is None and len(path) <= len(spans):  # (a malformed parent cycle ends the walk)
+            path.append(j)
+            j = parent[j]  # type: ignore[assignment]  # a non-entry span has a parent
+        root = entry[j] if entry[j] is not None else j
+        for k in path:
+            entry[k] = root
+    return Tree(parent, entry, is_entry)  # type: ignore[arg-type]
 
+
+def requests(spans: Sequence[Span], t: Tree | None = None) -> list[Request]:
+    """The entry spans of `spans`, with own time and gap (a clock-skewed negative gap counts as none)."""
+    t = t or tree(spans)
+    parent, entry, is_entry = t.parent, t.entry, t.is_entry
     out_time = [0.0] * len(spans)
     for i in range(len(spans)):
         if is_entry[i] and parent[i] is not None:
-            out_time[entry_of(parent[i])] += spans[parent[i]].duration
+            out_time[entry[parent[i]]] += spans[parent[i]].duration
     found = []
     for i, s in enumerate(spans):
         if not is_entry[i]:
@@ -84,9 +96,9 @@ def requests(spans: Sequence[Span]) -> list[Request]:
                 duration=s.duration,
                 own=max(0.0, s.duration - out_time[i]),
                 caller=spans[p].service if p is not None else None,
-                gap=spans[p].duration - s.duration if p is not None else None,
+                gap=max(0.0, spans[p].duration - s.duration) if p is not None else None,
                 error=s.error,
-                parent_request=entry_of(p) if p is not None else None,
+                parent_request=entry[p] if p is not None else None,
             )
         )
     return found

@@ -1,0 +1,113 @@
+"""Requests whose pattern of events changed, blamed on the deepest one in each trace.
+
+A request (an entry span, see spans.py) of service S for operation O holds *events*:
+`o:<op>` a local span inside it, `c:<callee>:<op>` a call it made (the callee's entry span), `l:<template>`
+a log line written inside it (joined by span id). The baseline requests of each kind g = (S, O) give a
+profile: n_g requests, k_g(e) of them holding event e. A request of a kind with n_g >= MIN_CALLS is
+*anomalous* when its most surprising event passes TAU (in nats), an event being surprising when
+
+- it appeared:  -log((k + SMOOTH) / (n + 1)) for an event it holds (rare in the profile);
+- it is missing: -log((n - k + SMOOTH) / (n + 1)) for an event most baseline requests hold (k >= n / 2).
+
+A failing service changes its own requests (it stops calling what comes next, logs a new error, skips a
+statement); its callers' requests change too, as they see the failure. Within one trace, only the anomalous
+requests with no anomalous request below them are *blamed*: the deepest divergence is the origin. A
+service's score is the rise of its blamed requests per minute, incident over baseline (log1p of the rates;
+the baseline's blamed requests are found the same way, against the same profile).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from aiops.clusters.telemetry import LogLine, Span
+from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree
+
+TAU = 3.0  # nats: an event rarer than about 1 in 20 baseline requests of its kind
+SMOOTH = 0.5
+
+Event = tuple[str, ...]
+
+
+def events(
+    spans: Sequence[Span], t: Tree, lines: Sequence[LogLine] = (), templates: Sequence[int] = ()
+) -> dict[int, set[Event]]:
+    """Request (its entry span's index) -> the events inside it."""
+    found: dict[int, set[Event]] = defaultdict(set)
+    for i, s in enumerate(spans):
+        if not t.is_entry[i]:
+            found[t.entry[i]].add(("o", s.operation))
+        elif t.parent[i] is not None:
+            found[t.entry[t.parent[i]]].add(("c", s.service, s.operation))  # type: ignore[index]
+    if lines:
+        by_id = {s.span_id: i for i, s in enumerate(spans)}
+        for line, tid in zip(lines, templates, strict=True):
+            i = by_id.get(line.span_id) if line.span_id else None
+            if i is not None:
+                found[t.entry[i]].add(("l", str(tid)))
+    return found
+
+
+def _describe(e: Event) -> str:
+    return {"o": "local span {}", "c": "call to {}: {}", "l": "log template #{}"}[e[0]].format(*e[1:])
+
+
+def scores(
+    reqs: list[Request], found: dict[int, set[Event]], split: float, base_minutes: float, incident_minutes: float
+) -> Scores:
+    kind = {r.index: (r.service, r.operation) for r in reqs}
+    base = [r for r in reqs if r.start < split]
+    n: Counter = Counter(kind[r.index] for r in base)
+    k: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for r in base:
+        k[kind[r.index]].update(found.get(r.index, ()))
+    expected = {g: [e for e, c in counts.items() if c >= n[g] / 2] for g, counts in k.items()}
+
+    def surprise(r: Request) -> tuple[float, str]:
+        g = kind[r.index]
+        ng = n[g]
+        if ng < MIN_CALLS:
+            return 0.0, ""
+        have = found.get(r.index, set())
+        worst, why = 0.0, ""
+        for e in have:
+            s = -math.log((k[g][e] + SMOOTH) / (ng + 1))
+            if s > worst:
+                worst, why = s, f"{r.operation} now has {_describe(e)}"
+        for e in expected.get(g, ()):
+            if e not in have:
+                s = -math.log((ng - k[g][e] + SMOOTH) / (ng + 1))
+                if s > worst:
+                    worst, why = s, f"{r.operation} lost its {_describe(e)}"
+        return worst, why
+
+    anomalous = {}
+    for r in reqs:
+        s, why = surprise(r)
+        if s > TAU:
+            anomalous[r.index] = why
+    parent = {r.index: r.parent_request for r in reqs}
+    below: set[int] = set()  # requests with an anomalous request somewhere under them
+    for i in anomalous:
+        p = parent.get(i)
+        while p is not None and p not in below:
+            below.add(p)
+            p = parent.get(p)
+    blamed: dict[str, Counter] = defaultdict(Counter)
+    example: dict[str, str] = {}
+    for r in reqs:
+        if r.index in anomalous and r.index not in below:
+            window = "base" if r.start < split else "now"
+            blamed[r.service][window] += 1
+            if window == "now":
+                example.setdefault(r.service, anomalous[r.index])
+    result: Scores = {"pattern": {}}
+    for service, counts in blamed.items():
+        b, i = counts["base"] / max(base_minutes, 1e-9), counts["now"] / max(incident_minutes, 1e-9)
+        rise = math.log1p(i) - math.log1p(b)
+        if rise > 0:
+            words = f"requests that diverge first in it: {b:.1f}/min -> {i:.1f}/min, e.g. {example[service]}"
+            result["pattern"][service] = Finding(rise, words)
+    return result
