@@ -1,4 +1,4 @@
-"""The operator's Kubernetes client: configuration and the few calls the controllers, executors and the ingestor make."""
+"""The operator's Kubernetes client: configuration and the calls of the controllers, executors and ingestor."""
 
 from __future__ import annotations
 

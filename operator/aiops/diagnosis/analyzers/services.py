@@ -46,14 +46,17 @@ MODES = {
                 " statement appeared or vanished) and nothing below them changed: read its errors and recent changes."),
     "metrics": ("ResourceAnomaly", "Its pods' resource or request signals moved: check saturation and limits."),
 }  # fmt: skip
+GAP_S = 60.0  # no data for longer than this: a hole in what the backend kept, not a quiet minute
 TRACE_KINDS = ("own", "gap", "lost", "fanout", "failed", "pattern")
 FAILURE_MODES = tuple(mode for mode, _ in MODES.values())
 
 
 def _coverage(times: list[float], lo: float, hi: float) -> float:
-    """Minutes of data actually present between lo and hi (recorded data may cover part of a window)."""
-    inside = [t for t in times if lo <= t < hi]
-    return max((max(inside) - min(inside)) / 60, 1.0) if inside else 1.0
+    """Minutes that hold data between lo and hi: rates are per minute of data, so a backend that kept (or
+    sampled) only some minutes of the window does not dilute them."""
+    inside = sorted(t for t in times if lo <= t < hi)
+    covered = sum(b - a for a, b in zip(inside, inside[1:], strict=False) if b - a <= GAP_S)
+    return max(covered / 60, 1.0)
 
 
 def _scores(

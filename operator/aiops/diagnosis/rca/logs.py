@@ -31,14 +31,19 @@ _VALUE = re.compile(
 _RUN = re.compile(r"<\*>(?:[\s,;:=|/\-]*<\*>)+")
 
 
-def key(message: str) -> str:
+def key(message: str, ids: tuple[str | None, ...] = ()) -> str:
+    """The template key of a message: its own trace and span ids taken out (they say where it was logged,
+    not what), values masked, the first MAX_TOKENS tokens."""
+    for value in ids:
+        if value:
+            message = message.replace(value, "")
     words = message.split(maxsplit=4 * MAX_TOKENS)[: 4 * MAX_TOKENS]  # enough words for MAX_TOKENS after masking
     return " ".join(_RUN.sub("<*>", _VALUE.sub("<*>", " ".join(words))).split()[:MAX_TOKENS])
 
 
 def templates(lines: Sequence[LogLine]) -> list[int]:
     """The template id of each line (equal ids: same template)."""
-    keys = [key(line.message) for line in lines]
+    keys = [key(line.message, (line.trace_id, line.span_id)) for line in lines]
     distinct = list(dict.fromkeys(keys))
     ids = dict(zip(distinct, logtemplates.cluster_ids(distinct), strict=True))
     return [ids[k] for k in keys]
