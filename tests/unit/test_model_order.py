@@ -37,6 +37,13 @@ def test_the_model_breaks_a_near_tie_when_it_cites_the_suspects_evidence():
     assert d.root_cause == "Pod/checkout-1 MemoryGrowth" and d.confidence == 90
 
 
+def test_correlation_never_outranks_proof_on_the_models_word():
+    quota = Suspect(resource="Pod/web-1", failure_mode="QuotaExceeded", score=0.88, reason="quota", evidence=["q"])
+    rollout = ROLLOUT.model_copy(update={"score": 0.8})  # within TIE_BAND, but a correlation, not a proof
+    ranked, overruled = model_order(answer(rollout, ["ro"]), [quota, rollout])
+    assert ranked == [quota, rollout] and "clearly higher" in overruled
+
+
 def test_without_citing_the_suspects_evidence_a_near_tie_is_not_broken():
     ranked, overruled = model_order(answer(NEAR, ["ro"]), [OOM, NEAR])
     assert ranked == [OOM, NEAR] and "without citing" in overruled

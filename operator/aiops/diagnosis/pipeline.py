@@ -34,6 +34,9 @@ MAX_EVIDENCE_IN_STATUS = 30
 SIMILAR_PAST = 3  # past incidents from the history shown to the model
 ANALYZERS_ONLY = "deterministic-analyzers"
 TIE_BAND = 0.1  # suspects scoring this close to the best one are a near tie the model may break
+# The analyzers' score scale (diagnosis/analyzers/__init__.py): direct proof from 0.85, strong correlation
+# from 0.5, weak below. A near tie is within one tier: correlation never outranks proof on a model's word.
+TIERS = (0.85, 0.5)
 # Alert labels that name a workload, most specific first (kube-state-metrics conventions).
 TARGET_LABELS = (
     ("pod", "Pod"),
@@ -148,11 +151,16 @@ def fallback_diagnosis(
     )
 
 
+def tier(score: float) -> int:
+    return sum(score >= floor for floor in TIERS)
+
+
 def model_order(answer: gateway.ModelAnswer, suspects: list[Suspect]) -> tuple[list[Suspect], str | None]:
     """The analyzers' ranking, with the model's first choice moved to the top only when the evidence lets it.
 
-    The model may break a near tie: its first suspect goes first when it is one of the analyzers' suspects
-    scoring within TIE_BAND of the best one and the answer cites at least one evidence item of that suspect.
+    The model may break a near tie: its first suspect goes first when it is one of the analyzers' suspects,
+    in the same tier of the score scale as the best one (TIERS) and within TIE_BAND of it, and the answer
+    cites at least one evidence item of that suspect.
     Otherwise the ranking stands and the second value says why the model's choice was not taken. Suspects the
     model named that no analyzer found follow the analyzers' (they carry no evidence of their own).
     """
@@ -175,7 +183,7 @@ def model_order(answer: gateway.ModelAnswer, suspects: list[Suspect]) -> tuple[l
         )
     if pick is best:
         return suspects + extra, None
-    if best.score - pick.score > TIE_BAND:
+    if best.score - pick.score > TIE_BAND or tier(best.score) != tier(pick.score):
         why = (
             f"the model put {pick.resource} {pick.failure_mode} ({pick.score:.2f}) first, but the evidence ranks "
             f"{best.resource} {best.failure_mode} ({best.score:.2f}) clearly higher"
