@@ -150,7 +150,8 @@ class StatusBuilder(Generic[S]):
         return cond.reason if cond else None
 
     def _wire(self) -> dict[str, Any]:
-        # Only what was stored or written: empty defaults stay off the object, as `omitempty` keeps them in Go.
+        # Only what was stored or written: defaults nobody wrote stay off the object. A writer assigns a
+        # nested object whole (a model's wire() form when it built one), never mutates one in place.
         return self.status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
 
     def changes(self) -> dict[str, Any]:

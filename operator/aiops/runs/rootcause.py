@@ -74,7 +74,7 @@ def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineRes
     incident = ctx.fresh(INCIDENT, incident)
     b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
     resolved = b.status.phase == IncidentPhase.RESOLVED
-    b.status.diagnosis = d
+    b.status.diagnosis = d.wire()
     b.status.diagnosed_at = b.now
     b.status.redaction = result.redaction
     b.status.evidence_gaps = result.evidence_gaps
@@ -138,7 +138,7 @@ def record_run(ctx: Context, run: dict, result: pipeline.PipelineResult) -> None
     b.status.model = d.model
     b.status.endpoint = result.endpoint
     b.status.tokens = {"prompt": result.prompt_tokens, "completion": result.completion_tokens}
-    b.status.result = {"summary": d.root_cause[:8192], "diagnosis": d}
+    b.status.result = {"summary": d.root_cause[:8192], "diagnosis": d.wire()}
     b.status.error = result.llm_error[:4096] if result.llm_error else None
     b.phase(
         RunPhase.FAILED if failed else RunPhase.SUCCEEDED,

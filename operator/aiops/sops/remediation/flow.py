@@ -90,7 +90,7 @@ def follow(
             builder.condition(matched, false, Reason.SOP_INVALID, message, event="Warning")
             return
         builder.condition(matched, true, Reason.MATCHED, why[:1024], event="Normal")
-        status.sop = engine.start(match, sops[match.name], builder.now)
+        status.sop = engine.start(match, sops[match.name], builder.now).wire()
         builder.phase(IncidentPhase.REMEDIATING, f"Following SOP {match.name}")
     sop = status.sop.model_copy(deep=True)  # advance() works on its own copy: the audit diff below needs the old
     if sop.finished_at:
@@ -129,7 +129,7 @@ def follow(
     for type_, reason, message in progress.events:
         builder.emit(type_, reason, message[:1024])
         builder.record(reason, message[:1024])
-    status.sop = progress.sop
+    status.sop = progress.sop.wire()  # as the engine built it: every list it filled, even empty
     if progress.outcome == "resolved":
         builder.phase(IncidentPhase.RESOLVED, f"SOP {sop.name} completed")
         status.resolved_at = builder.now
