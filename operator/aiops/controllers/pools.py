@@ -82,7 +82,7 @@ async def execute_on_pool(body: kopf.Body, run_analysis: Callable[[dict, Setting
             if cfg.models
             else f'spec.inference.pool: no model "{pool}" in the catalogue (known: none; set AIOPS_MODEL_CATALOGUE)'
         )
-        await _call(fail_run, run, message, now_utc(), kopf_emitter)
+        await _call(fail_run, _context(), run, message)
         return
     key = _key(run)
     try:
@@ -93,7 +93,7 @@ async def execute_on_pool(body: kopf.Body, run_analysis: Callable[[dict, Setting
         try:
             model = await _call(pools.gateway_config, pool, entry, cfg.namespace, cfg.llm)
         except ValueError as exc:
-            await _call(fail_run, _fresh(run), str(exc), now_utc(), kopf_emitter)
+            await _call(fail_run, _context(), _fresh(run), str(exc))
             return
         # Execution sees the pool as the operator's model; spec.inference.pool is handled here.
         target = copy.deepcopy(_fresh(run))
