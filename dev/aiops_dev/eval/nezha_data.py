@@ -13,14 +13,12 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiops.clusters.telemetry import MAX_LOG_LINES, MAX_SPANS, Fetched, LogLine, Span
-
-POD_NAME = re.compile(r"^(?P<service>[a-z0-9-]+?)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
+from aiops.diagnosis.rca.metrics import workload_of as service_of  # a pod counts for its workload
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,6 @@ class PodSeries:
     pod: str
     times: list[int] = field(default_factory=list)  # unix seconds, whole minutes, ascending
     columns: dict[str, list[float]] = field(default_factory=dict)
-
-
-def service_of(pod: str) -> str:
-    """A Deployment's pod is `<deployment>-<replicaset hash>-<pod hash>`."""
-    m = POD_NAME.match(pod)
-    return m.group("service") if m else pod
 
 
 def system_root(data: Path, system: System) -> Path:

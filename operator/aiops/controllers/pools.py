@@ -53,14 +53,9 @@ def _context() -> Context:
     return Context(kube.API, settings.current(), now_utc, kopf_emitter)
 
 
-def _fresh(run: dict) -> dict:
-    meta = run["metadata"]
-    return kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"]) or dict(run)
-
-
 def _write(run: dict, build: Callable[[StatusBuilder[AnalysisRunStatus]], None]) -> dict:
     """Builds on the stored status and writes only what changed; the fresh object."""
-    run = _fresh(run)
+    run = _context().fresh(ANALYSIS_RUN, run)
     b = StatusBuilder(ANALYSIS_RUN, run, now_utc(), kopf_emitter(run))
     build(b)
     return write(kube.API, b, run)
@@ -93,10 +88,10 @@ async def execute_on_pool(body: kopf.Body, run_analysis: Callable[[dict, Setting
         try:
             model = await _call(pools.gateway_config, pool, entry, cfg.namespace, cfg.llm)
         except ValueError as exc:
-            await _call(fail_run, _context(), _fresh(run), str(exc))
+            await _call(fail_run, _context(), _context().fresh(ANALYSIS_RUN, run), str(exc))
             return
         # Execution sees the pool as the operator's model; spec.inference.pool is handled here.
-        target = copy.deepcopy(_fresh(run))
+        target = copy.deepcopy(_context().fresh(ANALYSIS_RUN, run))
         target["spec"]["inference"].pop("pool", None)
         await run_analysis(target, _with_model(cfg, model))
     finally:
@@ -152,7 +147,7 @@ async def _wait_for_pool(run: dict, pool: str, entry: ModelEntry, cfg: Settings)
         deployment = await _call(pools.ensure, pool, entry, ns, now_utc())
     except ApiException as exc:
         message = f"cannot create pool {ns}/{name}: {exc.status} {exc.reason}"
-        await _call(fail_run, _context(), _fresh(run), message)
+        await _call(fail_run, _context(), _context().fresh(ANALYSIS_RUN, run), message)
         return False
     url = pools.endpoint(pool, entry, ns)
 
@@ -198,7 +193,7 @@ def _give_up(run: dict, pool: str, ns: str, reason: str, message: str) -> None:
         b.condition(ConditionType.MODEL_READY, ConditionStatus.FALSE, reason, message, event="Warning")
 
     _write(run, model_not_ready)
-    fail_run(_context(), _fresh(run), message)
+    fail_run(_context(), _context().fresh(ANALYSIS_RUN, run), message)
     if pools.SCHEDULER.release(pool, _key(run)) == 0 and not pools.SCHEDULER.active(pool):
         pools.scale_to_zero(pool, ns, now, f"run {_key(run)} gave up ({reason}) and no other run uses it")
 

@@ -203,10 +203,6 @@ class ApiServer:
         except ApiException as exc:
             log.warning("Event %s on %s %s not posted: %s", reason, kind.kind, meta["name"], exc)
 
-    def emitter(self, kind: Kind, obj: dict[str, Any]):
-        """emit(type, reason, message) posting Events on `obj`."""
-        return lambda type_, reason, message: self.event(kind, obj, type_, str(reason), message)
-
 
 API = ApiServer()
 get = API.get

@@ -7,6 +7,7 @@ The bundle lives in memory only; status gets the evidence summaries and ranked s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from aiops.clusters.telemetry import LogLine, Span
 
 Obj = dict[str, Any]
 Series = list[tuple[float, float]]  # (unix seconds, value)
+POD_LABEL = re.compile(r"(?:^|,)pod=([^,]+)")  # the pod in a metric series' label string
 
 
 @dataclass

@@ -26,12 +26,10 @@ target's own templates already named gets none: the same movement would be count
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from aiops.diagnosis.analyzers.common import finding, item
-from aiops.diagnosis.evidence import EvidenceBundle, Finding, Series
+from aiops.diagnosis.evidence import POD_LABEL, EvidenceBundle, Finding, Series
 
 Z_THRESHOLD = 3.5
 SCORE_MIN, SCORE_MAX = 0.3, 0.7
@@ -91,7 +89,6 @@ NEIGHBOUR_FIX = (
     " before the target's; a dependency that slows down or fails shows up as the target's symptom."
 )
 FAILURE_MODES = tuple(mode for mode, _, _, _ in TEMPLATES.values()) + (NEIGHBOUR_MODE,)
-POD_LABEL = re.compile(r"(?:^|,)pod=([^,]+)")
 
 
 def robust_z(

@@ -15,11 +15,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from aiops.diagnosis.evidence import Series
+from aiops.diagnosis.evidence import POD_LABEL, Series
 from aiops.diagnosis.rca.spans import Finding, Scores
 
 TOP_K = 4
-POD = re.compile(r"(?:^|,)pod=([^,]+)")
 # A Deployment's pod is <name>-<pod-template-hash>-<5 characters>; a StatefulSet's <name>-<ordinal>.
 _WORKLOAD = re.compile(r"^(?P<name>[a-z0-9-]+?)(?:-[a-z0-9]{6,10}-[a-z0-9]{5}|-\d+)$")
 
@@ -54,7 +53,7 @@ def scores(
     by_service: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for template in templates:
         for label, points in metrics.get(template, {}).items():
-            pod = POD.search(label)
+            pod = POD_LABEL.search(label)
             if pod is None:
                 continue
             score = series_score(points, split, start, end)
