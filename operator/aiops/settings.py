@@ -31,6 +31,9 @@
 | AIOPS_MODEL_CATALOGUE | YAML file of the models runs may name in spec.inference.pool (aiops.inference.catalogue) |
 | AIOPS_MODEL_WAIT_S | how long a run waits for its pool to become ready, default 900 |
 | AIOPS_POOL_SWEEP_INTERVAL_S | seconds between checks for idle pools and expired runs, default 30 |
+| AIOPS_CORRELATION_INTERVAL_S | seconds between fleet correlation passes over the hub's Incidents, 15; 0 = off |
+| AIOPS_CORRELATION_WINDOW_S | Incidents detected this close together may share a cause, default 1800 |
+| AIOPS_NOTIFY_CONFIG | YAML file of the notification channels and routes (aiops.notify.config); unset = none sent |
 | AIOPS_RUN_TTL_S | finished AnalysisRuns no Incident owns are deleted this long after, default 86400; 0 = never |
 """
 
@@ -67,6 +70,9 @@ class Settings:
     model_wait_s: int = 900
     pool_sweep_interval_s: int = 30
     run_ttl_s: int = 86400  # 0: finished runs are kept
+    notify_config: str | None = None  # path of the notifications configuration; None: no notifications
+    correlation_interval_s: int = 15  # 0: no fleet correlation
+    correlation_window_s: int = 1800
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         model_wait_s=_positive(env, "AIOPS_MODEL_WAIT_S", 900),
         pool_sweep_interval_s=_positive(env, "AIOPS_POOL_SWEEP_INTERVAL_S", 30),
         run_ttl_s=max(_int(env, "AIOPS_RUN_TTL_S", 86400), 0),
+        correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
+        correlation_window_s=_positive(env, "AIOPS_CORRELATION_WINDOW_S", 1800),
+        notify_config=env.get("AIOPS_NOTIFY_CONFIG") or None,
     )
 
 

@@ -17,6 +17,8 @@ class ConditionType(StrEnum):
     APPROVALS_VALID = "ApprovalsValid"
     FEEDBACK = "Feedback"
     ALERT_FIRING = "AlertFiring"
+    CORRELATED = "Correlated"  # a child: folded into a fleet-wide parent
+    NOTIFIED = "Notified"
     # AnalysisRun
     SCHEDULED = "Scheduled"
     MODEL_READY = "ModelReady"
@@ -49,6 +51,10 @@ class Reason(StrEnum):
     DIAGNOSIS_INCORRECT = "DiagnosisIncorrect"
     RESOLVED = "Resolved"
     RESOLVED_DURING_REMEDIATION = "ResolvedDuringRemediation"
+    SHARED_CAUSE = "SharedCause"
+    DELIVERED = "Delivered"
+    DELIVERY_PENDING = "DeliveryPending"
+    DELIVERY_FAILED = "DeliveryFailed"
     # AnalysisRun
     NO_MODEL_CONFIGURED = "NoModelConfigured"
     INVALID_ANSWER = "InvalidAnswer"

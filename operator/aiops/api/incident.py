@@ -36,6 +36,7 @@ class IncidentSource(StrEnum):
     MANUAL = "manual"
     ALERTMANAGER = "alertmanager"
     ANOMALY = "anomaly"
+    CORRELATION = "correlation"  # a fleet-wide parent the operator opened over Incidents sharing a cause
 
 
 class TargetKind(StrEnum):
@@ -142,11 +143,16 @@ class IncidentSpec(Model):
     sop_ref: LocalObjectReference | None = Field(default=None, description="SOP in the same namespace; skips matching.")
     approvals: list[Approval] = Field(default_factory=list, max_length=100)
     feedback: Feedback | None = None
+    shared_cause: Cause | None = Field(
+        default=None, description="On a fleet-wide parent (source: correlation): the cause its children share."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> IncidentSpec:
         if self.source == IncidentSource.ALERTMANAGER and not (self.alert and self.alert.fingerprint):
             raise ValueError("alert.fingerprint is required when source is alertmanager")
+        if (self.source == IncidentSource.CORRELATION) != (self.shared_cause is not None):
+            raise ValueError("sharedCause is set exactly when source is correlation (the operator opens those)")
         steps = [a.step for a in self.approvals]
         dup = sorted({s for s in steps if steps.count(s) > 1})
         if dup:
@@ -171,6 +177,20 @@ class EvidenceItem(Model):
     summary: str = Field(max_length=2048)
 
 
+class CauseKind(StrEnum):
+    IMAGE = "image"  # a container image, by digest where known, else by reference with its tag
+    DEPENDENCY = "dependency"  # a host name the workload depends on: DNS name, certificate name, registry
+    NODE_IMAGE = "nodeImage"  # the node's OS image and kubelet version
+    GPU_DRIVER = "gpuDriver"
+
+
+class Cause(Model):
+    """Something a suspect's failure hangs on, stated so that Incidents on other clusters can be matched on it."""
+
+    kind: CauseKind
+    value: str = Field(min_length=1, max_length=512)
+
+
 class Suspect(Model):
     """A ranked candidate root cause from an analyzer (or the model)."""
 
@@ -180,6 +200,7 @@ class Suspect(Model):
     reason: str = Field(max_length=2048)
     evidence: list[str] = Field(default_factory=list, max_length=50)
     mitigation: str | None = Field(default=None, max_length=2048)
+    causes: list[Cause] = Field(default_factory=list, max_length=10)
 
 
 class Diagnosis(Model):
@@ -231,6 +252,36 @@ class MatchedSOP(Model):
     audit: list[AuditEntry] = Field(default_factory=list, max_length=100)
 
 
+class IncidentReference(Model):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+
+
+class ChildIncident(IncidentReference):
+    """One Incident a fleet-wide parent stands for."""
+
+    cluster: str = Field(max_length=253, description="its ManagedCluster, or 'local'")
+    root_cause: str | None = Field(default=None, max_length=1024)
+    detected_at: datetime | None = None
+
+
+class NotificationState(StrEnum):
+    PENDING = "Pending"
+    SENT = "Sent"
+    DEAD = "Dead"  # given up: listed by `aiops notifications --dead`
+
+
+class NotificationStatus(Model):
+    """The last delivery outcome of one stage's notice on one channel."""
+
+    channel: str = Field(min_length=1, max_length=63)
+    stage: str = Field(min_length=1, max_length=32)
+    state: NotificationState
+    attempts: int = Field(default=0, ge=0)
+    error: str | None = Field(default=None, max_length=512)
+    at: datetime | None = None
+
+
 class IncidentStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
@@ -244,6 +295,12 @@ class IncidentStatus(Status):
     detected_at: datetime | None = None
     diagnosed_at: datetime | None = None
     resolved_at: datetime | None = None
+    parent_ref: IncidentReference | None = Field(
+        default=None, description="The fleet-wide parent this Incident was folded into; it notifies for both."
+    )
+    children: list[ChildIncident] = Field(default_factory=list, max_length=200, description="On a parent only.")
+    clusters: list[str] = Field(default_factory=list, max_length=200, description="On a parent: the affected clusters.")
+    notifications: list[NotificationStatus] = Field(default_factory=list, max_length=40)
 
 
 INCIDENT = Kind(

@@ -1,3 +1,11 @@
 """kopf handlers, one module per kind. Importing this package registers them."""
 
-from aiops.controllers import analysisrun, incident, managedcluster, pools, remediation, sop  # noqa: F401
+from aiops.controllers import (  # noqa: F401
+    analysisrun,
+    correlation,
+    incident,
+    managedcluster,
+    pools,
+    remediation,
+    sop,
+)

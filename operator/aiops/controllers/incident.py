@@ -14,7 +14,7 @@ from aiops.api import ANALYSIS_RUN, INCIDENT, MANAGED_CLUSTER, SOP
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, InferenceSettings
 from aiops.api.common import ConditionStatus, LocalObjectReference
 from aiops.api.conditions import ConditionType, Reason
-from aiops.api.incident import IncidentPhase, IncidentSpec, IncidentStatus
+from aiops.api.incident import IncidentPhase, IncidentSource, IncidentSpec, IncidentStatus
 from aiops.controllers.common import MissingReference, reconciler, validated
 from aiops.core import events, kube
 from aiops.core.events import EventType
@@ -101,7 +101,7 @@ def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder)
 @reconciler(INCIDENT)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[IncidentStatus]) -> None:
     status = builder.status
-    if status.phase is None:
+    if status.phase is None and (body.get("spec") or {}).get("source") != IncidentSource.CORRELATION:
         builder.phase(IncidentPhase.NEW, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
         spec = body.get("spec") or {}
         events.publish(
@@ -121,6 +121,10 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[Inciden
 
     if spec.feedback:
         record_feedback(body, spec, builder)
+    if spec.source == IncidentSource.CORRELATION:
+        # A fleet-wide parent: its children's analyses hold the evidence; controllers/correlation.py writes it.
+        builder.apply(patch)
+        return
     run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
     run_name = run["metadata"]["name"]
     status.analysis_run_ref = {"name": run_name}

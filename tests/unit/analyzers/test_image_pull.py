@@ -80,3 +80,11 @@ def test_running_pods_and_unrelated_events_give_nothing():
     other = event("Pod", POD, "Failed", "Error: failed to start container")
     assert image_pull.analyze(bundle(pods=[pod()], events=[other])) == []
     assert image_pull.analyze(bundle()) == []
+
+
+def test_the_image_and_its_registry_are_the_causes():
+    p = pulling("ErrImagePull", f'failed to pull and unpack image "{IMG}": 403 Forbidden')
+    [f] = image_pull.analyze(bundle(pods=[p]))
+    assert [(c.kind, c.value) for c in f.suspect.causes] == [("image", IMG), ("dependency", "registry.example.com")]
+    [f] = image_pull.analyze(bundle(pods=[pulling("ErrImagePull", "manifest unknown", image="nginx:1.27")]))
+    assert f.suspect.causes[1].value == "docker.io"

@@ -48,3 +48,15 @@ def test_expired_certificates_are_counted_once_by_certificates():
 
 def test_clean_and_empty_logs_give_nothing():
     assert log_signatures.analyze(bundle(logs={"a/app": ["GET /healthz 200", ""], "b/app": []})) == []
+
+
+def test_the_host_a_failing_line_names_is_a_dependency_cause():
+    logs = {"checkout-a/app": [DNS[0]], "checkout-b/app": ["getaddrinfo ENOTFOUND api.payments.example.com"]}
+    [dns] = log_signatures.analyze(bundle(logs=logs))
+    assert sorted(c.value for c in dns.suspect.causes) == [
+        "api.payments.example.com",
+        "postgres.shop.svc.cluster.local",
+    ]
+    assert {c.kind for c in dns.suspect.causes} == {"dependency"}
+    [refused] = log_signatures.analyze(bundle(logs={"checkout-a/app": [REFUSED]}))
+    assert refused.suspect.causes == []  # an IP and port name no host to share

@@ -36,3 +36,15 @@ def test_healthy_node_and_missing_status_give_nothing():
     bare = node_obj("node-c")
     del bare["status"]
     assert node.analyze(bundle(pods=[pod(node="node-a"), pod("p2", node="node-c")], nodes=[node_obj(), bare])) == []
+
+
+def test_a_sick_node_claims_its_os_image_and_gpu_driver():
+    sick = node_obj("node-a", Ready=("False", "KubeletNotReady", "PLEG is not healthy"))
+    sick["status"]["nodeInfo"]["osImage"] = "Ubuntu 22.04.4 LTS"
+    sick["metadata"]["labels"] |= {"nvidia.com/cuda.driver.major": "550", "nvidia.com/cuda.driver.minor": "54",
+                                   "nvidia.com/cuda.driver.rev": "15"}  # fmt: skip
+    [f] = node.analyze(bundle(pods=[pod(node="node-a")], nodes=[sick]))
+    assert [(c.kind, c.value) for c in f.suspect.causes] == [
+        ("nodeImage", "Ubuntu 22.04.4 LTS; kubelet v1.29.4"),
+        ("gpuDriver", "550.54.15"),
+    ]

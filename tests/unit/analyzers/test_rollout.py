@@ -89,3 +89,22 @@ def test_replicasets_of_other_deployments_and_no_deployment_give_nothing():
     other = replicaset(2, created=3, deployment="payments")
     assert rollout.analyze(bundle(deployments=[deployment()], replicasets=[other])) == []
     assert rollout.analyze(bundle(replicasets=history(2))) == []
+
+
+def test_the_images_a_rollout_brought_in_are_its_causes_by_digest_where_its_pods_report_one():
+    old, new = history(new_created=2)
+    b = bundle(deployments=[deployment(revision=7)], replicasets=[old, new], events=[crash_event(first=5)])
+    [f] = rollout.analyze(b)
+    assert [(c.kind, c.value) for c in f.suspect.causes] == [("image", NEW_IMAGE)]
+    new_pod = pod(rs=new["metadata"]["name"], statuses=[status(image=NEW_IMAGE)])
+    b.pods = [new_pod]
+    [f] = rollout.analyze(b)
+    assert [c.value for c in f.suspect.causes] == [f"registry.example.com/shop/checkout@sha256:{'c0' * 32}"]
+
+
+def test_a_rollout_that_kept_its_image_claims_no_image():
+    old = replicaset(6, created=-3000, containers=[container()])
+    new = replicaset(7, created=2, containers=[container(memory="128Mi")])
+    b = bundle(deployments=[deployment(revision=7)], replicasets=[old, new], events=[crash_event(first=5)])
+    [f] = rollout.analyze(b)
+    assert f.suspect.causes == []

@@ -7,7 +7,16 @@ import re
 from datetime import timedelta
 
 from aiops.core.status import parse_time
-from aiops.diagnosis.analyzers.common import finding, item, log_item, name, plural, scan_logs, workload_resource
+from aiops.diagnosis.analyzers.common import (
+    dependency_cause,
+    finding,
+    item,
+    log_item,
+    name,
+    plural,
+    scan_logs,
+    workload_resource,
+)
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
 
 FAILURE_MODES = ("CertificateExpired", "CertificateNotReady", "CertificateExpiringSoon", "TLSCertificateExpired")
@@ -74,6 +83,7 @@ def _certificates(bundle: EvidenceBundle) -> list[Finding]:
                 f"Certificate {cert_name} is {state}.",
                 fix,
                 [item("kubernetes", summary, "cert", cert_name)],
+                [dependency_cause(n) for n in spec.get("dnsNames") or []],
             )
         )
     return findings

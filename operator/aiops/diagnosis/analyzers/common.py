@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from aiops.api.incident import EvidenceItem, EvidenceSource, Suspect
+from aiops.api.incident import Cause, CauseKind, EvidenceItem, EvidenceSource, Suspect
 from aiops.diagnosis.evidence import EvidenceBundle, Finding, Obj
 
 ID_MAX = 64
@@ -34,7 +34,13 @@ def item(source: EvidenceSource | str, summary: str, *id_parts: str) -> Evidence
 
 
 def finding(
-    resource: str, failure_mode: str, score: float, reason: str, mitigation: str, evidence: list[EvidenceItem]
+    resource: str,
+    failure_mode: str,
+    score: float,
+    reason: str,
+    mitigation: str,
+    evidence: list[EvidenceItem],
+    causes: Iterable[Cause] = (),
 ) -> Finding:
     """A Finding whose suspect cites its own evidence (at least one item, as the diagnosis must cite)."""
     if not evidence:
@@ -47,8 +53,30 @@ def finding(
         reason=clip(reason),
         evidence=[e.id for e in evidence],
         mitigation=clip(mitigation),
+        causes=list({(c.kind, c.value): c for c in causes}.values())[:10],
     )
     return Finding(suspect=suspect, evidence=evidence)
+
+
+def image_cause(image: str, image_id: str | None = None) -> Cause:
+    """The image by digest when the kubelet reported one (the same tag may name other bytes elsewhere)."""
+    digest = (image_id or "").rpartition("@")[2]
+    if digest.startswith("sha256:"):
+        repository = image.split("@")[0]
+        if ":" in repository.rsplit("/", 1)[-1]:  # a tag, not a registry port
+            repository = repository.rsplit(":", 1)[0]
+        return Cause(kind=CauseKind.IMAGE, value=f"{repository}@{digest}")
+    return Cause(kind=CauseKind.IMAGE, value=image)
+
+
+def registry_host(image: str) -> str:
+    """The registry an image reference pulls from (Docker Hub when its first part is not a host)."""
+    first, sep, _ = image.partition("/")
+    return first if sep and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def dependency_cause(host: str) -> Cause:
+    return Cause(kind=CauseKind.DEPENDENCY, value=host.lower().rstrip("."))
 
 
 def name(obj: Obj) -> str:

@@ -7,11 +7,14 @@ import re
 
 from aiops.diagnosis.analyzers.common import (
     container_statuses,
+    dependency_cause,
     event_item,
     events_for,
     finding,
+    image_cause,
     item,
     name,
+    registry_host,
     workload_resource,
 )
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
@@ -104,6 +107,7 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
                 f"{len(pods)} pod(s) cannot pull {image}: {DESCRIPTIONS[mode]}.",
                 _mitigation(mode, image),
                 evidence,
+                [image_cause(image), dependency_cause(registry_host(image))],
             )
         )
     return findings

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from aiops.diagnosis.analyzers.certificates import LOG_EXPIRY
-from aiops.diagnosis.analyzers.common import finding, log_item, plural, scan_logs, workload_resource
+from aiops.diagnosis.analyzers.common import dependency_cause, finding, log_item, plural, scan_logs, workload_resource
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
 
 FAILURE_MODES = ("DNSResolutionFailure", "TLSError", "ConnectionRefused")
@@ -20,7 +20,8 @@ SIGNATURES: dict[str, tuple[re.Pattern[str], float, str]] = {
     "DNSResolutionFailure": (
         re.compile(
             r"no such host|Temporary failure in name resolution|NXDOMAIN|Name or service not known|"
-            r"server misbehaving|:53\b.*i/o timeout|i/o timeout.*:53\b",
+            r"server misbehaving|:53\b.*i/o timeout|i/o timeout.*:53\b|ENOTFOUND|Could not resolve host|"
+            r"UnknownHostException",
             re.I,
         ),
         0.6,
@@ -46,6 +47,14 @@ SIGNATURES: dict[str, tuple[re.Pattern[str], float, str]] = {
 }
 
 
+# The peer a failing line names, in the wordings of Go, glibc, Node, curl and Java resolvers and TLS stacks.
+HOST = re.compile(
+    r"(?:lookup|ENOTFOUND|resolve host:?|resolve '|UnknownHostException:|certificate is valid for [^,]+, not)"
+    r"\s*([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)",
+    re.I,
+)
+
+
 def classify(line: str) -> str | None:
     if LOG_EXPIRY.search(line):
         return None
@@ -65,6 +74,7 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
                 f"{plural(total, 'log line')} in {plural(len(hits), 'container')} match {mode}; first: {hits[0].first}",
                 fix,
                 [log_item(f"log-{mode}", h, f"match {mode}") for h in hits],
+                [dependency_cause(host) for h in hits for host in HOST.findall(h.first)],
             )
         )
     return findings

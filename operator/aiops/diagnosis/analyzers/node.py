@@ -3,6 +3,7 @@ conditions (memory, disk, PIDs) or a node without a network."""
 
 from __future__ import annotations
 
+from aiops.api.incident import Cause, CauseKind
 from aiops.diagnosis.analyzers.common import finding, item, name, plural
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
 
@@ -31,6 +32,8 @@ PROBLEMS = {
         "The CNI has not configured {node}: check the CNI daemonset pod on that node and its logs.",
     ),
 }
+# NVIDIA GPU feature discovery's driver version labels, major to revision.
+DRIVER_LABELS = ("nvidia.com/cuda.driver.major", "nvidia.com/cuda.driver.minor", "nvidia.com/cuda.driver.rev")
 NOT_READY_FIX = (
     "Check the kubelet and container runtime on {node} (systemctl status kubelet, journalctl -u kubelet);"
     " cordon and drain it so its pods are rescheduled if it does not recover."
@@ -72,6 +75,22 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
                     f"Node {node_name} has {kind}={status} ({condition.get('reason', '?')}).{hosting}",
                     fix.format(node=node_name),
                     [item("kubernetes", summary, "node", node_name, kind)],
+                    node_causes(node),
                 )
             )
     return findings
+
+
+def node_causes(node: dict) -> list[Cause]:
+    """The node's OS image with its kubelet, and its GPU driver where GPU feature discovery labels it: what
+    nodes of one image or driver failing on several clusters at once would share."""
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    causes = []
+    if info.get("osImage"):
+        value = f"{info['osImage']}; kubelet {info.get('kubeletVersion', '?')}"
+        causes.append(Cause(kind=CauseKind.NODE_IMAGE, value=value[:512]))
+    labels = node["metadata"].get("labels") or {}
+    driver = ".".join(labels[k] for k in DRIVER_LABELS if k in labels)
+    if driver:
+        causes.append(Cause(kind=CauseKind.GPU_DRIVER, value=driver))
+    return causes

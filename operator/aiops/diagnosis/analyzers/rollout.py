@@ -7,8 +7,17 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from aiops.api.incident import Cause
 from aiops.core.status import parse_time
-from aiops.diagnosis.analyzers.common import clip, container_statuses, event_time, finding, item, name
+from aiops.diagnosis.analyzers.common import (
+    clip,
+    container_statuses,
+    event_time,
+    finding,
+    image_cause,
+    item,
+    name,
+)
 from aiops.diagnosis.evidence import EvidenceBundle, Finding, Obj
 
 FAILURE_MODES = ("RecentRollout",)
@@ -54,8 +63,23 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
             score, timing = SCORE_WINDOW_ONLY, "within the incident window (no failure time known)"
         else:
             continue
-        findings.append(_finding(dep, newest, history[-2] if len(history) > 1 else None, score, timing))
+        old = history[-2] if len(history) > 1 else None
+        findings.append(_finding(dep, newest, old, score, timing, _new_images(bundle, newest, old)))
     return findings
+
+
+def _new_images(bundle: EvidenceBundle, new: Obj, old: Obj | None) -> list[Cause]:
+    """The images the rollout brought in (not those it kept), by digest where its pods report one: what a
+    rollout of the same image on another cluster would share with this one."""
+    kept = set(_images(old)) if old else set()
+    template_hash = (new["metadata"].get("labels") or {}).get(HASH_LABEL)
+    digests = {
+        status.get("image"): status.get("imageID")
+        for pod in bundle.pods
+        if template_hash and (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == template_hash
+        for status in container_statuses(pod)
+    }
+    return [image_cause(image, digests.get(image)) for image in _images(new) if image not in kept]
 
 
 def first_failure(bundle: EvidenceBundle) -> datetime | None:
@@ -71,7 +95,7 @@ def first_failure(bundle: EvidenceBundle) -> datetime | None:
     return min(inside, default=None)
 
 
-def _finding(dep: str, new: Obj, old: Obj | None, score: float, timing: str) -> Finding:
+def _finding(dep: str, new: Obj, old: Obj | None, score: float, timing: str, causes: list[Cause]) -> Finding:
     revision = _revision(new)
     changes = template_diff(old, new) if old else []
     evidence = [
@@ -112,6 +136,7 @@ def _finding(dep: str, new: Obj, old: Obj | None, score: float, timing: str) -> 
         f"Deployment {dep} rolled out revision {revision} {timing}: {what}.",
         fix,
         evidence,
+        causes,
     )
 
 
