@@ -123,3 +123,19 @@ def namespace(kubectl, request) -> str:
     yield name
     # Without a namespace controller (local control plane) this only marks it Terminating.
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL for the session (tests that stop it start it again)."""
+    from support.servers import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dsn(postgres) -> str:
+    """A fresh database for each test."""
+    return postgres.database()

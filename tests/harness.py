@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -160,3 +161,35 @@ def checkout_incident(name: str, **spec: Any) -> dict:
     incident = cases.load("checkout-oomkilled").incident_manifest(name=name)
     incident["spec"].update({"severity": "critical", **spec})
     return incident
+
+
+OPERATOR_NS = "aiops-system"  # the operator's default namespace: kubeconfig Secrets without a namespace live here
+
+
+def kubeconfig_for_secret(path: str | Path, token: str | None = None) -> bytes:
+    """The kubeconfig with its CA inlined (as a Secret would carry it), optionally with another token."""
+    data = yaml.safe_load(Path(path).read_text())
+    cluster = data["clusters"][0]["cluster"]
+    if ca := cluster.pop("certificate-authority", None):
+        cluster["certificate-authority-data"] = base64.b64encode(Path(ca).read_bytes()).decode()
+    if token is not None:
+        data["users"][0]["user"]["token"] = token
+    return yaml.safe_dump(data).encode()
+
+
+def put_secret(kubectl, name: str, data: dict[str, bytes]) -> None:
+    kubectl("create", "namespace", OPERATOR_NS, check=False)
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": OPERATOR_NS},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+    )
+
+
+def managed_cluster(name: str, secret: str | None = None, **spec) -> dict:
+    if secret:
+        spec["kubeconfigSecretRef"] = {"name": secret, "key": "kubeconfig"}
+    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "ManagedCluster", "metadata": {"name": name}, "spec": spec}

@@ -11,6 +11,7 @@ import yaml
 
 from aiops.api import KINDS
 from aiops.inference import catalogue
+from aiops.notify import config as notify_config
 from harness import REPO
 
 CHART = REPO / "charts" / "aiops-operator"
@@ -26,6 +27,9 @@ COMBINATIONS = {
         "--set", "prometheus.url=http://prometheus.monitoring.svc:9090,watchNamespaces={shop,payments}",
         "--set", "webhook.enabled=true,webhook.tokenSecret.name=am-token,webhook.tlsSecret=am-tls",
         "--set", "history.postgresDSNSecret.name=pg,events.redisURLSecret.name=redis",
+        "--set-json", 'notifications.config={"channels":[{"type":"webhook","name":"pager","url":{"env":"PAGER_URL"}}],'
+                      '"default":["pager"]}',
+        "--set", "notifications.secretName=notify-secrets",
     ],
     "existing-serviceaccount": ["--set", "serviceAccount.create=false,serviceAccount.name=ops,rbac.create=false"],
 }  # fmt: skip
@@ -116,6 +120,19 @@ def test_the_model_catalogue_reaches_the_operator_as_it_reads_it(tmp_path):
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
     [c] = deploy["spec"]["template"]["spec"]["containers"]
     assert {"name": "AIOPS_MODEL_CATALOGUE", "value": "/etc/aiops/catalogue/catalogue.yaml"} in c["env"]
+
+
+def test_notifications_reach_the_operator_as_it_reads_them():
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", *COMBINATIONS["everything-on"])) if d]
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-notify")]
+    parsed = notify_config.parse(yaml.safe_load(cm["data"]["notify.yaml"]), "the chart's ConfigMap")
+    assert [c.name for c in parsed.channels] == ["pager"]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert {"name": "AIOPS_NOTIFY_CONFIG", "value": "/etc/aiops/notify/notify.yaml"} in c["env"]
+    assert c["envFrom"] == [{"secretRef": {"name": "notify-secrets"}}]
+    no_outbox = helm("template", "aiops", str(CHART), "--set-json", 'notifications.config={"default":[]}', check=False)
+    assert no_outbox.returncode != 0 and "history.postgresDSNSecret" in no_outbox.stderr
 
 
 def test_webhook_history_and_events_come_from_secrets():

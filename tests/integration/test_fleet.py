@@ -8,7 +8,6 @@ conditions without a hot loop.
 
 from __future__ import annotations
 
-import base64
 import http.server
 import threading
 from pathlib import Path
@@ -21,40 +20,10 @@ from aiops.clusters.probe import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from aiops_dev.controlplane import ControlPlane, free_port
 from aiops_dev.eval import cases
 from aiops_dev.eval.workloads import Writer
-from harness import condition, phase, ready_reason
+from harness import OPERATOR_NS, condition, kubeconfig_for_secret, managed_cluster, phase, put_secret, ready_reason
 
-OPERATOR_NS = "aiops-system"  # the operator's default namespace: kubeconfig Secrets without a namespace live here
 PROBE = {"AIOPS_CLUSTER_PROBE_INTERVAL_S": "2"}
 H100 = "NVIDIA-H100-80GB-HBM3"
-
-
-def kubeconfig_for_secret(path: str | Path, token: str | None = None) -> bytes:
-    """The kubeconfig with its CA inlined (as a Secret would carry it), optionally with another token."""
-    data = yaml.safe_load(Path(path).read_text())
-    cluster = data["clusters"][0]["cluster"]
-    if ca := cluster.pop("certificate-authority", None):
-        cluster["certificate-authority-data"] = base64.b64encode(Path(ca).read_bytes()).decode()
-    if token is not None:
-        data["users"][0]["user"]["token"] = token
-    return yaml.safe_dump(data).encode()
-
-
-def put_secret(kubectl, name: str, data: dict[str, bytes]) -> None:
-    kubectl("create", "namespace", OPERATOR_NS, check=False)
-    kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": OPERATOR_NS},
-            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-        }
-    )
-
-
-def managed_cluster(name: str, secret: str | None = None, **spec) -> dict:
-    if secret:
-        spec["kubeconfigSecretRef"] = {"name": secret, "key": "kubeconfig"}
-    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "ManagedCluster", "metadata": {"name": name}, "spec": spec}
 
 
 def cluster_events(kubectl, name: str) -> list[dict]:

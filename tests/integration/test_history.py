@@ -18,14 +18,7 @@ from aiops.stores import history
 from aiops.stores.eventstream import CHANNEL
 from aiops.stores.history import HistorySink, migrate
 from harness import phase, wait_for
-from support.servers import PostgresServer, RedisServer
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer().start()
-    yield server
-    server.close()
+from support.servers import RedisServer
 
 
 def query(dsn, sql, *args):
@@ -37,14 +30,6 @@ def query(dsn, sql, *args):
             await conn.close()
 
     return asyncio.run(run())
-
-
-@pytest.fixture
-def dsn(postgres):
-    """A fresh database for each test."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    query(postgres.dsn, f"CREATE DATABASE {name}")
-    return postgres.dsn.rpartition("/")[0] + f"/{name}"
 
 
 @pytest.fixture

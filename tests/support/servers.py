@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from aiops_dev.controlplane import free_port
@@ -65,6 +66,12 @@ class PostgresServer:
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return proc
+
+    def database(self) -> str:
+        """The DSN of a new, empty database on this server: each test gets its own."""
+        name = f"t_{uuid.uuid4().hex[:10]}"
+        self._cmd(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
+        return self.dsn.rpartition("/")[0] + f"/{name}"
 
     def start(self) -> PostgresServer:
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"

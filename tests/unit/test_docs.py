@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = (
     "docs/operations.md",
     "docs/security.md",
+    "docs/notifications.md",
+    "docs/fleet.md",
     "examples/argocd/README.md",
     *(f"docs/reference/{docgen.filename(k)}" for k in KINDS),
 )

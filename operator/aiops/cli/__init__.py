@@ -1,4 +1,4 @@
-"""The `aiops` command line: the operator, runbooks, the event stream, history and GPU telemetry.
+"""The `aiops` command line: the operator, runbooks, the event stream, history, notifications and GPU telemetry.
 
 Development commands (generators, the local control plane, the demo, evaluations) are `aiops-dev`.
 """
@@ -147,6 +147,46 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_notifications(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import asyncpg
+
+    from aiops.notify import outbox
+
+    dsn = _history_dsn(args)
+    if dsn is None:
+        return 2
+
+    async def main() -> int:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            if not await conn.fetchval("SELECT to_regclass('notification_outbox') IS NOT NULL"):
+                print("no notifications outbox yet: run `aiops history migrate`", file=sys.stderr)
+                return 1
+            if args.retry is not None:
+                row = await outbox.requeue(conn, args.retry)
+                if row is None:
+                    print(f"aiops notifications: no dead letter with id {args.retry}", file=sys.stderr)
+                    return 1
+                print(row.line())
+                return 0
+            states = ("pending", "sending") if args.pending else ("dead",)
+            rows = await outbox.listing(conn, states, args.limit)
+            for row in rows:
+                print(row.line())
+            print(f"{len(rows)} {'pending' if args.pending else 'dead letter(s)'}", file=sys.stderr)
+            return 0
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"aiops notifications: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _event_types():
     from aiops.core.events import EventType
 
@@ -202,6 +242,17 @@ def parser() -> argparse.ArgumentParser:
             h.add_argument("text", nargs="+", metavar="TEXT")
             h.add_argument("--limit", type=int, default=5)
         h.set_defaults(fn=cmd_history)
+
+    notes = sub.add_parser(
+        "notifications", help="the notifications outbox: dead letters (default) or pending rows; requeue one"
+    )
+    which = notes.add_mutually_exclusive_group()
+    which.add_argument("--dead", action="store_true", help="list the dead letters (the default)")
+    which.add_argument("--pending", action="store_true", help="list the rows not yet sent")
+    which.add_argument("--retry", type=int, metavar="ID", help="put dead letter ID back to pending, due now")
+    notes.add_argument("--limit", type=int, default=1000)
+    notes.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
+    notes.set_defaults(fn=cmd_notifications)
 
     gpu = sub.add_parser("gpu", help="GPU telemetry through NVML: print it, or serve it as Prometheus metrics")
     gpu_sub = gpu.add_subparsers(dest="gpu_command", required=True)

@@ -5,6 +5,7 @@ from aiops.controllers import (  # noqa: F401
     correlation,
     incident,
     managedcluster,
+    notifications,
     pools,
     remediation,
     sop,

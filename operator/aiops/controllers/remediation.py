@@ -13,6 +13,7 @@ import kopf
 
 from aiops import GROUP, VERSION, settings
 from aiops.api import INCIDENT
+from aiops.api.incident import IncidentSource
 from aiops.controllers.common import kopf_emitter
 from aiops.core import kube
 from aiops.core.status import StatusBuilder, now_utc
@@ -27,7 +28,10 @@ INTERVAL_S = 5.0
     INCIDENT.plural,
     id="remediate",
     interval=INTERVAL_S,
-    when=lambda status, **_: flow.is_pending(dict(status or {})),
+    # A fleet-wide parent has no runbook of its own: each child follows its cluster's.
+    when=lambda spec, status, **_: (
+        spec.get("source") != IncidentSource.CORRELATION and flow.is_pending(dict(status or {}))
+    ),
 )
 def remediate(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     builder = StatusBuilder(INCIDENT, body, now_utc(), kopf_emitter(body))

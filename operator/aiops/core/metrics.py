@@ -7,7 +7,7 @@ aiops.observability.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
@@ -42,5 +42,18 @@ WEBHOOK_LATENCY = Histogram(
     "aiops_webhook_request_duration_seconds",
     "Alertmanager webhook request latency, receipt to response.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+
+# Notifications (aiops.notify.delivery): each send's outcome, and the outbox's backlog.
+NOTIFICATIONS = Counter(
+    "aiops_notifications",
+    "Notification sends by channel and outcome (sent, retry, dead).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS_PENDING = Gauge(
+    "aiops_notifications_pending",
+    "Notifications in the outbox not yet sent nor dead letters.",
     registry=REGISTRY,
 )

@@ -3,8 +3,8 @@
 The rules, deterministic and in this order:
 
 1. An Incident *claims* the causes (`Suspect.causes`: an image, a dependency's host name, a node image,
-   a GPU driver) of the suspects its diagnosis stands behind: the top suspect, and any other scoring at
-   least CLAIM_SHARE of it. A cause named only by a weak, lower suspect claims nothing.
+   a GPU driver) of the suspects its diagnosis stands behind (diagnosis/causes.py): the top suspect,
+   and any other scoring at least 0.8 of it. A cause named only by a weak, lower suspect claims nothing.
 2. Two diagnosed Incidents share a cause when they claim an equal (kind, value), sit on different
    clusters (`spec.clusterRef`, or the local one), and were detected within WINDOW of each other.
 3. A group is every Incident that claims one cause and was detected within WINDOW of the group's first
@@ -45,10 +45,10 @@ from aiops.api.incident import (
 from aiops.core import kube
 from aiops.core.status import StatusBuilder, parse_time, write
 from aiops.diagnosis.analyzers.common import evidence_id
+from aiops.diagnosis.causes import claims
 
 WINDOW = timedelta(minutes=30)
 MIN_CLUSTERS = 2
-CLAIM_SHARE = 0.8
 LOCAL = "local"
 SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.WARNING, Severity.HIGH, Severity.CRITICAL]
 CAUSE_LABEL_VALUE_LEN = 16
@@ -94,21 +94,6 @@ def cause_id(cause: Cause) -> str:
 
 def parent_name(group: Group) -> str:
     return f"fleet-{cause_id(group.cause)[:10]}-{group.first:%Y%m%d%H%M}"
-
-
-def claims(incident: dict[str, Any]) -> list[Cause]:
-    """Rule 1: the causes of the suspects the diagnosis stands behind."""
-    suspects = ((incident.get("status") or {}).get("diagnosis") or {}).get("suspects") or []
-    if not suspects:
-        return []
-    top = max(float(s.get("score") or 0) for s in suspects)
-    found: dict[tuple[str, str], Cause] = {}
-    for s in suspects:
-        if float(s.get("score") or 0) >= CLAIM_SHARE * top:
-            for c in s.get("causes") or []:
-                cause = Cause.model_validate(c)
-                found.setdefault((cause.kind, cause.value), cause)
-    return list(found.values())
 
 
 def member(incident: dict[str, Any]) -> Member | None:
@@ -168,9 +153,11 @@ def groups(incidents: list[dict[str, Any]], window: timedelta = WINDOW) -> list[
     return chosen
 
 
+KIND_WORDS = {"image": "image", "dependency": "dependency", "nodeImage": "node image", "gpuDriver": "GPU driver"}
+
+
 def title(group: Group) -> str:
-    what = {"image": "image", "dependency": "dependency", "nodeImage": "node image", "gpuDriver": "GPU driver"}
-    return f"Same {what[group.cause.kind]} {group.cause.value} failing on {len(group.clusters)} clusters"[:256]
+    return f"Same {KIND_WORDS[group.cause.kind]} {group.cause.value} failing on {len(group.clusters)} clusters"[:256]
 
 
 def parent_manifest(group: Group, name: str, namespace: str) -> dict[str, Any]:
@@ -215,7 +202,7 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
     )
     builder = StatusBuilder(INCIDENT, parent, now, _emitter(client, parent))
     status = builder.status
-    known = {(c.namespace, c.name): c for c in status.children}
+    known = {(c.namespace, c.name): c for c in status.children}  # children stay, even past the window
     for m in group.members:
         if m.parent in (None, f"{ns}/{name}"):
             known[(m.namespace, m.name)] = ChildIncident(
@@ -291,8 +278,10 @@ def _diagnosis(cause: Cause, children: list[ChildIncident], incidents: dict[str,
         )
     clusters = sorted({c.cluster for c in children})
     return Diagnosis(
-        root_cause=f"{cause.kind} {cause.value} is named by the diagnosis of each of {len(children)} Incidents"
-        f" on {len(clusters)} clusters ({', '.join(clusters)})"[:2048],
+        root_cause=f"{KIND_WORDS[cause.kind]} {cause.value} is behind {len(children)} Incidents on {len(clusters)}"
+        f" clusters ({', '.join(clusters)}); on each, its own diagnosis names it: {children[0].root_cause or ''}"[
+            :2048
+        ],
         reasoning="Fleet correlation rules (docs/fleet.md): the same cause, claimed by each child's top suspects,"
         " on different clusters, detected within the correlation window.",
         mitigation="Fix the shared cause once (for an image: roll it back where it was rolled out, then fix it in"

@@ -2,9 +2,10 @@
 
 An Incident is due one notice per stage it has reached: its diagnosis landed, a step of its runbook
 waits for approval (one notice per step), it resolved. A child folded into a fleet-wide parent is due
-nothing: the parent speaks for it. An Incident whose diagnosis names a cause other clusters could
-share is held for HOLD after its diagnosis, so that a fleet-wide parent can form first (as
-Alertmanager's group_wait does); after that it speaks for itself.
+nothing: the parent speaks for it. An Incident whose diagnosis claims a cause other clusters could
+share is held for `hold` after its diagnosis (the configuration's groupWaitSeconds, while there is a
+fleet), so that a fleet-wide parent can form first, as Alertmanager's group_wait does; after that it
+speaks for itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiops.api.incident import IncidentPhase, StepState
 from aiops.core.status import parse_time
+from aiops.diagnosis.causes import claims
 from aiops.diagnosis.redaction import Redactor
 from aiops.notify.notice import Notice, Stage
 
@@ -36,30 +38,41 @@ def approve_command(incident: dict[str, Any], step: str) -> str:
 
 
 def held(incident: dict[str, Any], now: datetime, hold: timedelta = HOLD) -> bool:
-    """A diagnosis that names a shareable cause waits `hold` for a fleet-wide parent to form."""
-    status = incident.get("status") or {}
-    suspects = (status.get("diagnosis") or {}).get("suspects") or []
-    if not any(s.get("causes") for s in suspects):
+    """A diagnosis that claims a shareable cause waits `hold` for a fleet-wide parent to form."""
+    if not hold or not claims(incident):
         return False
-    diagnosed = parse_time(status.get("diagnosedAt"))
+    diagnosed = parse_time((incident.get("status") or {}).get("diagnosedAt"))
     return diagnosed is not None and now - diagnosed < hold
 
 
-def due(incident: dict[str, Any], now: datetime, hold: timedelta = HOLD) -> list[Notice]:
-    """The notices this Incident has reached, in order; empty for a child of a fleet-wide parent."""
-    spec, status, meta = incident.get("spec") or {}, incident.get("status") or {}, incident["metadata"]
+def reached(incident: dict[str, Any]) -> list[tuple[Stage, str, str | None]]:
+    """(stage, detail, when) of every stage the Incident has reached; none for a child of a fleet-wide parent."""
+    status = incident.get("status") or {}
     if status.get("parentRef"):
         return []
-    diagnosis = status.get("diagnosis")
-    stages: list[tuple[Stage, str, str | None]] = []  # (stage, detail, when)
-    if diagnosis and not held(incident, now, hold):
+    stages: list[tuple[Stage, str, str | None]] = []
+    if status.get("diagnosis"):
         stages.append((Stage.DIAGNOSED, "", status.get("diagnosedAt")))
-    sop = status.get("sop") or {}
-    for step in sop.get("steps") or []:
+    for step in (status.get("sop") or {}).get("steps") or []:
         if step.get("state") == StepState.AWAITING_APPROVAL:
             stages.append((Stage.AWAITING_APPROVAL, step["id"], step.get("startedAt")))
     if status.get("phase") == IncidentPhase.RESOLVED:
         stages.append((Stage.RESOLVED, "", status.get("resolvedAt")))
+    return stages
+
+
+def stage_key(stage: Stage, detail: str) -> str:
+    """A stage's part of Notice.key, as kept on the Incident once its notice is in the outbox."""
+    return f"{stage}:{detail}" if detail else str(stage)
+
+
+def due(incident: dict[str, Any], now: datetime, hold: timedelta = HOLD) -> list[Notice]:
+    """The notices this Incident has reached and may send now, in order."""
+    spec, status, meta = incident.get("spec") or {}, incident.get("status") or {}, incident["metadata"]
+    diagnosis = status.get("diagnosis")
+    sop = status.get("sop") or {}
+    is_held = held(incident, now, hold)
+    stages = [s for s in reached(incident) if not (s[0] == Stage.DIAGNOSED and is_held)]
     if not stages:
         return []
     redactor = Redactor()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from support.fakekube import FakeClient
-
 from aiops.api import INCIDENT
+from aiops.api.incident import Cause
+from aiops.diagnosis.causes import claims
 from aiops.fleet import correlation
+from support.fakekube import FakeClient
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 IMAGE = {"kind": "image", "value": "registry.example.com/shop/cart@sha256:" + "ab" * 32}
@@ -111,6 +112,6 @@ def test_a_late_child_joins_the_existing_parent_and_the_parent_resolves_with_its
 
 
 def test_claims_take_the_top_suspects_only():
-    assert correlation.claims(incident("a", "east")) == [correlation.Cause.model_validate(IMAGE)]
-    assert correlation.claims(incident("a", "east", score=0.3, top=0.9)) == []
-    assert correlation.claims({"metadata": {}, "status": {}}) == []
+    assert claims(incident("a", "east")) == [Cause.model_validate(IMAGE)]
+    assert claims(incident("a", "east", score=0.3, top=0.9)) == []
+    assert claims({"metadata": {}, "status": {}}) == []

@@ -1,0 +1,162 @@
+"""One bad image rolled out on three clusters: the hub, and two spokes started here. The three Incidents
+become children of one parent Incident, the parent is the one notification sent, and an Incident in the
+same window with another bad image is neither folded in nor kept quiet.
+
+The operator runs with notifications to a CloudEvents receiver on loopback, its outbox in a real
+PostgreSQL, and correlation every 2 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from aiops_dev.controlplane import ControlPlane
+from aiops_dev.eval.workloads import Writer, container
+from harness import OPERATOR_NS, condition, kubeconfig_for_secret, managed_cluster, phase, put_secret, wait_for
+from support.receivers import CloudEventsReceiver
+
+BAD = "registry.example.com/shop/cart:2.0.0"
+DIGEST = "sha256:" + "5e" * 32
+OTHER_BAD = "registry.example.com/shop/search:9.1.0"
+
+
+@pytest.fixture
+def spokes(tmp_path):
+    planes = [ControlPlane(workdir=tmp_path / f"spoke-{i}", name=f"aiops-spoke-{i}") for i in (1, 2)]
+    for plane in planes:
+        plane.start()
+    yield planes
+    for plane in planes:
+        plane.stop(remove=False)
+
+
+def bad_rollout(w: Writer, app: str, good: str, bad: str, digest: str) -> None:
+    """Revision 1 ran `good`; revision 2, rolled out just now, runs `bad`, whose pod exits 1 at start."""
+    dep = w.deployment(app, [container(image=bad)])
+    w.replicaset(dep, [container(image=good)], revision=1)
+    rs = w.replicaset(dep, [container(image=bad)], revision=2)
+    repo = bad.rsplit(":", 1)[0]
+    status = {
+        "phase": "Running",
+        "containerStatuses": [
+            {
+                "name": "app",
+                "image": bad,
+                "imageID": f"{repo}@{digest}",
+                "ready": False,
+                "restartCount": 4,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}},
+                "lastState": {"terminated": {"reason": "Error", "exitCode": 1}},
+            }
+        ],
+    }
+    pod = w.pod(
+        rs, f"{app}-{rs['metadata']['labels']['pod-template-hash']}-x1", [container(image=bad)], status, "worker-1"
+    )
+    w.event(pod, "BackOff", "Back-off restarting failed container app", count=4)
+
+
+def cluster_with(api: client.ApiClient, namespace: str, create_namespace: bool) -> Writer:
+    if create_namespace:
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
+    w = Writer(api, namespace)
+    w.node("worker-1", [{"type": "Ready", "status": "True", "reason": "KubeletReady"}], {"cpu": "8", "pods": "110"})
+    return w
+
+
+def incident(name: str, app: str, cluster: str | None) -> dict:
+    spec = {"title": f"{app} crashing", "severity": "high", "target": {"kind": "Deployment", "name": app}}
+    if cluster:
+        spec["clusterRef"] = {"name": cluster}
+    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "Incident", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.mark.timeout(600)
+def test_one_bad_image_on_three_clusters_is_one_page(
+    kubectl, operator_env, namespace, kubeconfig, spokes, dsn, tmp_path
+):
+    # The same bad image on the hub and both spokes; on spoke 1 also another app with another bad image.
+    hub = config.new_client_from_config(config_file=kubeconfig)
+    bad_rollout(cluster_with(hub, namespace, create_namespace=False), "cart", "shop/cart:1.9.0", BAD, DIGEST)
+    hub.close()
+    names = []
+    for i, plane in enumerate(spokes, 1):
+        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        w = cluster_with(api, namespace, create_namespace=True)
+        bad_rollout(w, "cart", "shop/cart:1.9.0", BAD, DIGEST)
+        if i == 1:
+            bad_rollout(w, "search", "shop/search:9.0.0", OTHER_BAD, "sha256:" + "77" * 32)
+        api.close()
+        name = f"{namespace}-s{i}"
+        put_secret(kubectl, name, {"kubeconfig": kubeconfig_for_secret(plane.kubeconfig)})
+        kubectl.apply(managed_cluster(name, name))
+        kubectl.wait("managedcluster", name, until=lambda o: phase(o) == "Ready", timeout=60, what="Ready")
+        names.append(name)
+
+    with CloudEventsReceiver() as receiver:
+        notify = tmp_path / "notify.yaml"
+        notify.write_text(
+            yaml.safe_dump(
+                {
+                    "channels": [{"type": "webhook", "name": "pager", "url": {"env": "PAGER_URL"}}],
+                    "default": ["pager"],
+                }
+            )
+        )
+        operator_env(
+            {
+                "AIOPS_NOTIFY_CONFIG": str(notify),
+                "PAGER_URL": receiver.url,
+                "AIOPS_POSTGRES_DSN": dsn,
+                "AIOPS_CORRELATION_INTERVAL_S": "2",
+                "AIOPS_CLUSTER_PROBE_INTERVAL_S": "2",
+            }
+        )
+        for inc in (
+            incident("cart-hub", "cart", None),
+            incident("cart-s1", "cart", names[0]),
+            incident("cart-s2", "cart", names[1]),
+            incident("search-s1", "search", names[0]),
+        ):
+            kubectl.apply(inc, namespace)
+
+        def parents():
+            items = kubectl.json("get", "incidents", "-n", OPERATOR_NS, "-o", "json")["items"]
+            return [i for i in items if i["spec"].get("source") == "correlation"]
+
+        [parent] = wait_for(
+            lambda: [p for p in parents() if len((p.get("status") or {}).get("children") or []) == 3] or None,
+            timeout=180,
+            what="a parent with three children",
+        )
+        st = parent["status"]
+        assert parent["spec"]["sharedCause"] == {"kind": "image", "value": f"registry.example.com/shop/cart@{DIGEST}"}
+        assert sorted(c["name"] for c in st["children"]) == ["cart-hub", "cart-s1", "cart-s2"]
+        assert st["clusters"] == sorted(["local", *names])
+        assert phase(parent) == "Diagnosed" and condition(parent)["reason"] == "SharedCause"
+        for child in ("cart-hub", "cart-s1", "cart-s2"):
+            obj = kubectl.get("incident", child, namespace)
+            assert obj["status"]["parentRef"]["name"] == parent["metadata"]["name"]
+            assert condition(obj, "Correlated")["status"] == "True"
+        assert "parentRef" not in (kubectl.get("incident", "search-s1", namespace)["status"])
+        assert len(parents()) == 1
+
+        # The page: the parent's diagnosis and the unrelated Incident's own; the children stay quiet.
+        wait_for(lambda: len(receiver.events) >= 2, timeout=120, what="two notifications")
+        subjects = sorted(e.get_subject() for e in receiver.events.values())
+        assert subjects == sorted([f"{OPERATOR_NS}/{parent['metadata']['name']}", f"{namespace}/search-s1"])
+        assert all(e.get_type() == "dev.aiops.incident.diagnosed" for e in receiver.events.values())
+        page = next(e for e in receiver.events.values() if e.get_subject().startswith(OPERATOR_NS)).get_data()
+        assert len(page["children"]) == 3 and "shop/cart" in page["title"]
+        assert receiver.duplicates == 0
+        notified = wait_for(
+            lambda: condition(kubectl.get("incident", parent["metadata"]["name"], OPERATOR_NS), "Notified"),
+            timeout=30,
+            what="the parent's Notified condition",
+        )
+        assert notified["reason"] == "Delivered"
+        describe = kubectl("describe", "incident", parent["metadata"]["name"], "-n", OPERATOR_NS).stdout
+        print(describe)
+        assert "SharedCause" in describe
