@@ -8,6 +8,9 @@ PostgreSQL, and correlation every 2 s.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from kubernetes import client, config
@@ -15,7 +18,7 @@ from kubernetes import client, config
 from aiops_dev.controlplane import ControlPlane
 from aiops_dev.eval.workloads import Writer, container
 from harness import OPERATOR_NS, condition, kubeconfig_for_secret, managed_cluster, phase, put_secret, wait_for
-from support.receivers import CloudEventsReceiver
+from support.receivers import CloudEventsReceiver, Reply, scripted
 
 BAD = "registry.example.com/shop/cart:2.0.0"
 DIGEST = "sha256:" + "5e" * 32
@@ -95,13 +98,17 @@ def test_one_bad_image_on_three_clusters_is_one_page(
         kubectl.wait("managedcluster", name, until=lambda o: phase(o) == "Ready", timeout=60, what="Ready")
         names.append(name)
 
-    with CloudEventsReceiver() as receiver:
+    # Besides the pager, a channel whose URL answers 404: its dead letters must not hold up the pager.
+    with CloudEventsReceiver() as receiver, scripted(Reply(404, {"error": "no such hook"})) as broken:
         notify = tmp_path / "notify.yaml"
         notify.write_text(
             yaml.safe_dump(
                 {
-                    "channels": [{"type": "webhook", "name": "pager", "url": {"env": "PAGER_URL"}}],
-                    "default": ["pager"],
+                    "channels": [
+                        {"type": "webhook", "name": "pager", "url": {"env": "PAGER_URL"}},
+                        {"type": "webhook", "name": "broken", "url": {"env": "BROKEN_URL"}},
+                    ],
+                    "routes": [{"matchers": {"severity": ["critical", "high"]}, "channels": ["pager", "broken"]}],
                 }
             )
         )
@@ -109,6 +116,7 @@ def test_one_bad_image_on_three_clusters_is_one_page(
             {
                 "AIOPS_NOTIFY_CONFIG": str(notify),
                 "PAGER_URL": receiver.url,
+                "BROKEN_URL": broken.url + "/hooks/gone",
                 "AIOPS_POSTGRES_DSN": dsn,
                 "AIOPS_CORRELATION_INTERVAL_S": "2",
                 "AIOPS_CLUSTER_PROBE_INTERVAL_S": "2",
@@ -151,12 +159,26 @@ def test_one_bad_image_on_three_clusters_is_one_page(
         page = next(e for e in receiver.events.values() if e.get_subject().startswith(OPERATOR_NS)).get_data()
         assert len(page["children"]) == 3 and "shop/cart" in page["title"]
         assert receiver.duplicates == 0
+        # The 404: a dead letter at once, named in the parent's status and condition, listed by the CLI.
         notified = wait_for(
             lambda: condition(kubectl.get("incident", parent["metadata"]["name"], OPERATOR_NS), "Notified"),
             timeout=30,
             what="the parent's Notified condition",
         )
-        assert notified["reason"] == "Delivered"
+        assert (
+            notified["reason"] == "DeliveryFailed" and "broken" in notified["message"] and "404" in notified["message"]
+        )
+        parent = kubectl.get("incident", parent["metadata"]["name"], OPERATOR_NS)
+        states = {(n["channel"], n["stage"]): n["state"] for n in parent["status"]["notifications"]}
+        assert states == {("pager", "diagnosed"): "Sent", ("broken", "diagnosed"): "Dead"}
+        dead = subprocess.run([sys.executable, "-m", "aiops.cli", "notifications", "--dead", "--dsn", dsn],
+                              capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
+        lines = dead.strip().splitlines()  # the parent's and search-s1's, none of a child's
+        assert len(lines) == 2 and all(" broken diagnosed " in line and "HTTP 404" in line for line in lines), dead
+        assert {line.split()[2] for line in lines} == {
+            f"{OPERATOR_NS}/{parent['metadata']['name']}",
+            f"{namespace}/search-s1",
+        }
         describe = kubectl("describe", "incident", parent["metadata"]["name"], "-n", OPERATOR_NS).stdout
         print(describe)
         assert "SharedCause" in describe
