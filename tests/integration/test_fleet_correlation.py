@@ -131,8 +131,14 @@ def test_one_bad_image_on_three_clusters_is_one_page(
             kubectl.apply(inc, namespace)
 
         def parents():
+            """The parents of this test's Incidents (other tests' Incidents may share causes too)."""
             items = kubectl.json("get", "incidents", "-n", OPERATOR_NS, "-o", "json")["items"]
-            return [i for i in items if i["spec"].get("source") == "correlation"]
+            return [
+                i
+                for i in items
+                if i["spec"].get("source") == "correlation"
+                and any(c["namespace"] == namespace for c in (i.get("status") or {}).get("children") or [])
+            ]
 
         [parent] = wait_for(
             lambda: [p for p in parents() if len((p.get("status") or {}).get("children") or []) == 3] or None,
