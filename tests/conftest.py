@@ -33,20 +33,28 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(tmp_path_factory) -> str:
-    external = os.environ.get("AIOPS_TEST_KUBECONFIG")
-    if external:
-        guard_test_context(external)
-        yield external
+def control_plane(tmp_path_factory):
+    """The local control plane (etcd + kube-apiserver); None when the suite runs against AIOPS_TEST_KUBECONFIG."""
+    if os.environ.get("AIOPS_TEST_KUBECONFIG"):
+        yield None
         return
     from aiops_dev.controlplane import ControlPlane
 
     plane = ControlPlane(workdir=tmp_path_factory.mktemp("control-plane"), name="aiops-test")
-    path = plane.start()
+    plane.start()
     try:
-        yield str(path)
+        yield plane
     finally:
         plane.stop(remove=False)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(control_plane) -> str:
+    external = os.environ.get("AIOPS_TEST_KUBECONFIG")
+    if external:
+        guard_test_context(external)
+        return external
+    return str(control_plane.kubeconfig)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +95,15 @@ def operator_env(operator):
     if started:
         operator.stop()
         operator.start({})
+
+
+@pytest.fixture
+def alone(operator):
+    """For tests that run their own operators: the session's (which watches every namespace) is stopped
+    meanwhile and started again after."""
+    operator.stop()
+    yield
+    operator.start()
 
 
 @pytest.fixture

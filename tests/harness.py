@@ -103,29 +103,30 @@ def condition(obj: dict | None, type_: str = "Ready") -> dict | None:
 
 
 class OperatorProcess:
-    """`aiops run` as a child process, as a user would run it."""
+    """`aiops run` (or another kopf-based command, e.g. `aiops worker`) as a child process, as a user would run it."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, kubeconfig: str, log_path: Path, env: dict[str, str] | None = None, command: tuple[str, ...] = ("run",)
+    ):
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.env = env or {}
+        self.command = command
         self.proc: subprocess.Popen | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> None:
-        """Starts `aiops run`; `env` replaces the operator configuration given at construction."""
+    def start(self, env: dict[str, str] | None = None, until: str = "Initial authentication has finished") -> None:
+        """Starts `aiops run` and waits for the log line `until` (a standby never logs in to kopf);
+        `env` replaces the operator configuration given at construction."""
         if env is not None:
             self.env = env
         log = open(self.log_path, "ab")
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aiops.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "aiops.cli", *self.command], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         wait_for(
-            lambda: (
-                "Initial authentication has finished" in self.log_path.read_text(errors="replace")
-                or self.proc.poll() is not None
-            ),
+            lambda: until in self.log_path.read_text(errors="replace") or self.proc.poll() is not None,
             30,
             "the operator to log in",
         )
@@ -193,3 +194,14 @@ def managed_cluster(name: str, secret: str | None = None, **spec) -> dict:
     if secret:
         spec["kubeconfigSecretRef"] = {"name": secret, "key": "kubeconfig"}
     return {"apiVersion": "aiops.dev/v1alpha1", "kind": "ManagedCluster", "metadata": {"name": name}, "spec": spec}
+
+
+def symptom_incident(name: str) -> dict:
+    """An Incident with no target: its analysis ends quickly in a stated failure, all that restart and
+    failover tests need."""
+    return {
+        "apiVersion": "aiops.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": name},
+        "spec": {"title": f"symptom {name}", "severity": "warning", "analysis": {"llm": False}},
+    }

@@ -167,6 +167,7 @@ class ControlPlane:
     bin_dir: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    _argv: dict[str, tuple[list[str], bool]] = field(default_factory=dict, repr=False)  # to start one again
 
     @property
     def kubeconfig(self) -> Path:
@@ -184,6 +185,7 @@ class ControlPlane:
         log.close()
         self._procs[name] = proc
         self.pids[name] = proc.pid
+        self._argv[name] = (argv, detach)
         return proc.pid
 
     def start(self, detach: bool = False) -> Path:
@@ -296,6 +298,20 @@ class ControlPlane:
             f"kube-apiserver at {server} not ready after {READY_TIMEOUT_S}s: {last}; "
             f"see {self.workdir}/kube-apiserver.log"
         )
+
+    def restart_apiserver(self) -> None:
+        """Stops kube-apiserver and starts it again, on the same port and etcd, as an upgrade or a crash of
+        the API server would (tests of watches and clients that must reconnect)."""
+        pid = self.pids["kube-apiserver"]
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid, 15)
+        self._procs.pop("kube-apiserver").wait()
+        argv, detach = self._argv["kube-apiserver"]
+        self._spawn("kube-apiserver", argv, detach)
+        state = json.loads(self.state_file.read_text())
+        self.state_file.write_text(json.dumps({**state, "pids": self.pids}))
+        token = (self.workdir / "tokens.csv").read_text().split(",", 1)[0]
+        self.wait_ready(state["server"], token, self.workdir / "certs" / "ca.crt")
 
     def running(self) -> bool:
         if not self.state_file.exists():

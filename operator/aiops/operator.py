@@ -10,7 +10,10 @@ from typing import Any
 
 import kopf
 
-from aiops import GROUP
+from aiops import GROUP, VERSION, leader
+from aiops import settings as config
+from aiops.api import KINDS
+from aiops.core import sharding
 from aiops.observability import server
 from aiops.stores import start_sinks
 
@@ -28,9 +31,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    # One operator replica per cluster (leader election comes with the Helm chart).
+    # No kopf peering: of a shard's replicas only the Lease holder gets this far (aiops.leader).
     settings.peering.standalone = True
-    settings.posting.level = logging.INFO
+    # A shard watches its share only: the API server filters, the other shards' objects never arrive.
+    if selector := config.current().shard.selector():
+        for kind in KINDS:
+            settings.watching.label_selectors[GROUP, VERSION, kind.plural] = selector
+    # kopf's own log lines become Events from WARNING up: its "Handler succeeded" at INFO was two Events
+    # per object, as many API writes as the transitions our handlers post themselves.
+    settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "aiops-operator"
     settings.posting.reporting_instance = socket.gethostname()
     settings.posting.event_name_prefix = "aiops-"
@@ -53,19 +62,34 @@ async def heartbeat(**_: Any) -> None:
 
 
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
-    """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given."""
-    from aiops import controllers, ingest, settings  # noqa: F401  (importing them registers the handlers)
+    """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given.
 
-    if port := settings.current().metrics_port:
+    With leader election on, it first waits for its shard's Lease (a standby waits here, kopf not started).
+    """
+    from aiops import controllers, ingest  # noqa: F401  (importing them registers the handlers)
+
+    conf = config.current()
+    if port := conf.metrics_port:
         server.serve(port)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
-    start_sinks(settings.current())  # history (PostgreSQL), event stream (Redis): each on, or a log line saying off
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces or (),
-            standalone=True,
-            liveness_endpoint=liveness,
+    elector = leader.Elector(conf.leader, conf.namespace) if conf.leader else None
+    if elector:
+        elector.acquire()
+    if conf.shard.sharded:
+        logging.getLogger(__name__).info("shard %s: watching %s", conf.shard, conf.shard.selector())
+        if conf.shard.primary:
+            sharding.Labeller().start()
+    start_sinks(conf)  # history (PostgreSQL), event stream (Redis): each on, or a log line saying off
+    try:
+        asyncio.run(
+            kopf.operator(
+                clusterwide=not namespaces,
+                namespaces=namespaces or (),
+                standalone=True,
+                liveness_endpoint=liveness,
+            )
         )
-    )
+    finally:
+        if elector:
+            elector.release()

@@ -14,7 +14,10 @@
 | AIOPS_LLM_TIMEOUT_S | per-request timeout, default 120 |
 | AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
-| AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 |
+| AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 (per process: the operator, or each `aiops worker`) |
+| AIOPS_RUN_EXECUTION | inline (default: the operator executes the runs it accepts) or workers (`aiops worker` does) |
+| AIOPS_RUN_LEASE_S | a worker's claim on a run (its Lease) lapses this long after its last renewal, default 15 |
+| AIOPS_WORKER_DRAIN_S | on SIGTERM a worker lets its runs finish this long, then releases their leases, default 25 |
 | AIOPS_POSTGRES_DSN | postgresql:// URL of the history database; unset = history off |
 | AIOPS_POSTGRES_DSN_FILE | a file holding that URL (a mounted Secret), used when AIOPS_POSTGRES_DSN is unset |
 | AIOPS_HISTORY_RETENTION_DAYS | history and audit entries older than this are deleted, default 90 |
@@ -34,15 +37,24 @@
 | AIOPS_CORRELATION_INTERVAL_S | seconds between fleet correlation passes over the hub's Incidents, 15; 0 = off |
 | AIOPS_CORRELATION_WINDOW_S | Incidents detected this close together may share a cause, default 1800 |
 | AIOPS_NOTIFY_CONFIG | YAML file of the notification channels and routes (aiops.notify.config); unset = none sent |
+| AIOPS_KUBE_CACHE | watch-fed caches of pods, events, workloads, nodes, PVCs and quotas for diagnoses, default true |
 | AIOPS_RUN_TTL_S | finished AnalysisRuns no Incident owns are deleted this long after, default 86400; 0 = never |
+| AIOPS_LEADER_ELECTION | true: wait for a Lease before acting (replicas > 1, one active); default false (standalone) |
+| AIOPS_LEADER_LEASE_S | how long a Lease holds without renewal, default 10 (failover takes about this plus 2-3 s) |
+| AIOPS_LEADER_RENEW_S | seconds between renewals (and a standby's checks), default 2; at most a third of the lease |
+| AIOPS_LEADER_LEASE_NAME | the Lease in AIOPS_NAMESPACE, default aiops-operator (a shard's gets -shard-i appended) |
+| AIOPS_POD_NAME | this replica's pod (downward API): the Lease holder, labelled aiops.dev/leader while it leads |
+| AIOPS_SHARD | i/N: this controller is shard i of N and handles only its share (aiops.core.sharding); default 0/1 |
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import socket
 from dataclasses import dataclass, field
 
+from aiops.core.sharding import Shard
 from aiops.inference.catalogue import CatalogueError, ModelCatalogue
 from aiops.inference.catalogue import load as load_catalogue
 from aiops.inference.gateway import GatewayConfig
@@ -57,6 +69,9 @@ class Settings:
     jaeger_url: str | None = None
     llm: GatewayConfig | None = None
     analysis_workers: int = 4
+    run_execution: str = "inline"  # or "workers": aiops.worker executes the runs, the operator only accepts them
+    run_lease_s: int = 15
+    worker_drain_s: int = 25
     metrics_port: int = 0  # 0: no /metrics endpoint
     postgres_dsn: str | None = None  # history (aiops.stores.history); None: off
     postgres_dsn_file: str | None = None
@@ -71,8 +86,20 @@ class Settings:
     pool_sweep_interval_s: int = 30
     run_ttl_s: int = 86400  # 0: finished runs are kept
     notify_config: str | None = None  # path of the notifications configuration; None: no notifications
+    kube_cache: bool = True  # watch-fed caches for the Kubernetes collector (local cluster)
     correlation_interval_s: int = 15  # 0: no fleet correlation
     correlation_window_s: int = 1800
+    leader: LeaderSettings | None = None  # None: standalone, no leader election
+    shard: Shard = Shard()
+
+
+@dataclass(frozen=True)
+class LeaderSettings:
+    lease_name: str = "aiops-operator"
+    lease_s: int = 10
+    renew_s: int = 2
+    identity: str = ""  # the pod name, or hostname-pid outside a pod
+    pod_name: str | None = None  # labelled while it leads; None outside a pod
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         jaeger_url=env.get("AIOPS_JAEGER_URL") or None,
         llm=llm,
         analysis_workers=_int(env, "AIOPS_ANALYSIS_WORKERS", 4),
+        run_execution=_choice(env, "AIOPS_RUN_EXECUTION", ("inline", "workers")),
+        run_lease_s=_lease(env),
+        worker_drain_s=max(_int(env, "AIOPS_WORKER_DRAIN_S", 25), 0),
         metrics_port=_int(env, "AIOPS_METRICS_PORT", 0),
         postgres_dsn=env.get("AIOPS_POSTGRES_DSN") or None,
         postgres_dsn_file=env.get("AIOPS_POSTGRES_DSN_FILE") or None,
@@ -127,9 +157,39 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         model_wait_s=_positive(env, "AIOPS_MODEL_WAIT_S", 900),
         pool_sweep_interval_s=_positive(env, "AIOPS_POOL_SWEEP_INTERVAL_S", 30),
         run_ttl_s=max(_int(env, "AIOPS_RUN_TTL_S", 86400), 0),
+        kube_cache=(env.get("AIOPS_KUBE_CACHE") or "true").lower() not in ("0", "false", "no", "off"),
         correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
         correlation_window_s=_positive(env, "AIOPS_CORRELATION_WINDOW_S", 1800),
         notify_config=env.get("AIOPS_NOTIFY_CONFIG") or None,
+        leader=_leader(env, shard := _shard(env)),
+        shard=shard,
+    )
+
+
+def _shard(env: dict[str, str]) -> Shard:
+    try:
+        return Shard.parse(env.get("AIOPS_SHARD") or "0/1")
+    except ValueError as exc:
+        raise SystemExit(f"AIOPS_SHARD={env['AIOPS_SHARD']!r}: {exc}") from None
+
+
+def _leader(env: dict[str, str], shard: Shard) -> LeaderSettings | None:
+    if (env.get("AIOPS_LEADER_ELECTION") or "false").lower() in ("0", "false", "no", "off"):
+        return None
+    lease_s, renew_s = _positive(env, "AIOPS_LEADER_LEASE_S", 10), _positive(env, "AIOPS_LEADER_RENEW_S", 2)
+    if renew_s * 3 > lease_s:
+        raise SystemExit(
+            f"AIOPS_LEADER_RENEW_S={renew_s} with AIOPS_LEADER_LEASE_S={lease_s}: renew at most every third of the "
+            "lease, so that a leader that cannot renew stops before a standby may take over"
+        )
+    name = env.get("AIOPS_LEADER_LEASE_NAME") or "aiops-operator"
+    pod = env.get("AIOPS_POD_NAME") or None
+    return LeaderSettings(
+        lease_name=f"{name}-shard-{shard.index}" if shard.sharded else name,
+        lease_s=lease_s,
+        renew_s=renew_s,
+        identity=pod or f"{socket.gethostname()}-{os.getpid()}",
+        pod_name=pod,
     )
 
 
@@ -179,6 +239,20 @@ def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
         burst=_int(env, "AIOPS_WEBHOOK_BURST", 200),
         max_body=_int(env, "AIOPS_WEBHOOK_MAX_BODY", 1 << 20),
     )
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise SystemExit(f"{name}={env[name]!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def _lease(env: dict[str, str]) -> int:
+    value = _int(env, "AIOPS_RUN_LEASE_S", 15)
+    if value < 3:  # renewed every third of it, at most once a second
+        raise SystemExit(f"AIOPS_RUN_LEASE_S={value}: expected at least 3 (seconds)")
+    return value
 
 
 def _probe_interval(env: dict[str, str]) -> int:

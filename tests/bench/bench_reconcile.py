@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import yaml
 from kubernetes import client, config, watch
 
 from aiops.api import KINDS
+from aiops.core import kube
 from aiops_dev import crdgen
 from aiops_dev.controlplane import ControlPlane
 from aiops_dev.eval import cases
@@ -56,6 +59,29 @@ def kubectl(kubeconfig: Path, *args: str, input: str | None = None) -> None:
     subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), *args], input=input, check=True, capture_output=True, text=True
     )
+
+
+def prepare(kubeconfig: Path, namespaces: tuple[str, ...] = ("bench",)) -> None:
+    """A fresh control plane made ready for a benchmark: our CRDs and the baseline's, its namespaces, and
+    this process's client pointed at it."""
+    kubectl(kubeconfig, "apply", "-f", "-", input="---\n".join(crdgen.render(k) for k in KINDS))
+    kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(PING_CRD))
+    kubectl(kubeconfig, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
+    for namespace in namespaces:
+        kubectl(kubeconfig, "create", "namespace", namespace)
+    config.load_kube_config(str(kubeconfig))
+
+
+def request_counts(api: client.ApiClient) -> Counter:
+    """The API server's own count of requests served, by (verb, resource), from its /metrics."""
+    text = kube.request(api, "GET", "/metrics", timeout=30).decode()
+    counts: Counter = Counter()
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
+            resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+            counts[(labels.get("verb", ""), resource)] += float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def measure(
@@ -138,11 +164,7 @@ def main() -> int:
         plane = ControlPlane(workdir=Path(tmp) / "plane", name="aiops-bench")
         kubeconfig = plane.start()
         try:
-            kubectl(kubeconfig, "apply", "-f", "-", input="---\n".join(crdgen.render(k) for k in KINDS))
-            kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(PING_CRD))
-            kubectl(kubeconfig, "wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
-            kubectl(kubeconfig, "create", "namespace", "bench")
-            config.load_kube_config(str(kubeconfig))
+            prepare(kubeconfig)
             common = dict(
                 kubeconfig=kubeconfig, namespace="bench", n=args.n, concurrency=args.concurrency, log_dir=Path(tmp)
             )
@@ -159,6 +181,7 @@ def main() -> int:
             )
             # The Incidents point at a Deployment that is really failing, so each one is diagnosed.
             cases.write("checkout-oomkilled", Writer(client.ApiClient(), "bench"))
+            before = request_counts(client.ApiClient())
             ours = measure(
                 "incident",
                 "aiops.dev",
@@ -175,6 +198,7 @@ def main() -> int:
                 [sys.executable, "-m", "aiops.cli", "run"],
                 **common,
             )
+            spent = request_counts(client.ApiClient()) - before
         finally:
             plane.stop(remove=False)
 
@@ -192,6 +216,12 @@ def main() -> int:
     for label, r in rows[1:]:
         ratios = "".join(f"{r[q] / baseline[q]:>10.2f}" for q in ("p50", "p95", "max"))
         print(f"{'ratio ' + label.split(' -> ')[1]:<34}{ratios}{r['throughput'] / baseline['throughput']:>10.2f}")
+    watches = sum(n for (verb, _), n in spent.items() if verb == "WATCH")
+    print(f"\nAPI requests per Incident, by verb and resource (the operator's run; {watches:.0f} watches opened):")
+    for (verb, resource), n in sorted(spent.items(), key=lambda kv: -kv[1]):
+        if verb != "WATCH" and n / args.n >= 0.05:
+            print(f"  {verb:<7}{resource:<40}{n / args.n:>6.2f}")
+    print(f"  {'total':<47}{sum(n for (v, _), n in spent.items() if v != 'WATCH') / args.n:>6.2f}")
     return 0
 
 

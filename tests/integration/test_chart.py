@@ -31,6 +31,15 @@ COMBINATIONS = {
                       '"default":["pager"]}',
         "--set", "notifications.secretName=notify-secrets",
     ],
+    "workers": [
+        "--set", "workers.enabled=true,workers.autoscaling.enabled=true,watchNamespaces={shop}",
+        "--set", "llm.baseURL=http://vllm.models.svc:8000/v1,llm.model=qwen,history.postgresDSNSecret.name=pg",
+    ],
+    "ha-sharded": [
+        "--set", "replicaCount=2,controller.leaderElection.enabled=true,sharding.shards=3",
+        "--set", "podDisruptionBudget.enabled=true",
+        "--set", "webhook.enabled=true,webhook.tokenSecret.name=am-token",
+    ],
     "existing-serviceaccount": ["--set", "serviceAccount.create=false,serviceAccount.name=ops,rbac.create=false"],
 }  # fmt: skip
 # A permissive stand-in for the Prometheus Operator's CRD, so a ServiceMonitor can be dry-run.
@@ -75,7 +84,13 @@ def test_chart_crds_are_the_generated_ones():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        (["--set", "replicaCount=2"], "at '/replicaCount': maximum: got 2, want 1"),
+        (["--set", "replicaCount=2"], "replicaCount > 1 needs controller.leaderElection.enabled"),
+        (["--set", "replicaCount=6,controller.leaderElection.enabled=true"], "at '/replicaCount': maximum: got 6"),
+        (["--set", "sharding.shards=65"], "at '/sharding/shards': maximum: got 65"),
+        (
+            ["--set", "controller.leaderElection.enabled=true,controller.leaderElection.renewSeconds=5"],
+            "renewSeconds must be at most a third of leaseSeconds",
+        ),
         (["--set", "rbac.actions.deleteEverything=true"], "additional properties 'deleteEverything' not allowed"),
         (["--set", "llm.structuredOutput=xml"], "/llm/structuredOutput"),
         (["--set", "prometheus.url=prometheus:9090"], "/prometheus/url"),
@@ -157,6 +172,40 @@ def test_rendered_manifests_pass_a_server_side_dry_run(kubectl, namespace, combi
     assert "deployment.apps" in kinds, out.stdout
     if combination == "everything-on":
         assert {"servicemonitor.monitoring.coreos.com", "networkpolicy.networking.k8s.io"} <= kinds, out.stdout
+    if combination == "workers":
+        assert "horizontalpodautoscaler.autoscaling" in kinds, out.stdout
+
+
+def test_workers_run_apart_from_the_controller_which_only_accepts():
+    docs = [d for d in yaml.safe_load_all(render("ops", *COMBINATIONS["workers"])) if d]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    controller, worker = deployments["aiops-aiops-operator"], deployments["aiops-aiops-operator-worker"]
+
+    def env(deploy: dict) -> dict:
+        [c] = deploy["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+    assert env(controller)["AIOPS_RUN_EXECUTION"] == env(worker)["AIOPS_RUN_EXECUTION"] == "workers"
+    assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", "--namespace=shop"]
+    assert env(worker)["AIOPS_LLM_BASE_URL"] == env(controller)["AIOPS_LLM_BASE_URL"]
+    assert env(worker)["AIOPS_POSTGRES_DSN"] == {
+        "secretKeyRef": {"name": "pg", "key": "dsn"}
+    }  # diagnoses go to history
+    # The controller's selectors (Deployment, Service) must not take the workers' pods for its own.
+    worker_pods = worker["spec"]["template"]["metadata"]["labels"]
+    [svc] = [d for d in docs if d["kind"] == "Service"]
+    for selector in (controller["spec"]["selector"]["matchLabels"], svc["spec"]["selector"]):
+        assert not selector.items() <= worker_pods.items(), selector
+    [hpa] = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert "replicas" not in worker["spec"], "the HPA owns the replica count"
+    assert [m["external"]["metric"]["name"] for m in hpa["spec"]["metrics"]] == [
+        "aiops_runs_queued",
+        "aiops_runs_claimed",
+    ]
+    plain = [d for d in yaml.safe_load_all(render("ops")) if d]
+    assert not any(d["kind"] == "HorizontalPodAutoscaler" or "worker" in d["metadata"]["name"] for d in plain)
+    [controller] = [d for d in plain if d["kind"] == "Deployment"]
+    assert "AIOPS_RUN_EXECUTION" not in env(controller), "off by default: the controller executes runs itself"
 
 
 def can_i(kubectl, namespace: str, *what: str) -> bool:
@@ -210,6 +259,7 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         assert not can_i(kubectl, namespace, *what), f"allowed but not needed: {what}"
 
     assert not can_i(kubectl, namespace, "create", "deployments.apps", "-n", namespace)  # no pools, no rights
+    assert not can_i(kubectl, namespace, "create", "leases.coordination.k8s.io", "-n", "shop")  # no workers
 
     install("--set", "rbac.actions.restartPod=true,rbac.actions.rollbackDeployment=true,rbac.actions.cordonNode=true")
     assert can_i(kubectl, namespace, "delete", "pods", "-n", "shop")
@@ -223,3 +273,57 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
     assert can_i(kubectl, namespace, "create", "deployments.apps", "-n", namespace)
     assert can_i(kubectl, namespace, "delete", "services", "-n", namespace)
     assert not can_i(kubectl, namespace, "create", "deployments.apps", "-n", "shop")
+
+    # Workers: their run leases live in each run's namespace.
+    install("--set", "workers.enabled=true")
+    for verb in ("create", "update", "delete", "list", "watch"):
+        assert can_i(kubectl, namespace, verb, "leases.coordination.k8s.io", "-n", "shop"), verb
+    assert not can_i(kubectl, namespace, "patch", "leases.coordination.k8s.io", "-n", "shop")
+
+
+def test_ha_and_sharding_render_a_deployment_per_shard_with_its_lease_and_budget():
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", *COMBINATIONS["ha-sharded"])) if d]
+    deploys = sorted((d for d in docs if d["kind"] == "Deployment"), key=lambda d: d["metadata"]["name"])
+    assert [d["metadata"]["name"] for d in deploys] == [f"aiops-aiops-operator-shard-{i}" for i in range(3)]
+    for i, deploy in enumerate(deploys):
+        spec = deploy["spec"]
+        assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+        assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        assert spec["selector"]["matchLabels"]["aiops.dev/shard-index"] == str(i)  # the shards' pods never mix
+        [c] = spec["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+        assert env["AIOPS_SHARD"] == f"{i}/3" and env["AIOPS_LEADER_ELECTION"] == "true"
+        assert env["AIOPS_LEADER_LEASE_S"] == "10" and env["AIOPS_LEADER_RENEW_S"] == "2"
+        assert env["AIOPS_LEADER_LEASE_NAME"] == "aiops-aiops-operator"  # the operator appends -shard-i
+        assert env["AIOPS_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert ("AIOPS_WEBHOOK_ADDR" in env) == (i == 0), "one Alertmanager receiver, on shard 0"
+    pdbs = sorted((d for d in docs if d["kind"] == "PodDisruptionBudget"), key=lambda d: d["metadata"]["name"])
+    assert [p["spec"]["minAvailable"] for p in pdbs] == [1, 1, 1]
+    assert [p["spec"]["selector"]["matchLabels"]["aiops.dev/shard-index"] for p in pdbs] == ["0", "1", "2"]
+    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
+    assert services["aiops-aiops-operator"]["selector"]["aiops.dev/leader"] == "true"
+    assert [p["name"] for p in services["aiops-aiops-operator"]["ports"]] == ["metrics"]
+    webhook = services["aiops-aiops-operator-webhook"]
+    assert webhook["selector"]["aiops.dev/shard-index"] == "0" and webhook["selector"]["aiops.dev/leader"] == "true"
+
+    # Without either: one Deployment, Recreate, the PDB of one replica, no Lease rights.
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", "--set", "podDisruptionBudget.enabled=true")) if d]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deploy["metadata"]["name"] == "aiops-aiops-operator" and deploy["spec"]["strategy"] == {"type": "Recreate"}
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in c["env"] if e["name"].startswith(("AIOPS_LEADER", "AIOPS_SHARD"))]
+    [pdb] = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"] == {"maxUnavailable": 0, "selector": deploy["spec"]["selector"]}
+    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader")]
+
+
+def test_leader_election_may_take_leases_and_label_pods_in_its_namespace_only(kubectl, namespace):
+    docs = [d for d in yaml.safe_load_all(render(namespace, *COMBINATIONS["ha-sharded"])) if d]
+    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(rbac))
+    for verb in ("get", "create", "update"):
+        assert can_i(kubectl, namespace, verb, "leases.coordination.k8s.io", "-n", namespace)
+    assert can_i(kubectl, namespace, "patch", "pods", "-n", namespace)
+    assert not can_i(kubectl, namespace, "delete", "leases.coordination.k8s.io", "-n", namespace)
+    assert not can_i(kubectl, namespace, "update", "leases.coordination.k8s.io", "-n", "kube-system")
+    assert not can_i(kubectl, namespace, "patch", "pods", "-n", "shop")

@@ -4,19 +4,9 @@ import time
 
 import yaml
 
-from harness import condition, wait_for
+from harness import condition, symptom_incident, wait_for
 
 TERMINAL = ("Diagnosed", "Failed")
-
-
-def incident(name):
-    # No target: the analysis ends quickly in a stated failure, which is all this test needs.
-    return {
-        "apiVersion": "aiops.dev/v1alpha1",
-        "kind": "Incident",
-        "metadata": {"name": name},
-        "spec": {"title": f"symptom {name}", "severity": "warning", "analysis": {"llm": False}},
-    }
 
 
 def incident_phase(kubectl, name, namespace):
@@ -24,7 +14,7 @@ def incident_phase(kubectl, name, namespace):
 
 
 def test_second_pass_changes_nothing(kubectl, operator, namespace):
-    kubectl.apply(incident("once"), namespace)
+    kubectl.apply(symptom_incident("once"), namespace)
     wait_for(lambda: incident_phase(kubectl, "once", namespace) in TERMINAL, 30, "the analysis to end")
     time.sleep(1)  # Events are posted right after the status writes
     before = kubectl.get("incident", "once", namespace)
@@ -49,7 +39,9 @@ def test_second_pass_changes_nothing(kubectl, operator, namespace):
 
 def test_killed_operator_duplicates_nothing(kubectl, operator, namespace):
     names = [f"burst-{i:02d}" for i in range(30)]
-    kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(yaml.safe_dump(incident(n)) for n in names))
+    kubectl(
+        "apply", "-n", namespace, "-f", "-", input="\n---\n".join(yaml.safe_dump(symptom_incident(n)) for n in names)
+    )
 
     # Kill the operator (SIGKILL: no cleanup) once part of the burst is handled, one Incident at least to the end.
     def progressed():

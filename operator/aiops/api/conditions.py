@@ -23,6 +23,7 @@ class ConditionType(StrEnum):
     SCHEDULED = "Scheduled"
     MODEL_READY = "ModelReady"
     ANOMALIES_FOUND = "AnomaliesFound"
+    CLAIMED = "Claimed"  # a worker (aiops worker) holds its Lease; written only when claiming failed or resumed
     # ManagedCluster
     API_SERVER_REACHABLE = "APIServerReachable"
     NODES_READY = "NodesReady"
@@ -68,6 +69,8 @@ class Reason(StrEnum):
     NO_ANOMALIES = "NoAnomalies"
     ANOMALIES_FOUND = "AnomaliesFound"
     INCIDENT_OPENED = "IncidentOpened"
+    CLAIMED = "Claimed"
+    LEASE_UNAVAILABLE = "LeaseUnavailable"
     # ManagedCluster
     PROBED = "Probed"
     REACHABLE = "Reachable"

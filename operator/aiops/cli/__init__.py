@@ -1,4 +1,5 @@
-"""The `aiops` command line: the operator, runbooks, the event stream, history, notifications and GPU telemetry.
+"""The `aiops` command line: the operator, its analysis workers, runbooks, the event stream, history,
+notifications and GPU telemetry.
 
 Development commands (generators, the local control plane, the demo, evaluations) are `aiops-dev`.
 """
@@ -41,6 +42,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aiops.operator import run
 
     run(namespaces=args.namespace, verbose=args.verbose, liveness=args.liveness)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from aiops.worker import run
+
+    run(namespaces=args.namespace, verbose=args.verbose)
     return 0
 
 
@@ -206,6 +214,13 @@ def parser() -> argparse.ArgumentParser:
         help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
     run.set_defaults(fn=cmd_run)
+
+    worker = sub.add_parser(
+        "worker", help="execute the AnalysisRuns the operator accepts (AIOPS_RUN_EXECUTION=workers), claimed by Lease"
+    )
+    worker.add_argument("-n", "--namespace", action="append", help="claim only in this namespace (repeatable)")
+    worker.add_argument("-v", "--verbose", action="store_true")
+    worker.set_defaults(fn=cmd_worker)
 
     sop = sub.add_parser("sop", help="runbooks as markdown (sop-library/): lint, render, import as SOP objects")
     sop_sub = sop.add_subparsers(dest="sop_command", required=True)

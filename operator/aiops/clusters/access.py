@@ -15,7 +15,7 @@ from kubernetes import client
 from aiops.api import MANAGED_CLUSTER
 from aiops.api.common import SecretKeyReference
 from aiops.api.managedcluster import ClusterEndpoints, ManagedClusterSpec
-from aiops.clusters import probe
+from aiops.clusters import informer, probe
 from aiops.clusters.jaeger import JaegerSource
 from aiops.clusters.loki import LokiSource
 from aiops.clusters.prometheus import PrometheusSource
@@ -37,6 +37,7 @@ class ClusterAccess:
     loki_token: str | None = None
     logs: LogSource | None = None
     traces: TraceSource | None = None  # Tempo when the cluster has one, else Jaeger
+    cache: informer.Cache | None = None  # watch-fed objects (the local cluster, when the operator runs)
 
 
 def _secret_value(ref: SecretKeyReference | None, settings: Settings) -> str | None:
@@ -83,7 +84,9 @@ def cluster_access(cluster_name: str | None, settings: Settings) -> ClusterAcces
     if cluster_name is None:
         prom = PrometheusSource(settings.prometheus_url) if settings.prometheus_url else None
         logs, traces = local_sources(settings)
-        return ClusterAccess(kube.api_client(), prom, settings.loki_url, logs=logs, traces=traces)
+        return ClusterAccess(
+            kube.api_client(), prom, settings.loki_url, logs=logs, traces=traces, cache=informer.local()
+        )
     obj = kube.get(MANAGED_CLUSTER, cluster_name)
     if obj is None:
         raise ClusterAccessError(f"spec.clusterRef: ManagedCluster {cluster_name!r} does not exist")

@@ -1,9 +1,11 @@
-"""AnalysisRun reconciler: validate and queue the run; a daemon executes accepted runs (aiops.runs
+"""AnalysisRun reconciler: validate and accept the run, then hand it to execution (aiops.runs
 dispatches by type).
 
 Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow model holds up
-neither kopf's handlers nor other objects. Runs of the other types wait in Pending until their
-executors exist.
+neither kopf's handlers nor other objects. The hand-off is direct: the reconciler writes the
+acceptance itself and submits the run in the same call, so no handler waits or polls for another.
+Runs on a catalogue model go through a daemon instead (controllers/pools.py), which waits for the
+model. Runs of the other types wait in Pending until their executors exist.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +27,7 @@ from aiops.api.conditions import ConditionType, Reason
 from aiops.controllers import pools
 from aiops.controllers.common import MissingReference, kopf_emitter, reconciler, validated
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, find_condition, now_utc
+from aiops.core.status import StatusBuilder, find_condition, now_utc, write
 
 
 def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
@@ -47,26 +50,38 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     # A run that failed only for its spec starts over once the spec is fixed; a run that
     # failed at inference keeps its verdict.
     if builder.status.phase is None or builder.ready_reason() == Reason.INVALID_SPEC:
-        builder.phase(RunPhase.PENDING, f"{spec.type} run queued for inference")
+        builder.phase(RunPhase.PENDING, f"{spec.type} run queued for inference", event=None)  # Running follows
     builder.status.attempts = builder.status.attempts or 0
     builder.condition(
         ConditionType.READY, ConditionStatus.TRUE, Reason.ACCEPTED, "spec is valid and its references resolve"
     )
-    builder.apply(patch)
+    if not runs_here(body["spec"]):
+        builder.apply(patch)
+        return
+    # Written here, not through kopf's patch after the handler: the executor's first write (Running)
+    # must not be overtaken by this handler's (Pending).
+    dispatch(write(kube.API, builder, dict(body)))
 
 
 EXECUTABLE = frozenset(
     {AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value, AnalysisType.ANOMALY_DETECTION.value}
 )
+ACCEPT_POLLS = 20  # the reconcile handler accepts a valid run within moments
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
 
 
-def is_executable(spec: kopf.Spec, **_: Any) -> bool:
+def runs_here(spec: dict) -> bool:
+    """Executed on the reconciler's hand-off: a type with an executor, on the operator's own model (workers mode:
+    `aiops worker` claims it instead)."""
+    inline = settings.current().run_execution == "inline"
+    return inline and spec.get("type") in EXECUTABLE and not (spec.get("inference") or {}).get("pool")
+
+
+def on_pool(spec: kopf.Spec, **_: Any) -> bool:
     # A filter on spec only: one on status would flip when the run finishes and make kopf cancel
     # the daemon while it writes its last status.
-    return spec.get("type") in EXECUTABLE
-
-
-ACCEPT_POLLS = 20
+    return spec.get("type") in EXECUTABLE and bool((spec.get("inference") or {}).get("pool"))
 
 
 @functools.cache
@@ -74,10 +89,32 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.current().analysis_workers, thread_name_prefix="analysis")
 
 
-@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=is_executable, cancellation_timeout=5)
-async def execute(body: kopf.Body, **_: Any) -> None:
-    """Runs an accepted run once (again after a restart if it was Running); finished runs return at once."""
-    for _ in range(ACCEPT_POLLS):  # the reconcile handler accepts a valid run within moments
+def dispatch(run: dict) -> None:
+    """Submits an accepted, unfinished run to the worker pool, once per process (a resumed run that was
+    Running is run again, its attempt counted)."""
+    if (run.get("status") or {}).get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
+        return
+    uid = run["metadata"]["uid"]
+    with _in_flight_lock:
+        if uid in _in_flight:
+            return
+        _in_flight.add(uid)
+    ctx = contextvars.copy_context()  # kopf.event() from the worker thread reaches the operator's loop
+
+    def execute() -> None:
+        try:
+            ctx.run(runs.execute, runs.Context(kube.API, settings.current(), now_utc, kopf_emitter), run)
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(uid)
+
+    _pool().submit(execute)
+
+
+@kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=on_pool, cancellation_timeout=5)
+async def execute_on_pool(body: kopf.Body, **_: Any) -> None:
+    """Runs an accepted run on its catalogue model once (again after a restart if it was Running)."""
+    for _ in range(ACCEPT_POLLS):
         status = body.get("status") or {}  # a daemon's body is live: it follows the object
         if status.get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
             return
@@ -86,10 +123,7 @@ async def execute(body: kopf.Body, **_: Any) -> None:
         await asyncio.sleep(0.5)
     else:
         raise kopf.TemporaryError("not accepted (see its Ready condition); checking again later", delay=15)
-    if ((body.get("spec") or {}).get("inference") or {}).get("pool"):  # a catalogue model: aiops.controllers.pools
-        await pools.execute_on_pool(body, _run_in_pool)
-        return
-    await _run_in_pool(dict(body), settings.current())
+    await pools.execute_on_pool(body, _run_in_pool)
 
 
 async def _run_in_pool(run: dict, config: settings.Settings) -> None:

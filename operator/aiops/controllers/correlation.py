@@ -31,6 +31,9 @@ def correlate_once(client: kube.Client, namespace: str, window: timedelta) -> li
 @kopf.on.startup()
 async def start(**_: Any) -> None:
     config = settings.current()
+    if not config.shard.primary:  # one pass per fleet: it reads every shard's Incidents
+        log.info("fleet correlation runs on shard 0, not on shard %s", config.shard)
+        return
     if not config.correlation_interval_s:
         log.info("fleet correlation is off (AIOPS_CORRELATION_INTERVAL_S=0)")
         return

@@ -18,7 +18,8 @@ from aiops.api.incident import IncidentPhase, IncidentSource, IncidentSpec, Inci
 from aiops.controllers.common import MissingReference, reconciler, validated
 from aiops.core import events, kube
 from aiops.core.events import EventType
-from aiops.core.status import StatusBuilder
+from aiops.core.sharding import shard_labels
+from aiops.core.status import StatusBuilder, write
 from aiops.sops.remediation import effects
 
 INCIDENT_LABEL = f"{GROUP}/incident"
@@ -44,7 +45,11 @@ def analysis_run_manifest(incident: dict[str, Any], spec: IncidentSpec) -> dict[
         "metadata": {
             "name": analysis_run_name(incident),
             "namespace": meta["namespace"],
-            "labels": {INCIDENT_LABEL: meta["name"], "app.kubernetes.io/managed-by": "aiops-operator"},
+            "labels": {
+                INCIDENT_LABEL: meta["name"],
+                "app.kubernetes.io/managed-by": "aiops-operator",
+                **shard_labels(INCIDENT, incident),  # the run goes to its Incident's shard
+            },
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
@@ -102,7 +107,8 @@ def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[IncidentStatus]) -> None:
     status = builder.status
     if status.phase is None and (body.get("spec") or {}).get("source") != IncidentSource.CORRELATION:
-        builder.phase(IncidentPhase.NEW, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}")
+        # In the timeline only: Triaging follows within the same write, and its Event says the Incident is in.
+        builder.phase(IncidentPhase.NEW, f"Incident filed: {str(body['spec'].get('title', ''))[:200]}", event=None)
         spec = body.get("spec") or {}
         events.publish(
             EventType.INCIDENT_CREATED,
@@ -125,13 +131,15 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[Inciden
         # A fleet-wide parent: its children's analyses hold the evidence; controllers/correlation.py writes it.
         builder.apply(patch)
         return
-    run, created = kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))
-    run_name = run["metadata"]["name"]
+    run_name = analysis_run_name(body)
     status.analysis_run_ref = {"name": run_name}
     status.detected_at = status.detected_at or detected_at(body, spec)
     message = f"AnalysisRun {run_name} holds the root-cause analysis"
     builder.condition(ConditionType.READY, ConditionStatus.TRUE, Reason.ANALYSIS_SCHEDULED, message)
     # Later phases belong to the analysis; only a new or previously invalid Incident moves to Triaging.
     if status.phase in (IncidentPhase.NEW, IncidentPhase.FAILED, None) and not status.diagnosis:
-        builder.phase(IncidentPhase.TRIAGING, f"{'Created' if created else 'Adopted'} AnalysisRun {run_name}")
-    builder.apply(patch)
+        builder.phase(IncidentPhase.TRIAGING, f"AnalysisRun {run_name} opened")
+    # Stored before the run exists, not by kopf after this handler: the run's executor starts at once and
+    # writes this Incident too, and must find the hand-off (and the timeline so far) in place.
+    write(kube.API, builder, dict(body))
+    kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))

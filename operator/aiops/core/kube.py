@@ -17,6 +17,7 @@ from aiops.api import Kind
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+CONNECTIONS = 32
 
 
 @functools.cache
@@ -27,7 +28,11 @@ def api_client() -> client.ApiClient:
     except config.ConfigException:
         # Read $KUBECONFIG now: the library only looks at it when it is first imported.
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    settings = client.Configuration.get_default_copy()
+    # kopf's handler threads, the analysis workers and the notification/correlation passes share it:
+    # a pool smaller than them discards connections, and every new one costs a TLS handshake.
+    settings.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(settings)
 
 
 def custom() -> client.CustomObjectsApi:

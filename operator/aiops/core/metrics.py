@@ -57,3 +57,19 @@ NOTIFICATIONS_PENDING = Gauge(
     "Notifications in the outbox not yet sent nor dead letters.",
     registry=REGISTRY,
 )
+
+# `aiops worker` (aiops.worker): its claims on runs. The queue it scales on, aiops_runs_queued, is state and is
+# computed from the API server by the operator's /metrics (aiops.observability.server).
+WORKER_CLAIMING = Gauge(
+    "aiops_worker_claiming",
+    "1 while this worker claims runs, 0 while the Lease API refuses or cannot be reached.",
+    registry=REGISTRY,
+)
+WORKER_RUNS = Counter(
+    "aiops_worker_runs",
+    "Runs this worker claimed, by how they ended here (finished, abandoned: the lease was lost before the outcome, "
+    "crashed, released: given up on shutdown).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WORKER_IN_FLIGHT = Gauge("aiops_worker_runs_in_flight", "Runs this worker is executing.", registry=REGISTRY)

@@ -95,7 +95,7 @@ def gather(
     target: Target, start: datetime, end: datetime, access: ClusterAccess, detected_at: datetime | None = None
 ) -> EvidenceBundle:
     bundle = EvidenceBundle(target, start, end, detected_at)
-    k8s_collector.collect(access.api, bundle)
+    k8s_collector.collect(access.api, bundle, access.cache)
     if access.prometheus:
         prom_collector.collect(access.prometheus, bundle)
     else:

@@ -22,6 +22,7 @@ from aiops.api.common import DNS_LABEL, ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import IncidentPhase, IncidentStatus
 from aiops.core import kube
+from aiops.core.sharding import shard_labels
 from aiops.core.status import StatusBuilder, now_utc
 from aiops.ingest.wire import (
     ALERTS_ANNOTATION,
@@ -129,7 +130,9 @@ class Ingestor:
         if not any(a.status == "firing" for a in note.alerts):
             return None, False
         for ns in dict.fromkeys([primary, self.default_namespace]):
-            result = self._create(incident_manifest(note, name, ns, states))
+            body = incident_manifest(note, name, ns, states)
+            body["metadata"].setdefault("labels", {}).update(shard_labels(INCIDENT, body))  # its shard's watch sees it
+            result = self._create(body)
             if result is not None:
                 return result
             if ns != self.default_namespace:

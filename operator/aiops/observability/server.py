@@ -2,7 +2,10 @@
 
 Two kinds of figures:
 - state, computed at scrape time from the Incidents and SOPs the API server holds (by phase, runbook
-  effect, diagnosis accuracy), so they survive operator restarts and agree with `kubectl get`;
+  effect, diagnosis accuracy), so they survive operator restarts and agree with `kubectl get`; with
+  AIOPS_RUN_EXECUTION=workers also the runs waiting for a worker (aiops_runs_queued, what the workers'
+  autoscaler follows) and those a worker holds (aiops_runs_claimed). Only the operator serves them: an
+  `aiops worker` serves its activity alone (serve(state=False));
 - activity of this process (analysis durations, LLM tokens and errors, fallbacks, redactions, SOP
   actions), counted where it happens, in REGISTRY.
 /healthz says the operator's event loop is alive (a heartbeat younger than HEARTBEAT_STALE_S); /readyz
@@ -23,10 +26,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from aiops import GROUP, VERSION
-from aiops.api import INCIDENT, SOP
+from aiops import GROUP, VERSION, runs, settings
+from aiops.api import ANALYSIS_RUN, INCIDENT, SOP
 from aiops.core import kube
 from aiops.core.metrics import REGISTRY
+from aiops.core.status import now_utc
+from aiops.runs import lease
 from aiops.sops.remediation.effects import model_accuracy
 
 log = logging.getLogger(__name__)
@@ -77,9 +82,24 @@ class ResourceCollector(Collector):
             feedback.add_metric([model], n)
         yield accuracy
         yield feedback
+        if settings.current().run_execution == "workers":
+            yield from run_backlog(api)
 
 
-REGISTRY.register(ResourceCollector())
+def run_backlog(api) -> Iterator[GaugeMetricFamily]:
+    """Claimable runs no worker holds, and those one does; nothing when the leases cannot be read."""
+    claimable = [r for r in api.list_cluster_custom_object(GROUP, VERSION, ANALYSIS_RUN.plural)["items"] if
+                 runs.claimable(r)]  # fmt: skip
+    try:
+        leases = lease.run_leases()
+    except lease.LeaseUnavailable as exc:
+        log.warning("aiops_runs_queued not exported: %s", exc)
+        return
+    queued, claimed = lease.backlog(claimable, leases, now_utc())
+    yield GaugeMetricFamily(
+        "aiops_runs_queued", "Accepted AnalysisRuns waiting for a worker (no live Lease).", value=queued
+    )
+    yield GaugeMetricFamily("aiops_runs_claimed", "Accepted AnalysisRuns a worker holds and executes.", value=claimed)
 
 
 class Health:
@@ -133,8 +153,14 @@ class Handler(BaseHTTPRequestHandler):
         return
 
 
-def serve(port: int) -> None:
-    """Serves the endpoints on `port` in a thread; a port already taken is logged, not fatal."""
+_state = ResourceCollector()
+
+
+def serve(port: int, state: bool = True) -> None:
+    """Serves the endpoints on `port` in a thread; a port already taken is logged, not fatal. `state`: the
+    figures computed from the API server too (the operator's, not a worker's)."""
+    if state:
+        REGISTRY.register(_state)
     try:
         server = ThreadingHTTPServer(("", port), Handler)
     except OSError as exc:

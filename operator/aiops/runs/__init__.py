@@ -3,11 +3,14 @@
 rootcause     the diagnosis pipeline, recorded on the Incident and the run
 sopanalysis   a runbook's text -> an SOP draft and findings
 anomaly       PromQL queries -> detectors -> anomalies, and an optional Incident
+lease         claims on runs for `aiops worker` (a Lease per run)
 """
 
 from __future__ import annotations
 
-from aiops.api.analysisrun import AnalysisType
+from aiops.api.analysisrun import AnalysisType, RunPhase
+from aiops.api.conditions import ConditionType, Reason
+from aiops.core.status import find_condition
 from aiops.runs import anomaly, rootcause, sopanalysis
 from aiops.runs.common import Context, fail_run
 
@@ -17,9 +20,23 @@ EXECUTORS = {
     AnalysisType.ANOMALY_DETECTION.value: anomaly.execute,
 }
 
-__all__ = ["EXECUTORS", "Context", "execute", "fail_run"]
+__all__ = ["EXECUTORS", "Context", "claimable", "execute", "fail_run"]
+FINISHED = frozenset({RunPhase.SUCCEEDED.value, RunPhase.FAILED.value})
 
 
 def execute(ctx: Context, run: dict) -> None:
     """One attempt at a run of a type with an executor (the daemon's filter names them)."""
     EXECUTORS[run["spec"].get("type")](ctx, run)
+
+
+def claimable(run: dict) -> bool:
+    """What a worker may claim: accepted, unfinished, of a type with an executor, on the operator's own model
+    (a run on a catalogue pool is scheduled by the operator: aiops.controllers.pools)."""
+    spec, status = run.get("spec") or {}, run.get("status") or {}
+    accepted = (find_condition(status.get("conditions") or [], ConditionType.READY) or {}).get("reason")
+    return (
+        accepted == Reason.ACCEPTED
+        and status.get("phase") not in FINISHED
+        and spec.get("type") in EXECUTORS
+        and not (spec.get("inference") or {}).get("pool")
+    )

@@ -17,7 +17,7 @@ from aiops.clusters.access import ClusterAccessError, cluster_access
 from aiops.core import events, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder, write
-from aiops.runs.common import Context, fail_run, start_attempt
+from aiops.runs.common import Context, fail_run, start_attempt, still_ours
 
 log = logging.getLogger(__name__)
 INCIDENT_SUFFIX = "-anomaly"
@@ -91,6 +91,8 @@ def open_incident(ctx: Context, run: dict, spec: AnalysisRunSpec, outcome: queri
 
 
 def record(ctx: Context, run: dict, outcome: queries.AnomalyOutcome, incident: tuple | None) -> None:
+    if not still_ours(ctx, run):
+        return
     meta = run["metadata"]
     b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
     result = outcome.result()

@@ -2,11 +2,13 @@
 
 An executor runs in a worker thread, writes status through the status subresource with a
 StatusBuilder, and is safe to run again after an operator restart: a run found Running is simply
-run again, with its attempt counted.
+run again, with its attempt counted. Before its final writes an executor asks `still_ours`: a worker
+(aiops.worker) that lost its claim on the run writes nothing.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,17 +19,20 @@ from aiops.core import kube
 from aiops.core.status import Emit, StatusBuilder, write
 from aiops.settings import Settings
 
+log = logging.getLogger(__name__)
 EmitFor = Callable[[dict], Emit]  # object -> emit(type, reason, message)
 
 
 @dataclass(frozen=True)
 class Context:
-    """Where an executor writes (client), what it is configured with, its clock and its Event emitter."""
+    """Where an executor writes (client), what it is configured with, its clock, its Event emitter, and its
+    fence: whether this process still holds the run, asked right before an outcome is written."""
 
     client: kube.Client
     settings: Settings
     now: Callable[[], datetime]
     emit_for: EmitFor
+    fence: Callable[[], bool] = lambda: True  # the operator that accepted a run is its only executor
 
     def builder(self, kind, obj: dict) -> StatusBuilder:
         return StatusBuilder(kind, obj, self.now(), self.emit_for(obj))
@@ -38,7 +43,19 @@ class Context:
         return self.client.get(kind, meta["name"], meta.get("namespace")) or obj
 
 
+def still_ours(ctx: Context, run: dict) -> bool:
+    """The fence before an outcome is written; False (and a log line) when the claim on the run was lost."""
+    if ctx.fence():
+        return True
+    meta = run["metadata"]
+    log.warning("AnalysisRun %s/%s: this worker lost its claim; abandoned without writing", meta["namespace"],
+                meta["name"])  # fmt: skip
+    return False
+
+
 def fail_run(ctx: Context, run: dict, message: str) -> None:
+    if not still_ours(ctx, run):
+        return
     b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
     b.status.error = message[:4096]
     b.status.completed_at = b.now
@@ -52,5 +69,4 @@ def start_attempt(ctx: Context, run: dict, message: str) -> dict:
     b.status.attempts = (b.status.attempts or 0) + 1
     b.status.started_at = b.now
     b.phase(RunPhase.RUNNING, message)
-    write(ctx.client, b, run)
-    return ctx.fresh(ANALYSIS_RUN, run)
+    return write(ctx.client, b, run)  # the patch's answer is the run as stored now

@@ -15,7 +15,7 @@ from aiops.core import events, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder, parse_time, write
 from aiops.diagnosis import pipeline
-from aiops.runs.common import Context, fail_run, start_attempt
+from aiops.runs.common import Context, fail_run, start_attempt, still_ours
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def execute(ctx: Context, run: dict) -> None:
     if istatus.get("diagnosis") and (istatus.get("analysisRunRef") or {}).get("name") == meta["name"]:
         # The operator stopped between writing the Incident and the run: finish the run, don't redo it.
         diagnosis = Diagnosis.model_validate(istatus["diagnosis"])
-        record_run(ctx, run, pipeline.PipelineResult(diagnosis=diagnosis))
+        if still_ours(ctx, run):
+            record_run(ctx, run, pipeline.PipelineResult(diagnosis=diagnosis))
         return
     run = start_attempt(ctx, run, "collecting evidence and analysing")
     incident = mark_analyzing(ctx, incident, meta["name"])
@@ -62,13 +63,14 @@ def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
     if b.status.phase != IncidentPhase.ANALYZING:
         b.emit("Normal", Reason.ANALYSIS_STARTED, message)
     b.phase(IncidentPhase.ANALYZING, message, event=None)
-    write(ctx.client, b, incident)
-    return ctx.fresh(INCIDENT, incident)
+    return write(ctx.client, b, incident)
 
 
 def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineResult) -> None:
     """The Incident first, then the run: a crash in between re-runs the analysis, and the
     transition-based conditions keep the second pass from repeating Events or timeline entries."""
+    if not still_ours(ctx, run):
+        return
     d = result.diagnosis
     # Read it again: while the analysis ran, its alert may have resolved it (the Alertmanager receiver).
     incident = ctx.fresh(INCIDENT, incident)

@@ -11,7 +11,7 @@ from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, RunPhase
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.core.status import StatusBuilder, write
-from aiops.runs.common import Context, fail_run, start_attempt
+from aiops.runs.common import Context, fail_run, start_attempt, still_ours
 from aiops.sops import analysis
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def execute(ctx: Context, run: dict) -> None:
 
 
 def record(ctx: Context, run: dict, a: analysis.SOPAnalysis) -> None:
+    if not still_ours(ctx, run):
+        return
     b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
     result: dict = {"summary": a.summary(), "redaction": a.redaction, "promptVersion": a.prompt_version}
     if a.spec is not None:

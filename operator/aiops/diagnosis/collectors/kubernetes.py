@@ -8,13 +8,15 @@ camelCase shapes of `kubectl get -o json`. Secret data is never read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from aiops.clusters import informer
 from aiops.core import kube
 from aiops.diagnosis.evidence import EvidenceBundle, Obj, Target
 
@@ -51,6 +53,79 @@ class Reader:
     def items(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> list[Obj]:
         body = self.get(path, what, query, optional)
         return list(body.get("items") or []) if isinstance(body, dict) else []
+
+
+class CachedReader(Reader):
+    """A Reader that answers lists and named objects from the cluster's watch-fed cache
+    (clusters/informer.py) where it holds them, and goes to the API server for the rest: logs, kinds it
+    does not cache, selectors it cannot evaluate, an informer not synced, and a named object it lacks
+    (just created, or really absent: the server says which)."""
+
+    def __init__(self, api: client.ApiClient, bundle: EvidenceBundle, cache: informer.Cache):
+        super().__init__(api, bundle)
+        self.cache = cache
+
+    def get(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> Any:
+        found = self._cached(path, dict(query or {}))
+        return found if found is not None else super().get(path, what, query, optional)
+
+    def _cached(self, path: str, query: dict[str, Any]) -> Any:
+        match = _OBJECT_PATH.fullmatch(path)
+        if not match:
+            return None
+        prefix, namespace, resource, name = match.group("prefix", "namespace", "resource", "name")
+        source = self.cache.informer(f"{prefix}/{resource}")
+        limit = query.pop("limit", None)
+        if source is None:
+            return None
+        if name:
+            return None if query else source.get(namespace or "", unquote(name))
+        selected = _select(source.items(namespace), query)
+        if selected is None:
+            return None
+        selected.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+        selected = selected[: int(limit)] if limit else selected
+        return {"items": [{k: v for k, v in o.items() if k not in _TYPE_FIELDS} for o in selected]}
+
+
+# /api/v1[/namespaces/NS]/RESOURCE[/NAME] and /apis/GROUP/VERSION[/namespaces/NS]/RESOURCE[/NAME]
+_OBJECT_PATH = re.compile(
+    r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?"
+)
+
+
+_TYPE_FIELDS = ("kind", "apiVersion")  # absent from list items, as the API server answers a list
+
+
+def _select(objs: list[Obj], query: dict[str, Any]) -> list[Obj] | None:
+    """The objects matching the equality selectors the collector uses; None for any other query."""
+    labels = _pairs(query.pop("labelSelector", ""))
+    fields = _pairs(query.pop("fieldSelector", ""))
+    if labels is None or fields is None or query:
+        return None
+    out = []
+    for o in objs:
+        have = o["metadata"].get("labels") or {}
+        if all(have.get(k) == v for k, v in labels.items()) and all(_field(o, k) == v for k, v in fields.items()):
+            out.append(o)
+    return out
+
+
+def _pairs(selector: str) -> dict[str, str] | None:
+    pairs = {}
+    for term in filter(None, selector.split(",")):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!") or value.startswith("="):
+            return None  # set-based or inequality: the server evaluates it
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _field(obj: Obj, dotted: str) -> Any:
+    value: Any = obj
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def selector_string(match_labels: dict[str, str]) -> str:
@@ -155,11 +230,7 @@ def collect_surroundings(r: Reader, target: Target) -> None:
         claims.add(target.name)
     b.pvcs = r.each(sorted(claims), f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{{}}", "kubernetes/pvc {}")
     scaled = {(w["kind"], w["metadata"]["name"]) for w in b.deployments + b.statefulsets}
-    hpas = r.items(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers", "kubernetes/hpas", optional=True)
-    if not hpas:  # API servers before 1.23 serve the same shape as v2beta2
-        hpas = r.items(
-            f"/apis/autoscaling/v2beta2/namespaces/{ns}/horizontalpodautoscalers", "kubernetes/hpas", optional=True
-        )
+    hpas = hpa_items(r, ns)
     b.hpas = [h for h in hpas if (h["spec"]["scaleTargetRef"]["kind"], h["spec"]["scaleTargetRef"]["name"]) in scaled]
     b.quotas = r.items(f"/api/v1/namespaces/{ns}/resourcequotas", "kubernetes/resourcequotas")
     b.certificates = r.items(
@@ -187,6 +258,21 @@ def collect_surroundings(r: Reader, target: Target) -> None:
         b.events += [e for e in node_events if e["involvedObject"].get("name") in node_names]
 
 
+# API server -> the autoscaling version it serves HPAs in: v2, or v2beta2 (the same shape) before 1.23.
+_HPA_VERSION: dict[str, str] = {}
+
+
+def hpa_items(r: Reader, ns: str) -> list[Obj]:
+    host = r.api.configuration.host
+    for version in [_HPA_VERSION[host]] if host in _HPA_VERSION else ["v2", "v2beta2"]:
+        body = r.get(f"/apis/autoscaling/{version}/namespaces/{ns}/horizontalpodautoscalers", "kubernetes/hpas",
+                     optional=True)  # fmt: skip
+        if isinstance(body, dict):  # served (an empty list too): ask this version from now on
+            _HPA_VERSION[host] = version
+            return list(body.get("items") or [])
+    return []
+
+
 def collect_logs(r: Reader) -> None:
     """The tail of each container's log; the previous instance's when it restarted (that is the crash)."""
     for pod in r.bundle.pods:
@@ -205,8 +291,8 @@ def collect_logs(r: Reader) -> None:
                 r.bundle.logs[f"{meta['name']}/{container}"] = text.splitlines()
 
 
-def collect(api: client.ApiClient, bundle: EvidenceBundle) -> EvidenceBundle:
-    r = Reader(api, bundle)
+def collect(api: client.ApiClient, bundle: EvidenceBundle, cache: informer.Cache | None = None) -> EvidenceBundle:
+    r = CachedReader(api, bundle, cache) if cache is not None else Reader(api, bundle)
     collect_pods(r, bundle.target)
     collect_owners(r, bundle.target.namespace)
     collect_surroundings(r, bundle.target)

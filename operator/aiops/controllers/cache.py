@@ -1,0 +1,32 @@
+"""The local cluster's watch-fed caches (clusters/informer.py), started with the operator.
+
+Diagnoses read pods, events, workloads, nodes, PVCs and quotas from them instead of listing them per
+Incident; until an informer has synced (and whenever its watch is down) readers go to the API server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from aiops import settings
+from aiops.clusters import informer
+from aiops.core import kube
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+def start(**_: Any) -> None:
+    if not settings.current().kube_cache:
+        log.info("the Kubernetes cache is off (AIOPS_KUBE_CACHE=false): diagnoses list what they read")
+        return
+    informer.start_local(kube.api_client())
+
+
+@kopf.on.cleanup()
+def stop(**_: Any) -> None:
+    if (cache := informer.local()) is not None:
+        cache.stop()
