@@ -256,11 +256,14 @@ def settle(client: kube.Client, parent: dict[str, Any], incidents: dict[str, dic
 def sweep(client: kube.Client, namespace: str, now, window: timedelta = WINDOW) -> list[str]:
     """One pass over the hub's Incidents: groups folded, finished parents resolved. Returns the parents."""
     incidents = {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in client.list(INCIDENT)}
-    parents = [fold(client, g, incidents, namespace, now) for g in groups(list(incidents.values()), window)]
+    folded = {fold(client, g, incidents, namespace, now) for g in groups(list(incidents.values()), window)}
     for key, incident in incidents.items():
-        if (incident.get("spec") or {}).get("source") == IncidentSource.CORRELATION:
-            settle(client, client.get(INCIDENT, *reversed(key.split("/", 1))) or incident, incidents, now)
-    return parents
+        spec, status = incident.get("spec") or {}, incident.get("status") or {}
+        if spec.get("source") == IncidentSource.CORRELATION and status.get("phase") != IncidentPhase.RESOLVED:
+            # A parent this pass wrote is read again; the others are as listed.
+            current = client.get(INCIDENT, *reversed(key.split("/", 1))) if key in folded else incident
+            settle(client, current or incident, incidents, now)
+    return sorted(folded)
 
 
 def _diagnosis(cause: Cause, children: list[ChildIncident], incidents: dict[str, dict[str, Any]]) -> Diagnosis:
