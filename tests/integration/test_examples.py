@@ -125,7 +125,7 @@ def test_describe_reads_as_a_report(kubectl, operator, namespace, writer):
         "Suspects:",
         "Timeline:",
         "Events:",
-        "Normal   New",
+        "Normal   Triaging",
         "RootCauseIdentified",
         "Warning  AnalysisFallback",
         "aiops-operator",
