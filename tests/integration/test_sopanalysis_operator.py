@@ -4,7 +4,7 @@ model path scripted for deterministic failures."""
 import json
 
 from aiops.sops import sopfile
-from harness import condition, phase
+from harness import condition, phase, wait_for
 from support.scripted_openai import ScriptedOpenAI, answer, content
 
 DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 90, "what": "a finished run"}
@@ -81,8 +81,18 @@ def sop_run(name: str, text: str = RUNBOOK, **spec) -> dict:
     }
 
 
-def reasons(kubectl, namespace, name) -> dict[str, str]:
-    return {e["reason"]: e["type"] for e in kubectl.events(namespace, name)}
+def reasons(kubectl, namespace, name, *expected: str) -> dict[str, str]:
+    """Event reason -> type on the object, once the `expected` reasons are there: Events are posted after
+    the status write that the test waited for, asynchronously."""
+
+    def found():
+        events = {e["reason"]: e["type"] for e in kubectl.events(namespace, name)}
+        return events if all(r in events for r in expected) else None
+
+    try:
+        return wait_for(found, timeout=15, what=f"Events {expected}")
+    except AssertionError:
+        return {e["reason"]: e["type"] for e in kubectl.events(namespace, name)}
 
 
 def test_good_answer_gives_a_draft_with_lint_and_model_findings(kubectl, operator_env, namespace):
@@ -114,7 +124,7 @@ def test_good_answer_gives_a_draft_with_lint_and_model_findings(kubectl, operato
 
     assert condition(run, "ModelAnswered")["reason"] == "Completed"
     assert condition(run, "Ready")["reason"] == "Accepted"
-    events = reasons(kubectl, namespace, "payments-wiki")
+    events = reasons(kubectl, namespace, "payments-wiki", "Running", "Succeeded")
     assert events.get("Running") == "Normal" and events.get("Succeeded") == "Normal", events
 
     (request,) = llm.requests
@@ -163,7 +173,7 @@ def test_prose_until_the_attempts_run_out_fails_clearly(kubectl, operator_env, n
     assert status["tokens"] == {"prompt": 300, "completion": 60}
     model = condition(run, "ModelAnswered")
     assert model["status"] == "False" and model["reason"] == "InvalidAnswer"
-    events = reasons(kubectl, namespace, "prose-only")
+    events = reasons(kubectl, namespace, "prose-only", "InvalidAnswer", "Failed")
     assert events.get("InvalidAnswer") == "Warning" and events.get("Failed") == "Warning", events
 
 
@@ -197,7 +207,7 @@ def test_without_a_model(kubectl, operator, namespace):
     assert phase(prose) == "Failed"
     assert prose["status"]["error"].startswith("no model is configured (AIOPS_LLM_BASE_URL)")
     assert condition(prose, "ModelAnswered")["reason"] == "NoModelConfigured"
-    assert reasons(kubectl, namespace, "prose-no-model").get("NoModelConfigured") == "Warning"
+    assert reasons(kubectl, namespace, "prose-no-model", "NoModelConfigured").get("NoModelConfigured") == "Warning"
     assert "tokens" not in prose["status"] and "model" not in prose["status"]
 
     md = kubectl.wait("analysisrun", "markdown-no-model", namespace, **DONE)
