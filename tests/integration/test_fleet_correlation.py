@@ -153,7 +153,10 @@ def test_one_bad_image_on_three_clusters_is_one_page(
         for child in ("cart-hub", "cart-s1", "cart-s2"):
             obj = kubectl.get("incident", child, namespace)
             assert obj["status"]["parentRef"]["name"] == parent["metadata"]["name"]
-            assert condition(obj, "Correlated")["status"] == "True"
+            # Other writers of `conditions` may drop it; the next correlation pass writes it again.
+            wait_for(lambda c=child: condition(kubectl.get("incident", c, namespace), "Correlated"), timeout=15,
+                     what=f"{child}'s Correlated condition")  # fmt: skip
+            assert condition(kubectl.get("incident", child, namespace), "Correlated")["status"] == "True"
         assert "parentRef" not in (kubectl.get("incident", "search-s1", namespace)["status"])
         assert len(parents()) == 1
 

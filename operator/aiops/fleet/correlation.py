@@ -226,7 +226,8 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
         builder.phase(IncidentPhase.DIAGNOSED, message[:1024])
     write(client, builder, parent)
     for m in group.members:
-        if m.parent is None:
+        # New children, and ours whose Correlated condition another writer's stale conditions list dropped.
+        if m.parent is None or (m.parent == f"{ns}/{name}" and not _correlated(incidents[m.key])):
             child = incidents[m.key]
             b = StatusBuilder(INCIDENT, child, now, _emitter(client, child))
             b.status.parent_ref = IncidentReference(name=name, namespace=ns)
@@ -236,6 +237,11 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
             )
             write(client, b, child)
     return f"{ns}/{name}"
+
+
+def _correlated(incident: dict[str, Any]) -> bool:
+    conditions = (incident.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == ConditionType.CORRELATED and c.get("status") == "True" for c in conditions)
 
 
 def settle(client: kube.Client, parent: dict[str, Any], incidents: dict[str, dict[str, Any]], now) -> None:
