@@ -35,6 +35,8 @@
 | AIOPS_MODEL_WAIT_S | how long a run waits for its pool to become ready, default 900 |
 | AIOPS_POOL_SWEEP_INTERVAL_S | seconds between checks for idle pools and expired runs, default 30 |
 | AIOPS_CORRELATION_INTERVAL_S | seconds between fleet correlation passes over the hub's Incidents, 15; 0 = off |
+| AIOPS_ANOMALY_SCAN_TICK_S | seconds between anomaly scan ticks per ManagedCluster (spec.anomalyScan), 30; 0 = off |
+| AIOPS_ANOMALY_SCAN_BATCH | due queries one tick of one cluster runs at most, 10 |
 | AIOPS_CORRELATION_WINDOW_S | Incidents detected this close together may share a cause, default 1800 |
 | AIOPS_NOTIFY_CONFIG | YAML file of the notification channels and routes (aiops.notify.config); unset = none sent |
 | AIOPS_KUBE_CACHE | watch-fed caches of pods, events, workloads, nodes, PVCs and quotas for diagnoses, default true |
@@ -88,6 +90,8 @@ class Settings:
     notify_config: str | None = None  # path of the notifications configuration; None: no notifications
     kube_cache: bool = True  # watch-fed caches for the Kubernetes collector (local cluster)
     correlation_interval_s: int = 15  # 0: no fleet correlation
+    anomaly_scan_tick_s: int = 30  # 0: no periodic anomaly scans
+    anomaly_scan_batch: int = 10
     correlation_window_s: int = 1800
     leader: LeaderSettings | None = None  # None: standalone, no leader election
     shard: Shard = Shard()
@@ -159,6 +163,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         run_ttl_s=max(_int(env, "AIOPS_RUN_TTL_S", 86400), 0),
         kube_cache=(env.get("AIOPS_KUBE_CACHE") or "true").lower() not in ("0", "false", "no", "off"),
         correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
+        anomaly_scan_tick_s=max(_int(env, "AIOPS_ANOMALY_SCAN_TICK_S", 30), 0),
+        anomaly_scan_batch=_positive(env, "AIOPS_ANOMALY_SCAN_BATCH", 10),
         correlation_window_s=_positive(env, "AIOPS_CORRELATION_WINDOW_S", 1800),
         notify_config=env.get("AIOPS_NOTIFY_CONFIG") or None,
         leader=_leader(env, shard := _shard(env)),

@@ -12,7 +12,6 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
@@ -24,9 +23,9 @@ from aiops_dev.controlplane import free_port
 from aiops_dev.eval import cases
 from aiops_dev.prometheus import PrometheusServer
 from harness import condition, phase, wait_for
+from support.servers import ALERTMANAGER, AlertmanagerServer
 
 TOKEN = "test-token-" + uuid.uuid4().hex
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 GROUP, VERSION = "aiops.dev", "v1alpha1"
 
 
@@ -265,48 +264,6 @@ def test_rate_limit_answers_429_with_retry_after(api, custom, kubectl, namespace
 
 
 # --- the real thing: Prometheus rule -> Alertmanager -> aiops run -> diagnosis ----------------------
-
-
-class AlertmanagerServer:
-    """Debian's prometheus-alertmanager on loopback, clustering off."""
-
-    def __init__(self, workdir: Path, config: dict):
-        self.workdir, self.port = workdir, free_port()
-        (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
-        self.proc = None
-
-    def start(self) -> None:
-        log = open(self.workdir / "alertmanager.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={self.workdir / 'alertmanager.yml'}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-        def ready():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as resp:
-                    return resp.status == 200
-            except OSError:
-                return self.proc.poll() is not None
-
-        wait_for(ready, 30, "Alertmanager to be ready")
-        assert self.proc.poll() is None, self.log()
-
-    def log(self) -> str:
-        return (self.workdir / "alertmanager.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
 
 
 @pytest.mark.skipif(not ALERTMANAGER or not shutil.which("prometheus"), reason="needs prometheus-alertmanager")

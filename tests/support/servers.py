@@ -1,4 +1,4 @@
-"""PostgreSQL and Redis as real servers on loopback (Debian's packages), started and stopped by tests.
+"""PostgreSQL, Redis and Alertmanager as real servers on loopback (Debian's packages), started and stopped by tests.
 
 PostgreSQL refuses to run as root: when the tests run as root, the data directory belongs to the
 `postgres` user (or `nobody`) and initdb / pg_ctl run as that user through runuser.
@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root: when the tests run as root, the data director
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -13,13 +14,17 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+
+import yaml
 
 from aiops_dev.controlplane import free_port
 
 PG_BIN = Path(os.environ.get("AIOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("AIOPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
 def _wait_port(port: int, timeout: float, what: str, alive=lambda: True) -> None:
@@ -135,3 +140,61 @@ def _user_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+class AlertmanagerServer:
+    """Debian's prometheus-alertmanager on loopback, clustering off."""
+
+    def __init__(self, workdir: Path, config: dict):
+        self.workdir, self.port = workdir, free_port()
+        (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        self.proc = None
+
+    def start(self) -> None:
+        log = open(self.workdir / "alertmanager.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={self.workdir / 'alertmanager.yml'}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+        deadline = time.monotonic() + 30
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Alertmanager did not become ready:\n{self.log()[-2000:]}")
+            time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def fire(self, labels: dict[str, str]) -> None:
+        """Posts one firing alert to the v2 API (as Prometheus would)."""
+        body = json.dumps([{"labels": labels, "annotations": {"summary": "test alert"}}]).encode()
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.status == 200, resp.status
+
+    def log(self) -> str:
+        return (self.workdir / "alertmanager.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)

@@ -50,6 +50,7 @@ class AnomalyOutcome:
     gaps: list[str] = field(default_factory=list)
     series: int = 0
     duration_s: float = 0.0
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # series name -> its metric labels
 
     @property
     def ran(self) -> bool:
@@ -153,6 +154,7 @@ def run_queries(
                     times.append(float(ts))
                     values.append(float(v))
             series[name] = (times, values)
+            outcome.labels[name] = dict(item.get("metric") or {})
         q.series = len(result)
     outcome.series = len(series)
     kwargs = {} if threshold is None else {"threshold": threshold}

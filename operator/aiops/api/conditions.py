@@ -67,6 +67,7 @@ class Reason(StrEnum):
     WEIGHTS_MISSING = "WeightsMissing"
     TIMEOUT = "Timeout"
     NO_ANOMALIES = "NoAnomalies"
+    ANOMALY_SCAN_FAILED = "AnomalyScanFailed"  # Event on a ManagedCluster: a scan query could not run
     ANOMALIES_FOUND = "AnomaliesFound"
     INCIDENT_OPENED = "IncidentOpened"
     CLAIMED = "Claimed"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from aiops.api.common import Condition, Kind, Model, PrinterColumn, SecretKeyReference, Status
+from aiops.api.common import DNS_LABEL, Condition, Kind, Model, PrinterColumn, SecretKeyReference, Status
+from aiops.api.incident import Severity, WorkloadReference
 
 
 class Environment(StrEnum):
@@ -39,6 +40,42 @@ class ClusterEndpoints(Model):
     )
 
 
+class ScanQuery(Model):
+    """One PromQL expression the periodic anomaly scan scores, every series it returns on its own."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Names the query in status.")
+    query: str = Field(min_length=1, max_length=4096, description="PromQL, run as a range query over the lookback.")
+    target: WorkloadReference | None = Field(
+        default=None,
+        description="The workload an anomaly here is about; absent: named by each series' labels (pod, "
+        "deployment, statefulset, daemonset, job_name, cronjob, persistentvolumeclaim, node, service, "
+        "then namespace).",
+    )
+
+
+class AnomalyScan(Model):
+    """A periodic anomaly scan of the cluster's Prometheus: each new anomaly opens at most one Incident."""
+
+    queries: list[ScanQuery] = Field(min_length=1, max_length=50)
+    interval_seconds: int = Field(default=300, ge=30, le=86400, description="How often each query is scored.")
+    lookback_minutes: int = Field(
+        default=60, ge=5, le=10080, description="History scored on each scan: the detector's baseline."
+    )
+    severity: Severity = Severity.WARNING
+    incident_namespace: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL, description="Where Incidents open; default the operator's."
+    )
+    suspend: bool = Field(default=False, description="Stop scanning; the state in status is kept.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AnomalyScan:
+        names = [q.name for q in self.queries]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"queries: names must be unique, repeated: {', '.join(repeated)}")
+        return self
+
+
 class ManagedClusterSpec(Model):
     display_name: str | None = Field(default=None, max_length=256)
     environment: Environment | None = None
@@ -47,6 +84,7 @@ class ManagedClusterSpec(Model):
     )
     endpoints: ClusterEndpoints | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    anomaly_scan: AnomalyScan | None = Field(default=None, description="Needs endpoints.prometheus.")
 
 
 class GPUModel(Model):
@@ -81,6 +119,31 @@ class GPUTelemetry(Model):
     observed_at: datetime | None = None
 
 
+class ScanQueryStatus(Model):
+    name: str = Field(max_length=63)
+    last_scan_time: datetime | None = None
+    scanned_until: datetime | None = Field(
+        default=None,
+        description="The end of the last window scored: an anomaly that began before it was seen already, "
+        "so a restart does not alert on it again.",
+    )
+    series: int | None = Field(default=None, ge=0)
+    anomalies: int | None = Field(default=None, ge=0, description="Anomalies in the last window, new or not.")
+    error: str | None = Field(default=None, max_length=1024, description="Why the last scan could not run.")
+
+
+class AnomalyScanStatus(Model):
+    queries: list[ScanQueryStatus] = Field(default_factory=list, max_length=50)
+    incidents_opened: int = Field(default=0, ge=0, description="Since the scan was configured.")
+    deduplicated: int = Field(
+        default=0, ge=0, description="New anomalies on a target that had an open Incident or a firing alert."
+    )
+    last_incident: str | None = Field(default=None, max_length=320, description="namespace/name.")
+    last_skipped: list[str] = Field(
+        default_factory=list, max_length=10, description="Why the last new anomalies opened no Incident."
+    )
+
+
 class ManagedClusterStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
@@ -97,6 +160,7 @@ class ManagedClusterStatus(Status):
     last_probe_time: datetime | None = Field(
         default=None, description="When the periodic probe last ran ($AIOPS_CLUSTER_PROBE_INTERVAL_S, default 60 s)."
     )
+    anomaly_scan: AnomalyScanStatus | None = None
 
 
 MANAGED_CLUSTER = Kind(

@@ -16,6 +16,7 @@ from aiops.api import MANAGED_CLUSTER
 from aiops.api.common import SecretKeyReference
 from aiops.api.managedcluster import ClusterEndpoints, ManagedClusterSpec
 from aiops.clusters import informer, probe
+from aiops.clusters.alertmanager import AlertmanagerSource
 from aiops.clusters.jaeger import JaegerSource
 from aiops.clusters.loki import LokiSource
 from aiops.clusters.prometheus import PrometheusSource
@@ -38,6 +39,7 @@ class ClusterAccess:
     logs: LogSource | None = None
     traces: TraceSource | None = None  # Tempo when the cluster has one, else Jaeger
     cache: informer.Cache | None = None  # watch-fed objects (the local cluster, when the operator runs)
+    alertmanager: AlertmanagerSource | None = None  # a ManagedCluster's, for what is already alerting
 
 
 def _secret_value(ref: SecretKeyReference | None, settings: Settings) -> str | None:
@@ -115,6 +117,14 @@ def cluster_access(cluster_name: str | None, settings: Settings) -> ClusterAcces
 
     logs, traces = endpoint_sources(endpoints, token)
     loki = endpoints.loki if endpoints else None
+    am = endpoints.alertmanager if endpoints else None
+    alertmanager = AlertmanagerSource(am.url, token(am.auth_secret_ref), bool(am.insecure_skip_verify)) if am else None
     return ClusterAccess(
-        api, prom, loki.url if loki else None, token(loki.auth_secret_ref) if loki else None, logs, traces
+        api,
+        prom,
+        loki.url if loki else None,
+        token(loki.auth_secret_ref) if loki else None,
+        logs,
+        traces,
+        alertmanager=alertmanager,
     )

@@ -2,6 +2,7 @@
 
 from aiops.controllers import (  # noqa: F401
     analysisrun,
+    anomalyscan,
     cache,
     correlation,
     incident,

@@ -69,14 +69,21 @@ class PipelineResult:
     duration_s: float = 0.0
 
 
+def target_from_labels(labels: dict[str, str], namespace: str) -> Target | None:
+    """The workload a label set (an alert's, a series') names, most specific first; None if it names none."""
+    for label, kind in TARGET_LABELS:
+        if labels.get(label):
+            return Target(kind, labels[label], labels.get("namespace") or namespace)
+    return None
+
+
 def resolve_target(spec: IncidentSpec, namespace: str) -> Target:
     """spec.target, else the workload the alert's labels name."""
     if spec.target:
         return Target(spec.target.kind, spec.target.name, spec.target.namespace or namespace)
-    labels = spec.alert.labels if spec.alert else {}
-    for label, kind in TARGET_LABELS:
-        if labels.get(label):
-            return Target(kind, labels[label], labels.get("namespace") or namespace)
+    found = target_from_labels(spec.alert.labels if spec.alert else {}, namespace)
+    if found is not None:
+        return found
     raise PipelineError(
         "spec.target is not set and the alert's labels name no workload "
         f"(looked for {', '.join(label for label, _ in TARGET_LABELS)}): set spec.target"

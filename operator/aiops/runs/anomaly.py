@@ -7,12 +7,12 @@ import logging
 
 from pydantic import ValidationError
 
+from aiops.anomaly import incident
 from aiops.anomaly import run as queries
 from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, AnalysisType, RunPhase
-from aiops.api.common import ConditionStatus, TimeWindow
+from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
-from aiops.api.incident import IncidentSource, IncidentSpec
 from aiops.clusters.access import ClusterAccessError, cluster_access
 from aiops.core import events, metrics
 from aiops.core.events import EventType
@@ -44,12 +44,12 @@ def execute(ctx: Context, run: dict) -> None:
     run = start_attempt(ctx, run, f"{len(inputs.queries)} PromQL queries over {start:%H:%M}..{end:%H:%M}Z")
     try:
         outcome = queries.run_queries(access.prometheus, inputs.queries, start, end)
-        incident = open_incident(ctx, run, spec, outcome) if outcome.ran and outcome.anomalies else None
+        opened = open_incident(ctx, run, spec, outcome) if outcome.ran and outcome.anomalies else None
     except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
         log.exception("anomaly detection %s/%s crashed", meta["namespace"], meta["name"])
         fail_run(ctx, run, f"internal error: {type(exc).__name__}: {exc}")
         return
-    record(ctx, run, outcome, incident)
+    record(ctx, run, outcome, opened)
 
 
 def open_incident(ctx: Context, run: dict, spec: AnalysisRunSpec, outcome: queries.AnomalyOutcome) -> tuple | None:
@@ -59,45 +59,31 @@ def open_incident(ctx: Context, run: dict, spec: AnalysisRunSpec, outcome: queri
     if wanted is None:
         return None
     meta = run["metadata"]
-    top = outcome.anomalies[0]
-    more = len(outcome.anomalies) - 1
-    lines = [f"- {a.summary}" for a in outcome.anomalies[:5]]
-    description = (
-        f"AnalysisRun {meta['name']} (anomalyDetection) found {len(outcome.anomalies)} anomalies"
-        f" in {outcome.series} series:\n" + "\n".join(lines)
+    body = incident.manifest(
+        meta["name"][: 253 - len(INCIDENT_SUFFIX)] + INCIDENT_SUFFIX,
+        meta["namespace"],
+        f"AnalysisRun {meta['name']} (anomalyDetection)",
+        outcome.anomalies,
+        outcome.series,
+        severity=wanted.severity,
+        cluster=spec.cluster_ref.name if spec.cluster_ref else None,
+        target=wanted.target,
+        start=outcome.start,
+        end=outcome.end,
+        labels={RUN_LABEL: meta["name"][:63]},
+        owner={"apiVersion": run["apiVersion"], "kind": ANALYSIS_RUN.kind, "name": meta["name"], "uid": meta["uid"]},
     )
-    body = {
-        "apiVersion": run["apiVersion"],
-        "kind": INCIDENT.kind,
-        "metadata": {
-            "name": meta["name"][: 253 - len(INCIDENT_SUFFIX)] + INCIDENT_SUFFIX,
-            "namespace": meta["namespace"],
-            "labels": {RUN_LABEL: meta["name"][:63], "app.kubernetes.io/managed-by": "aiops-operator"},
-            "ownerReferences": [
-                {"apiVersion": run["apiVersion"], "kind": ANALYSIS_RUN.kind, "name": meta["name"], "uid": meta["uid"]}
-            ],
-        },
-        "spec": IncidentSpec(
-            title=f"Anomaly in {top.series}{f' (+{more} more)' if more else ''}"[:256],
-            description=description[:16384],
-            severity=wanted.severity,
-            source=IncidentSource.ANOMALY,
-            cluster_ref=spec.cluster_ref,
-            target=wanted.target,
-            window=TimeWindow(start=outcome.start, end=outcome.end),
-        ).wire(),
-    }
     return ctx.client.create(INCIDENT, body)
 
 
-def record(ctx: Context, run: dict, outcome: queries.AnomalyOutcome, incident: tuple | None) -> None:
+def record(ctx: Context, run: dict, outcome: queries.AnomalyOutcome, opened: tuple | None) -> None:
     if not still_ours(ctx, run):
         return
     meta = run["metadata"]
     b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
     result = outcome.result()
-    if incident is not None:
-        obj, created = incident
+    if opened is not None:
+        obj, created = opened
         result["incidentRef"] = {"name": obj["metadata"]["name"]}
         if created:
             b.emit("Normal", Reason.INCIDENT_OPENED, f"Incident {obj['metadata']['name']} (source anomaly)")
