@@ -68,5 +68,5 @@ def explain(config: GatewayConfig, workload: str, anomalies: list[Anomaly]) -> E
     answer = result.answer
     # The paragraph keeps its placeholders, as diagnoses do; the cited series are named as Prometheus does.
     cited_series = ", ".join(dict.fromkeys(names[s] for s in answer.series))
-    text = f"{answer.explanation.strip()} (series cited: {cited_series}; model {result.model or config.model})"
+    text = f"{answer.explanation.strip()} (series cited: {cited_series}; model {config.model})"
     return Explained(text, None, result.prompt_tokens, result.completion_tokens)
