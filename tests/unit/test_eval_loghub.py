@@ -1,10 +1,17 @@
-"""The loghub evaluation: the grouping-accuracy metric, the Content split, and HDFS as a check of both."""
+"""The loghub evaluation: the grouping-accuracy metric, the Content split, HDFS as a check of both, and
+drain3's default configuration as the baseline in the same run."""
 
 from pathlib import Path
 
 import pytest
 
-from aiops_dev.eval.loghub import DRAIN_PUBLISHED, evaluate_system, grouping_accuracy, system_folders
+from aiops_dev.eval.loghub import (
+    DRAIN_PUBLISHED,
+    drain3_cluster_ids,
+    evaluate_system,
+    grouping_accuracy,
+    system_folders,
+)
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "loghub"
 
@@ -22,6 +29,12 @@ def test_grouping_accuracy_counts_only_lines_whose_cluster_is_exactly_their_grou
     assert grouping_accuracy(truth, predicted) == pytest.approx(2 / 7)
     with pytest.raises(ValueError):
         grouping_accuracy(["a", "b"], [1])
+
+
+def test_drain3_baseline_runs_with_its_defaults():
+    lines = ["connected to db in 12 ms", "connected to db in 7 ms", "cache miss for key alpha"]
+    ids = drain3_cluster_ids(lines)
+    assert ids[0] == ids[1] != ids[2]
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +62,10 @@ def test_one_configuration_does_at_least_as_well_as_drain_tuned_per_system(resul
     ours = sum(r.accuracy for r in results.values()) / len(results)
     published = sum(DRAIN_PUBLISHED[name] for name in results) / len(results)
     assert ours >= published, f"mean grouping accuracy {ours:.3f} < Drain's published {published:.3f}"
+
+
+@pytest.mark.evaldata("loghub")
+def test_one_configuration_beats_drain3_with_its_defaults(results):
+    ours = sum(r.accuracy for r in results.values()) / len(results)
+    drain3 = sum(r.drain3_accuracy for r in results.values()) / len(results)
+    assert ours > drain3, f"mean grouping accuracy {ours:.3f} <= drain3's defaults {drain3:.3f}"

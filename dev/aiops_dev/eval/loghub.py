@@ -8,15 +8,41 @@ system's loghub log format, exactly as the loghub benchmark does, and our miner 
 Content. Grouping accuracy is the benchmark's: a line is parsed correctly iff the lines of its
 predicted cluster are exactly the lines sharing its ground-truth EventId.
 
-Tuning: one configuration for every system, nothing keyed on a system's name, chosen by the
-mean grouping accuracy over the 8 systems of ../shared/eval/loghub (Apache, BGL, HDFS, Hadoop,
-HealthApp, Linux, OpenSSH, Zookeeper). Tuned: the masking rules of `aiops.diagnosis.logtemplates` (what
-helped: masking every digit run, also inside tokens; one mask name for hex and decimal values;
-masking timestamps inside messages), then sim_th over 0.3-0.95 and depth over 3-7. Result:
-depth 5, sim_th 0.7, the middle of a plateau (mean >= 0.948 for sim_th 0.65-0.775; 0.980 at
-0.8 is a spike that only Linux's labels reward, and 0.825 falls to 0.919). Mean 0.950 against
-0.892 for Drain as published on the same 8 systems, where Drain had a regex list, sim_th and
-depth chosen per system. drain3's defaults (sim_th 0.4, depth 4) with our masks give 0.900.
+Beside ours, in the same run, drain3 (logpai/Drain3, a dev dependency) with its default
+configuration (sim_th 0.4, depth 4, numeric tokens parametrized, no masking instructions): a
+baseline that, like ours, has no per-system settings. The published Drain figures had a regex list,
+sim_th and depth chosen per system.
+
+Generalisation: the 8 systems here are the dev set; the other 8 loghub systems are held out, are
+measured elsewhere, and must not be read to tune (neither their logs nor their templates). One
+configuration for every system; nothing in the miner names a system or carries a rule for one
+format (a unit test checks the names). What was tuned on these 8, by mean and minimum grouping
+accuracy, and what each choice is worth (switch it and re-run; the full table is in the change's
+report):
+- the method: Brain's longest-common-pattern grouping (see `aiops.diagnosis.logtemplates`) replaced
+  drain3's Drain with sim_th 0.7 and depth 5, which had been picked on these 8 and scored 0.70 on
+  the held-out 8 against Drain's published 0.84;
+- DISTINCT_VALUES, Brain's threshold (its authors chose 2-6 per system): 2 -> 0.915, 3 -> 0.966,
+  4 -> 0.991, 5 -> 0.976, 6 -> 0.976, 8 -> 0.928. 4 is kept, but only Linux tells 4 from 5-6
+  (0.987 against 0.867: its `session opened/closed for user <*>` lines name exactly 4 users); the
+  other seven are equal at 4 and 6 but Zookeeper (0.991, 0.995). Chosen leaving each system out in turn,
+  the threshold is 4 for seven of them and 6 for Linux: 0.976 mean over the left-out systems;
+- rules added after reading the errors on these 8, each general, each switched off to see its worth:
+  a position that holds a masked value on some lines and something else on others is a variable
+  (off: OpenSSH 0.752, mean 0.957); merging a template into a more general one (off: OpenSSH
+  0.887); a template keeps more words than variables (off: HealthApp 0.869; `variables > words`
+  0.989, `2 * variables >= words` 0.992); splitting tokens after `=` (off: Linux 0.867);
+- tried and dropped: a position is a variable when every line of a small root group has its own
+  value (mean 0.962); splitting also after `,` and `:` (no change); a dotted host name holding a
+  number is one value (no change once the masked-value rule was in); leaving masked values and
+  counts of 1 out of the longest common pattern (no change with the words-over-variables rule).
+  The token classes are general shapes; taking out all but the digit runs costs Linux (0.532:
+  timestamps inside its messages) and BGL (0.882); masking also digits after letters (`v1`) gives
+  0.992, kept off for readable templates (`/api/v1/...`).
+The words-over-variables rule came from the operator's own use rather than from loghub: rca.logs
+mines 8-token keys behind a shared `INFO TraceID: SpanID:` prefix, and without the rule the miner
+put the 193 distinct keys of three minutes of Nezha's Train Ticket logs into 8 templates (81 with
+it; Drain had 103).
 """
 
 from __future__ import annotations
@@ -26,9 +52,12 @@ import csv
 import re
 import sys
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from drain3 import TemplateMiner
+from drain3.template_miner_config import TemplateMinerConfig
 
 from aiops.diagnosis.logtemplates import cluster_ids
 
@@ -114,6 +143,27 @@ class SystemResult:
     our_templates: int
     accuracy: float
     mining_seconds: float
+    drain3_accuracy: float  # drain3's default configuration on the same Content
+    drain3_seconds: float
+
+
+def drain3_cluster_ids(contents: Sequence[str]) -> list[int]:
+    """drain3's cluster of each message, with its default configuration (not a drain3.ini from the cwd)."""
+    miner = TemplateMiner(config=TemplateMinerConfig())
+    return [miner.add_log_message(content)["cluster_id"] for content in contents]
+
+
+TIMING_RUNS = 3
+
+
+def _timed(mine: Callable[[list[str]], list[int]], contents: list[str]) -> tuple[list[int], float]:
+    """The clusters, and the fastest of TIMING_RUNS runs in seconds: other work on the machine only slows a run."""
+    seconds = []
+    for _ in range(TIMING_RUNS):
+        started = time.perf_counter()
+        clusters = mine(contents)
+        seconds.append(time.perf_counter() - started)
+    return clusters, min(seconds)
 
 
 def evaluate_system(folder: Path) -> SystemResult:
@@ -127,9 +177,8 @@ def evaluate_system(folder: Path) -> SystemResult:
         raise ValueError(f"{system}: {len(raw)} log lines but {len(rows)} ground-truth rows")
     # A line the format does not fit is mined whole (and counted as a Content mismatch).
     contents = [match["Content"] if (match := pattern.match(line)) else line for line in raw]
-    started = time.perf_counter()
-    predicted = cluster_ids(contents)
-    seconds = time.perf_counter() - started
+    predicted, seconds = _timed(cluster_ids, contents)
+    baseline, baseline_seconds = _timed(drain3_cluster_ids, contents)
     truth = [row["EventId"] for row in rows]
     return SystemResult(
         system=system,
@@ -143,6 +192,8 @@ def evaluate_system(folder: Path) -> SystemResult:
         our_templates=len(set(predicted)),
         accuracy=grouping_accuracy(truth, predicted),
         mining_seconds=seconds,
+        drain3_accuracy=grouping_accuracy(truth, baseline),
+        drain3_seconds=baseline_seconds,
     )
 
 
@@ -160,7 +211,7 @@ def system_folders(data_dir: Path) -> list[Path]:
 def _table(results: list[SystemResult]) -> str:
     header = (
         f"{'system':<10} {'lines':>6} {'content=csv':>11} {'true tpl':>8} {'our tpl':>7} "
-        f"{'accuracy':>8} {'Drain pub.':>10} {'diff':>7}"
+        f"{'accuracy':>8} {'drain3':>7} {'Drain pub.':>10} {'diff':>7}"
     )
     rule = "-" * len(header)
     rows = [header, rule]
@@ -168,11 +219,17 @@ def _table(results: list[SystemResult]) -> str:
         published, matched = DRAIN_PUBLISHED[r.system], r.lines - len(r.content_mismatches)
         rows.append(
             f"{r.system:<10} {r.lines:>6} {matched:>11} {r.true_templates:>8} {r.our_templates:>7} "
-            f"{r.accuracy:>8.3f} {published:>10.3f} {r.accuracy - published:>+7.3f}"
+            f"{r.accuracy:>8.3f} {r.drain3_accuracy:>7.3f} {published:>10.3f} {r.accuracy - published:>+7.3f}"
         )
     ours = sum(r.accuracy for r in results) / len(results)
+    drain3 = sum(r.drain3_accuracy for r in results) / len(results)
     published = sum(DRAIN_PUBLISHED[r.system] for r in results) / len(results)
-    rows += [rule, f"{f'mean ({len(results)} systems)':<46} {ours:>8.3f} {published:>10.3f} {ours - published:>+7.3f}"]
+    mean = f"mean ({len(results)} systems)"
+    rows += [
+        rule,
+        f"{mean:<46} {ours:>8.3f} {drain3:>7.3f} {published:>10.3f} {ours - published:>+7.3f}",
+        "drain3: its default configuration; Drain pub.: Zhu et al. 2019, settings chosen per system; diff: ours - pub.",
+    ]
     return "\n".join(rows)
 
 
@@ -196,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(results))
     lines = sum(r.lines for r in results)
     seconds = sum(r.mining_seconds for r in results)
-    print(f"\nminer throughput: {lines / seconds:,.0f} lines/s ({lines} lines in {seconds:.2f} s, masking included)")
+    baseline = sum(r.drain3_seconds for r in results)
+    print(
+        f"\nminer throughput: {lines / seconds:,.0f} lines/s ({lines} lines in {seconds:.2f} s, masking included; "
+        f"per system the fastest of {TIMING_RUNS} runs)"
+    )
+    print(f"drain3 throughput: {lines / baseline:,.0f} lines/s ({lines} lines in {baseline:.2f} s, the same way)")
     return 0
 
 

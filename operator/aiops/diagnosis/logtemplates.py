@@ -1,25 +1,45 @@
 """Pod logs as a few dozen templates: thousands of lines become `<*>` patterns with counts.
 
-Lines are mined with drain3's Drain (a fixed-depth prefix tree over token count and leading
-tokens, then a token-similarity match). Before mining, a leading timestamp/level prefix is cut
-off so that lines group by what they say, and variable values (IPs, UUIDs, hex ids, pod names,
-durations, numbers) are masked so that lines differing only in them share a template. The
-configuration was tuned on the loghub samples; see `aiops_dev.eval.loghub`.
+A leading timestamp/level prefix is cut off first, so that lines group by what they say; the rest
+is tokenized with values of a recognisable shape masked (`logtokens`). Lines are then grouped the
+way Brain does it (Yu et al., "Brain: Log Parsing with Bidirectional Parallel Tree", TSC 2023),
+because its decisions rest on counts within the input rather than on a similarity threshold that
+has to suit the log format (Drain's, tuned here before, carried over badly to systems it was not
+tuned on):
+
+1. lines are grouped by token count, and each (position, token) pair is counted within the group;
+2. a line's longest common pattern is its largest set of tokens sharing one count (ties: the
+   higher count): the words the line shares with the lines of its own statement. The line's
+   tokens counted at least that often form its root; lines with the same root form a root group;
+3. a position outside the root is a variable when the root group's lines hold DISTINCT_VALUES or
+   more different tokens there, or at least two of which one holds a masked value; otherwise its
+   token is part of the template, which splits the root group by it. A template must keep more
+   words (masked values aside) than variables, as Drain's similarity threshold asks of a match:
+   when it would not, the root was words that many statements share (a logger's name, a level),
+   and the group is split by its variable with the fewest values and looked at again;
+4. a template joins a more general one that covers it (equal but where the other has variables):
+   lines whose variable happens to take a frequent value (`Invalid user user`), which put that
+   value in their root, join the template of their statement.
+
+Grouping is per call and offline: `cluster_ids` and `summarize` see all their lines at once.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from drain3 import TemplateMiner
-from drain3.masking import MaskingInstruction
-from drain3.template_miner_config import TemplateMinerConfig
+from aiops.diagnosis.logtokens import ISO, MONTHS, VARIABLE, render, tokens
 
 OTHER = "<other>"
 """Template text of the bucket that holds the lines of the templates beyond `max_templates`."""
+
+DISTINCT_VALUES = 4
+"""Different tokens at a position of a root group that make it a variable (Brain's threshold: its
+authors set 2-6 per system; one value for all here, see `aiops_dev.eval.loghub`)."""
 
 
 @dataclass(frozen=True)
@@ -35,76 +55,117 @@ class LogTemplate:
     example: str
 
 
-# Masks are named during mining, so that two values of one kind count as the same token in
-# Drain's similarity, and rendered as `<*>` in the output. The `<:...:>` brackets keep the
-# rendering from touching text such as `<html>` in the logs themselves.
-_MASK_PREFIX, _MASK_SUFFIX = "<:", ":>"
-_MASK = re.compile(r"<:[A-Z*]+:>")
-
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
-_CLOCK = r"\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?"
-# The alphabet of generated Kubernetes name suffixes (apimachinery's rand.SafeEncodeString).
-_K8S = "[bcdfghjklmnpqrstvwxz2456789]"
-_DNS_LABEL = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
-# Not \b: the kubelet writes `pod=<name>_<namespace>(<uid>)`, and `_` is a word character.
-_NAME_START, _NAME_END = r"(?<![-a-z0-9])", r"(?![-a-z0-9])"
-_DURATION_UNIT = r"(?:ns|us|µs|ms|s|m|h)"
-# Applied in order, so the specific shapes come before the catch-all for digits.
-_MASKS = [
-    # Timestamps inside messages: ISO 8601, ctime (`Sun Jul 17 12:34:56 2005`), a bare clock time.
-    ("TIME", _ISO.pattern),
-    ("TIME", rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +)?(?:{'|'.join(_MONTHS)}) +\d{{1,2}} +{_CLOCK}(?: +\d{{4}})?\b"),
-    ("TIME", rf"\b{_CLOCK}\b"),
-    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    # Deployment pods (<name>-<pod-template-hash>-<5 chars>), then ReplicaSets (<name>-<hash>) and
-    # DaemonSet/Job pods (<name>-<5 chars>), whose suffix must hold a digit so that ordinary
-    # hyphenated words stay.
-    ("POD", rf"{_NAME_START}{_DNS_LABEL}-{_K8S}{{6,10}}-{_K8S}{{5}}{_NAME_END}"),
-    ("POD", rf"{_NAME_START}{_DNS_LABEL}-(?=[a-z]*\d)(?:{_K8S}{{8,10}}|{_K8S}{{5}}){_NAME_END}"),
-    ("IP", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])"),
-    # IPv6 and MAC addresses: four or more colon-separated hex groups (a clock time has three).
-    ("ADDR", r"(?<![\w:])[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){3,}(?![\w:])"),
-    ("DURATION", rf"(?<![\w.])\d+(?:\.\d+)?{_DURATION_UNIT}(?:\d+(?:\.\d+)?{_DURATION_UNIT})*(?![\w.])"),
-    # Hex values share NUM with decimals: a hex field's value may happen to hold no letter
-    # (`iar 00106570 dear 0246dd1c`), and both shapes must then give one token.
-    ("NUM", r"\b0[xX][0-9a-fA-F]+\b"),
-    # Container ids, digests, trace ids: long runs that mix hex letters and digits.
-    ("NUM", r"\b(?=[0-9]*[a-f])(?=[a-f]*[0-9])[0-9a-f]{8,}\b"),
-    # Every remaining digit run, also inside tokens (`blk_-123`, `appattempt_1445_0020`), so that
-    # ids built from numbers collapse to one shape; but one or two digits after a letter are
-    # names (`v1`, `k8s`, `amd64`). A minus sign only where it cannot be a separator.
-    ("NUM", r"(?:(?<![A-Za-z0-9])-)?(?:(?<![A-Za-z0-9])\d+|(?<=[A-Za-z])\d{3,})(?:\.\d+)?"),
-]
-# Chosen on the loghub samples (aiops_dev.eval.loghub): sim_th in the middle of the plateau of mean
-# grouping accuracy (0.65-0.775); depth 5 was best or tied among 3-7 at every sim_th tried.
-_SIM_TH = 0.7
-_DEPTH = 5
+# A template is a tuple of tokens, with _VAR where the miner found a variable (a masked value in the
+# input is the token `<*>`, which step 4 treats as a token to be generalised like any other).
+_VAR = None
+Template = tuple[str | None, ...]
 
 
-def _miner() -> TemplateMiner:
-    config = TemplateMinerConfig()
-    config.drain_sim_th = _SIM_TH
-    config.drain_depth = _DEPTH
-    config.parametrize_numeric_tokens = True
-    config.mask_prefix, config.mask_suffix = _MASK_PREFIX, _MASK_SUFFIX
-    config.masking_instructions = [MaskingInstruction(pattern, name) for name, pattern in _MASKS]
-    return TemplateMiner(config=config)
+def _root_count(counts: list[int]) -> int:
+    """The count shared by the most tokens of a line (ties: the higher count)."""
+    return max(Counter(counts).items(), key=lambda item: (item[1], item[0]), default=(0, 0))[0]
 
 
-def _mine(contents: Iterable[str]) -> tuple[TemplateMiner, list[int]]:
-    miner = _miner()
-    return miner, [miner.add_log_message(content)["cluster_id"] for content in contents]
+def _mine_group(lines: list[tuple[str, ...]]) -> list[Template]:
+    """Templates of lines that have the same number of tokens (steps 2 and 3)."""
+    counts = Counter(pair for words in lines for pair in enumerate(words))
+    roots: dict[Template, list[int]] = {}
+    for index, words in enumerate(lines):
+        line_counts = [counts[pair] for pair in enumerate(words)]
+        least = _root_count(line_counts)
+        root = tuple(word if count >= least else _VAR for word, count in zip(words, line_counts, strict=True))
+        roots.setdefault(root, []).append(index)
+    templates: list[Template] = [()] * len(lines)
+    for root, members in roots.items():
+        open_positions = [position for position, word in enumerate(root) if word is _VAR]
+        _settle(lines, members, open_positions, templates)
+    return templates
+
+
+def _settle(
+    lines: list[tuple[str, ...]], members: list[int], open_positions: list[int], templates: list[Template]
+) -> None:
+    """Step 3 on a root group, whose `open_positions` are those outside its root; writes `templates`."""
+    values = {position: {lines[i][position] for i in members} for position in open_positions}
+    variable = {
+        position
+        for position, seen in values.items()
+        if len(seen) >= DISTINCT_VALUES or (len(seen) > 1 and any(VARIABLE in value for value in seen))
+    }
+    words = sum(p not in variable and word != VARIABLE for p, word in enumerate(lines[members[0]]))
+    if variable and len(variable) >= words:
+        # No more words than variables: the root was words that many statements share (a logger's
+        # name, a level), not a statement. Split by the variable with the fewest values, look again.
+        position = min(variable, key=lambda p: (len(values[p]), p))
+        rest = [p for p in open_positions if p != position]
+        parts: dict[str, list[int]] = {}
+        for i in members:
+            parts.setdefault(lines[i][position], []).append(i)
+        for part in parts.values():
+            _settle(lines, part, rest, templates)
+        return
+    for i in members:
+        templates[i] = tuple(_VAR if p in variable else word for p, word in enumerate(lines[i]))
+
+
+def _merge(templates: Iterable[Template]) -> dict[Template, Template]:
+    """Each template mapped to the template it joins (step 4): B joins the most specific A that covers
+    it (A equals B except at positions where A has a variable; ties: the first), and then what A joins."""
+    distinct = list(dict.fromkeys(templates))
+    # Templates with a variable, each filed under the (position, word) pair of its that the fewest
+    # templates share: B can only be covered by an A filed under one of B's own pairs, and the rarest
+    # pair keeps the candidates few when many templates start alike.
+    shared = Counter(pair for template in distinct for pair in enumerate(template))
+    general: dict[tuple[int, str | None], list[tuple[Template, list[tuple[int, str | None]]]]] = {}
+    for template in distinct:
+        words = [(p, word) for p, word in enumerate(template) if word is not _VAR]
+        if words and len(words) < len(template):
+            general.setdefault(min(words, key=shared.__getitem__), []).append((template, words))
+    parent: dict[Template, Template] = {}
+    for template in distinct:
+        covering = [
+            candidate
+            for pair in enumerate(template)
+            for candidate, words in general.get(pair, ())
+            if candidate != template and all(template[p] == word for p, word in words)
+        ]
+        if covering:
+            parent[template] = min(covering, key=lambda candidate: candidate.count(_VAR))
+    # A covering template has more variables than the one it covers, so following parents ends.
+    joined = {}
+    for template in distinct:
+        top = template
+        while top in parent:
+            top = parent[top]
+        joined[template] = top
+    return joined
+
+
+def _mine(contents: Iterable[str]) -> tuple[list[Template], list[int]]:
+    """Each line's template (merged) and the glue of its tokens (see `logtokens.tokens`)."""
+    split = [tokens(content) for content in contents]
+    by_length: dict[int, list[int]] = {}
+    for index, (words, _) in enumerate(split):
+        by_length.setdefault(len(words), []).append(index)
+    templates: list[Template] = [()] * len(split)
+    for members in by_length.values():
+        mined = _mine_group([split[i][0] for i in members])
+        merged = _merge(mined)
+        for i, template in zip(members, mined, strict=True):
+            templates[i] = merged[template]
+    return templates, [glued for _, glued in split]
 
 
 def cluster_ids(contents: Iterable[str]) -> list[int]:
-    """The Drain cluster of each message (messages without timestamp/level prefix), in input order."""
-    return _mine(contents)[1]
+    """The template of each message (messages without timestamp/level prefix) as a number, in input
+    order: equal numbers, same template; numbered in order of first appearance."""
+    numbers: dict[Template, int] = {}
+    return [numbers.setdefault(template, len(numbers)) for template in _mine(contents)[0]]
 
 
 # klog header: severity, MMDD, time, thread id, file:line]
 _KLOG = re.compile(r"[IWEF](?P<month>\d{2})(?P<day>\d{2}) (?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s+\d+ [^\s\]]+\]")
-_SYSLOG = re.compile(rf"(?P<month>{'|'.join(_MONTHS)}) +(?P<day>\d{{1,2}}) (?P<time>\d{{2}}:\d{{2}}:\d{{2}})")
+_SYSLOG = re.compile(rf"(?P<month>{'|'.join(MONTHS)}) +(?P<day>\d{{1,2}}) (?P<time>\d{{2}}:\d{{2}}:\d{{2}})")
 # Upper case or bracketed only: a message may well begin with the word "error".
 _LEVEL = re.compile(
     r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL|PANIC|"
@@ -131,7 +192,7 @@ def _split_prefix(line: str, reference: datetime) -> tuple[datetime | None, str]
     rest = line
     for _ in range(2):
         rest = rest.lstrip()
-        if match := _ISO.match(rest):
+        if match := ISO.match(rest):
             try:
                 stamp = datetime.fromisoformat(match.group())
             except ValueError:
@@ -139,7 +200,7 @@ def _split_prefix(line: str, reference: datetime) -> tuple[datetime | None, str]
             stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         elif match := _KLOG.match(rest) or _SYSLOG.match(rest):
             month = match["month"]
-            stamp = _yearless(_MONTHS.get(month) or int(month), int(match["day"]), match["time"], reference)
+            stamp = _yearless(MONTHS.get(month) or int(month), int(match["day"]), match["time"], reference)
         else:
             break
         seen = seen or stamp
@@ -149,6 +210,10 @@ def _split_prefix(line: str, reference: datetime) -> tuple[datetime | None, str]
     if level := _LEVEL.match(rest):
         rest = rest[level.end() :]
     return seen, rest.strip()
+
+
+def _text(template: Template, glued: int) -> str:
+    return render(tuple(VARIABLE if word is _VAR else word for word in template), glued)
 
 
 def summarize(lines: list[str], max_templates: int = 40, *, reference: datetime | None = None) -> list[LogTemplate]:
@@ -165,11 +230,11 @@ def summarize(lines: list[str], max_templates: int = 40, *, reference: datetime 
     reference = reference or datetime.now(UTC)
     split = [_split_prefix(line, reference) for line in lines]
     stamps = [stamp for stamp, _ in split]
-    miner, ids = _mine(message for _, message in split)
+    templates, glue = _mine(message for _, message in split)
 
-    members: dict[int, list[int]] = {}
-    for index, cluster in enumerate(ids):
-        members.setdefault(cluster, []).append(index)
+    members: dict[Template, list[int]] = {}
+    for index, template in enumerate(templates):
+        members.setdefault(template, []).append(index)
     # dicts keep insertion order, so a stable sort on count leaves ties in order of first appearance
     groups = sorted(members.items(), key=lambda item: -len(item[1]))
 
@@ -186,7 +251,7 @@ def summarize(lines: list[str], max_templates: int = 40, *, reference: datetime 
         )
 
     kept = groups if len(groups) <= max_templates else groups[: max_templates - 1]
-    result = [entry(_MASK.sub("<*>", miner.drain.id_to_cluster[cluster].get_template()), ix) for cluster, ix in kept]
+    result = [entry(_text(template, glue[ix[0]]), ix) for template, ix in kept]
     if rest := groups[len(kept) :]:
         result.append(entry(OTHER, sorted(i for _, ix in rest for i in ix)))
     return result

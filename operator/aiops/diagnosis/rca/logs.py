@@ -2,7 +2,7 @@
 
 Messages are reduced to a template key (ids and numbers masked, a run of masked values one <*>, the
 first MAX_TOKENS tokens),
-then grouped by Drain (the same miner as the log evidence), each distinct key mined once. Per service,
+then grouped by `logtemplates` (the same miner as the log evidence), each distinct key mined once. Per service,
 baseline against incident:
 
 - errors: the rise in error lines per minute (log1p of the rates), a line being an error when it says
