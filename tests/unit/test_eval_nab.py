@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from aiops_dev.eval.nab import (
+    PUBLISHED_STANDARD,
     DataFile,
     Profile,
     _scorable,
@@ -17,6 +18,7 @@ from aiops_dev.eval.nab import (
     null_detector,
     optimise_threshold,
     oracle_detector,
+    ours,
     probation_length,
     raw_score,
     scaled_sigmoid,
@@ -104,6 +106,17 @@ def test_null_normalises_to_zero_and_perfect_to_100():
     assert results["oracle"].overall == pytest.approx(100.0)
     assert results["oracle"].by_category == pytest.approx({"cat": 100.0, "other": 100.0})
     assert normalised(-3.0, 3, 3, STANDARD) == 0 and normalised(3.0, 3, 3, STANDARD) == 100
+
+
+def test_our_detector_learns_through_the_probationary_period():
+    f = one_file()
+    values = np.sin(np.arange(N) / 3.0)
+    values[150] = 5.0
+    f = DataFile(f.name, f.times, values, f.windows)
+    scores = ours(f)
+    assert len(scores) == N and np.all((scores >= 0) & (scores <= 1))
+    assert scores[: probation_length(N)].max() == 0 and scores[150] > 0.9
+    assert max(PUBLISHED_STANDARD, key=PUBLISHED_STANDARD.get) == "ARTime"
 
 
 @pytest.fixture(scope="module")

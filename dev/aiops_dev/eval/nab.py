@@ -21,10 +21,12 @@ Validation baselines scored in the same run: the null detector (constant 0.5: mu
 that flags the first point of every window (must score 100) and NAB's Windowed Gaussian, re-implemented
 (window 6400 points, stats refreshed every 100, score = 1 - the normal tail probability of the value).
 
-Our detector is `aiops.anomaly.combined(..., suppress=True)` with its defaults (see that module's doc),
-fixed before looking at these scores; nothing here knows a file's name, category or labels beyond
-scoring. The data here are 5 of NAB's 7 categories (realKnownCause and realTweets are held out), so the
-figures are indicative: the published ones are over the whole corpus.
+Our detector is `aiops.anomaly.combined` (contextual novelty, anomaly likelihood, rest period; see
+`aiops.anomaly.pipeline`) with its defaults and, as NAB's runner gives every detector, the file's
+probationary period as its learning period; nothing here knows a file's name, category or labels beyond
+scoring. Its few constants were chosen on these files (the tuning is listed in the pipeline's modules);
+the data here are 5 of NAB's 7 categories (realKnownCause and realTweets are held out), so the figures
+are indicative: the published ones are over the whole corpus.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from aiops.anomaly import combined
 
 # NAB's scoreboard (README of numenta/NAB v1.1), standard profile, whole corpus.
 PUBLISHED_STANDARD: dict[str, float] = {
+    "ARTime": 74.9,
     "Numenta HTM": 70.5,
     "CAD OSE": 69.9,
     "KNN CAD": 58.0,
@@ -255,7 +258,7 @@ def windowed_gaussian(values: np.ndarray, window: int = 6400, step: int = 100) -
 
 def ours(f: DataFile) -> np.ndarray:
     seconds = f.times.astype("datetime64[s]").astype(np.int64).astype(float)
-    return combined((seconds, f.values), suppress=True).score
+    return combined((seconds, f.values), learning=max(1, probation_length(len(f.values)))).score
 
 
 DETECTORS: dict[str, Callable[[DataFile], np.ndarray]] = {

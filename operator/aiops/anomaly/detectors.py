@@ -1,12 +1,13 @@
-"""Per-point anomaly scores over one time series: robust z-score, seasonal baseline, change points, the
-combined detector, and multi-metric correlation.
+"""Statistical per-point detectors over one time series: robust z-score, seasonal baseline, and multi-metric
+correlation. The default detector is `pipeline.combined` (contextual novelty, anomaly
+likelihood, rest period): these remain for callers that want a named statistic, and `detect` adds the
+seasonal one on series long enough to hold two calendar periods.
 
 Every detector is vectorised (numpy) and causal: the score of point i uses points 0..i only, so scoring
-a prefix gives the same scores as scoring the whole series and cutting them (streaming: keep the last
-`history()` points and score them again as each point arrives, see `StreamScorer`). Scores lie in
-[0, 1]; a point is flagged at FLAG (0.5), which every detector maps to its own statistic reaching
-Z_THRESHOLD (3.5, Iglewicz and Hoaglin's cut-off for modified z-scores): score = 1 - 0.5 ** ((z / 3.5) ** 2),
-so z 3.5 -> 0.5, z 7 -> 0.94. Non-finite values (NaN, inf) are dropped before scoring and score 0: a
+a prefix gives the same scores as scoring the whole series and cutting them. Scores lie in [0, 1]; a
+point is flagged at FLAG (0.5), which every detector maps to its own statistic reaching Z_THRESHOLD
+(3.5, Iglewicz and Hoaglin's cut-off for modified z-scores): score = 1 - 0.5 ** ((z / 3.5) ** 2), so
+z 3.5 -> 0.5, z 7 -> 0.94. Non-finite values (NaN, inf) are dropped before scoring and score 0: a
 trailing window then counts points, not seconds.
 
 Defaults, chosen up front (not fitted to any labels):
@@ -20,18 +21,8 @@ Defaults, chosen up front (not fitted to any labels):
   point within one sampling step), needing at least two of them; the residual is scored with the robust
   z-score above. The period is the caller's, or the calendar candidates (a day, a week) that the
   sampling interval resolves (>= 24 points per period); per point, the candidate whose trailing residual
-  scale is smallest is used, and the seasonal score replaces the plain one only where that scale is
-  below SEASON_GAIN (0.8) x the plain trailing scale
-  (the season explains a real share of the variance): a causal choice, no look-ahead.
-- Change points: a two-window test. The median of the last CHANGE_RECENT (12) points against the
-  median and scale of the WINDOW points before them (a level shift), and the recent spread against the
-  reference spread (a variance shift: a factor SPREAD_FACTOR (4) up or down reaches the threshold).
-  A single spike does not move a 12-point median: spikes are the robust z-score's.
-- Combined (the default): max(point score, change score), where the point score is the seasonal one
-  where the season explains the variance and the plain robust z-score elsewhere. With `suppress`, a
-  point keeps its score only when it exceeds every combined score of the SUPPRESS_HORIZON (36) points
-  before it, otherwise it is halved: one alert at the onset of a sustained anomaly rather than one per
-  point (used for alerting streams and for NAB, which charges every flagged point outside a window).
+  scale is smallest is used. `detect` uses it only where that scale is below SEASON_GAIN (0.8) x the
+  plain trailing scale (the season explains a real share of the variance): a causal choice.
 - Correlation: for several series, a point's score s rises to s + (1 - s) x s x c, where c is the mean
   over the other series of their highest score within `tolerance` seconds up to the same time (default
   three sampling steps): an anomaly several series share scores higher, a lone one keeps its score.
@@ -58,10 +49,6 @@ SEASON_MIN_CYCLES = 2
 SEASON_GAIN = 0.8
 MIN_POINTS_PER_PERIOD = 24
 DAY, WEEK = 86400.0, 604800.0
-CHANGE_RECENT = 12
-SPREAD_FACTOR = 4.0
-SUPPRESS_HORIZON = 36
-SUPPRESSED = 0.5
 CORRELATION_STEPS = 3
 _CHUNK = 2048
 
@@ -169,12 +156,12 @@ def candidate_periods(times: np.ndarray) -> list[float]:
 
 
 def _seasonal(times: np.ndarray, values: np.ndarray, periods: Sequence[float], window: int, min_history: int):
-    """(best seasonal Component, its trailing residual scale, its residual) over finite points; None without a
-    period. With several periods each point takes the one whose trailing residual scale is smallest."""
+    """(the seasonal Component, its trailing residual scale) over finite points; None without a period. With
+    several periods each point takes the one whose trailing residual scale is smallest."""
     if not periods or len(times) < 2:
         return None
     step = float(np.median(np.diff(times))) or 1.0
-    best, best_scale, best_residual = None, None, None
+    best, best_scale = None, None
     for period in periods:
         lagged = np.full((SEASON_CYCLES, len(times)), np.nan)
         for k in range(1, SEASON_CYCLES + 1):
@@ -196,7 +183,7 @@ def _seasonal(times: np.ndarray, values: np.ndarray, periods: Sequence[float], w
             score[ok], z[ok] = inner.score, inner.z
             expected[ok] = baseline[ok] + np.nan_to_num(inner.expected)
         if best is None:
-            best, best_scale, best_residual = Component(score, z, expected), res_scale, residual
+            best, best_scale = Component(score, z, expected), res_scale
         else:
             better = res_scale < best_scale
             best = Component(
@@ -206,143 +193,33 @@ def _seasonal(times: np.ndarray, values: np.ndarray, periods: Sequence[float], w
                 )
             )
             best_scale = np.minimum(res_scale, best_scale)
-            best_residual = np.where(better, residual, best_residual)
-    return best, best_scale, best_residual
+    return best, best_scale
 
 
 def seasonal(
-    series: Series, period: float | None = None, window: int = WINDOW, min_history: int = MIN_HISTORY
+    series: Series,
+    period: float | None = None,
+    window: int = WINDOW,
+    min_history: int = MIN_HISTORY,
+    gain: float | None = None,
 ) -> Component:
-    """Each point against the same phase of earlier periods (score 0 until two earlier periods exist)."""
+    """Each point against the same phase of earlier periods (score 0 until two earlier periods exist). With
+    `gain`, a point also scores 0 unless the season explains the variance there: its residual's trailing
+    scale is below gain x the plain trailing scale (SEASON_GAIN, 0.8, is the operator's choice)."""
     times, values = as_arrays(series)
 
     def run(ok: np.ndarray) -> Component:
         t, v = times[ok], values[ok]
         found = _seasonal(t, v, [period] if period else candidate_periods(t), window, min_history)
-        return (
-            found[0]
-            if found is not None
-            else Component(np.zeros(len(t)), np.full(len(t), np.nan), np.full(len(t), np.nan))
-        )
+        if found is None:
+            return Component(np.zeros(len(t)), np.full(len(t), np.nan), np.full(len(t), np.nan))
+        season, scale = found
+        if gain is None:
+            return season
+        explained = scale < gain * _robust_scaled(v, window, min_history)[1]
+        return Component(np.where(explained, season.score, 0.0), season.z, season.expected)
 
     return _on_finite(values, run)
-
-
-def _change(values: np.ndarray, window: int, recent: int, min_history: int) -> Component:
-    n = len(values)
-    score, z, expected = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
-    if n < recent + min_history:
-        return Component(score, z, expected)
-    ref_median, ref_scale, ref_count = trailing_stats(values, window)
-    recent_windows = sliding_window_view(values, recent)  # [k] = values[k:k + recent], ends at k + recent - 1
-    rec_median = np.median(recent_windows, axis=1)
-    rec_scale = _scale(recent_windows, rec_median)
-    # The usual spread of `recent`-point blocks in the reference: a block is smoother than a whole window.
-    typical_spread = trailing_stats(rec_scale, window)[0]
-    ends = np.arange(recent - 1, n)
-    starts = ends - recent + 1  # the reference is the history before the recent block
-    usable = ref_count[starts] >= min_history
-    level = (rec_median - ref_median[starts]) / ref_scale[starts]
-    reference_spread = np.full(len(ends), np.nan)
-    reference_spread[recent:] = typical_spread[: len(ends) - recent]  # blocks ending before the recent one starts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = np.log(rec_scale / reference_spread)
-    spread = np.nan_to_num(np.abs(log_ratio) / np.log(SPREAD_FACTOR) * Z_THRESHOLD)
-    stat = np.where(np.abs(level) >= spread, level, np.sign(np.nan_to_num(log_ratio)) * spread)
-    z[ends] = np.where(usable, stat, np.nan)
-    score = z_to_score(z)
-    expected[ends] = np.where(usable, ref_median[starts], np.nan)
-    return Component(score, z, expected)
-
-
-def change_points(
-    series: Series, window: int = WINDOW, recent: int = CHANGE_RECENT, min_history: int = MIN_HISTORY
-) -> Component:
-    """Level or spread of the last `recent` points against the `window` points before them."""
-    _, values = as_arrays(series)
-    return _on_finite(values, lambda ok: _change(values[ok], window, recent, min_history))
-
-
-@dataclass(frozen=True)
-class Combined:
-    """The combined score and its parts (all over the same points); `detector[i]` names the part that won."""
-
-    score: np.ndarray
-    detector: np.ndarray
-    robust: Component
-    seasonal: Component | None
-    change: Component
-
-    def expected(self, i: int) -> float:
-        part = {"robust_z": self.robust, "seasonal": self.seasonal, "change_point": self.change}[str(self.detector[i])]
-        return float(part.expected[i]) if part is not None else float("nan")
-
-    def z(self, i: int) -> float:
-        part = {"robust_z": self.robust, "seasonal": self.seasonal, "change_point": self.change}[str(self.detector[i])]
-        return float(part.z[i]) if part is not None else float("nan")
-
-
-def combined(
-    series: Series,
-    period: float | None = None,
-    window: int = WINDOW,
-    min_history: int = MIN_HISTORY,
-    suppress: bool = False,
-) -> Combined:
-    """The default detector (see the module doc)."""
-    times, values = as_arrays(series)
-    n = len(values)
-    ok = np.isfinite(values)
-    t, v = times[ok], values[ok]
-    robust, plain_scale = _robust_scaled(v, window, min_history)
-    found = _seasonal(t, v, [period] if period else candidate_periods(t), window, min_history)
-    change = _change(v, window, CHANGE_RECENT, min_history)
-    point, name = robust.score, np.full(len(v), "robust_z", dtype=object)
-    season = None
-    if found is not None:
-        season, res_scale, residual = found
-        use = res_scale < SEASON_GAIN * plain_scale
-        point = np.where(use, season.score, robust.score)
-        name = np.where(use, "seasonal", name)
-        # Where the season explains the variance, shifts are tested on the seasonal residual too.
-        known = np.isfinite(residual)
-        if use.any() and known.sum() > CHANGE_RECENT + min_history:
-            on_residual = _change(residual[known], window, CHANGE_RECENT, min_history)
-            seasonal_change = Component(np.zeros(len(v)), np.full(len(v), np.nan), np.full(len(v), np.nan))
-            seasonal_change.score[known], seasonal_change.z[known] = on_residual.score, on_residual.z
-            seasonal_change.expected[known] = on_residual.expected + (v - residual)[known]
-            change = Component(
-                *(
-                    np.where(use, a, b)
-                    for a, b in zip(seasonal_change.__dict__.values(), change.__dict__.values(), strict=True)
-                )
-            )
-    score = np.maximum(point, change.score)
-    name = np.where(change.score > point, "change_point", name)
-    if suppress:
-        score = suppress_repeats(score)
-
-    def widen(c: Component | None) -> Component | None:
-        if c is None:
-            return None
-        full = [np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)]
-        for arr, part in zip(full, (c.score, c.z, c.expected), strict=True):
-            arr[ok] = part
-        return Component(*full)
-
-    full_score, full_name = np.zeros(n), np.full(n, "robust_z", dtype=object)
-    full_score[ok], full_name[ok] = score, name
-    return Combined(full_score, full_name, widen(robust), widen(season), widen(change))
-
-
-def suppress_repeats(score: np.ndarray, horizon: int = SUPPRESS_HORIZON, factor: float = SUPPRESSED) -> np.ndarray:
-    """Halve a score that does not exceed every score of the `horizon` points before it (causal)."""
-    n = len(score)
-    if n < 2 or horizon < 1:
-        return score.copy()
-    padded = np.concatenate([np.full(horizon, -np.inf), score[:-1]])
-    previous = sliding_window_view(padded, horizon).max(axis=1)
-    return np.where(score > previous, score, score * factor)
 
 
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -395,22 +272,3 @@ def correlate(
         shared /= len(names) - 1
         out[name] = (own + (1 - own) * own * shared, shared)
     return out
-
-
-class StreamScorer:
-    """Online use: push points one at a time, get each point's combined score when it arrives.
-
-    Keeps the last `history` points (enough for every window the detectors use) and scores them again;
-    since the detectors are causal the score of the newest point is what batch scoring would give."""
-
-    def __init__(self, period: float | None = None, window: int = WINDOW, history: int | None = None):
-        self.period, self.window = period, window
-        self.history = history or max(window + CHANGE_RECENT + 1, int(SEASON_CYCLES * WEEK / 300) + window)
-        self.times: list[float] = []
-        self.values: list[float] = []
-
-    def push(self, time: float, value: float) -> float:
-        self.times.append(float(time))
-        self.values.append(float(value))
-        del self.times[: -self.history], self.values[: -self.history]
-        return float(combined((np.array(self.times), np.array(self.values)), self.period, self.window).score[-1])
