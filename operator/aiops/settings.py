@@ -14,6 +14,10 @@
 | AIOPS_LLM_TIMEOUT_S | per-request timeout, default 120 |
 | AIOPS_LLM_SCHEMA_BOUNDS | send maxLength/maxItems in the schema (default true; false for OpenAI's strict mode) |
 | AIOPS_LLM_MAX_TOKENS | completion budget, default 1024 |
+| AIOPS_LLM_TOOL_CALLING | how query runs call tools: json (default; one schema-constrained reply a step) or native |
+| AIOPS_QUERY_MAX_STEPS | a query run's budget of model replies, default 8 |
+| AIOPS_QUERY_MAX_TOKENS | a query run's budget of tokens (prompt and completion), default 24000 |
+| AIOPS_QUERY_MAX_SECONDS | a query run's budget of wall time, default 240 |
 | AIOPS_ANALYSIS_WORKERS | analyses run at once, default 4 (per process: the operator, or each `aiops worker`) |
 | AIOPS_RUN_EXECUTION | inline (default: the operator executes the runs it accepts) or workers (`aiops worker` does) |
 | AIOPS_RUN_LEASE_S | a worker's claim on a run (its Lease) lapses this long after its last renewal, default 15 |
@@ -91,6 +95,10 @@ class Settings:
     kube_cache: bool = True  # watch-fed caches for the Kubernetes collector (local cluster)
     correlation_interval_s: int = 15  # 0: no fleet correlation
     anomaly_scan_tick_s: int = 30  # 0: no periodic anomaly scans
+    tool_calling: str = "json"  # query runs: json | native
+    query_max_steps: int = 8
+    query_max_tokens: int = 24_000
+    query_max_seconds: int = 240
     anomaly_scan_batch: int = 10
     correlation_window_s: int = 1800
     leader: LeaderSettings | None = None  # None: standalone, no leader election
@@ -117,6 +125,17 @@ class WebhookSettings:
     rate: float = 50.0
     burst: int = 200
     max_body: int = 1 << 20
+
+
+def token_from_env(env: dict[str, str], name: str) -> str:
+    """A bearer token from NAME_FILE (a mounted Secret; it wins) or NAME; "" when neither is set."""
+    token = env.get(name) or ""
+    if path := env.get(f"{name}_FILE"):
+        try:
+            token = open(path).read().strip()
+        except OSError as exc:
+            raise SystemExit(f"{name}_FILE={path!r}: {exc.strerror}") from None
+    return token
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -164,6 +183,10 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kube_cache=(env.get("AIOPS_KUBE_CACHE") or "true").lower() not in ("0", "false", "no", "off"),
         correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
         anomaly_scan_tick_s=max(_int(env, "AIOPS_ANOMALY_SCAN_TICK_S", 30), 0),
+        tool_calling=_tool_calling(env),
+        query_max_steps=_positive(env, "AIOPS_QUERY_MAX_STEPS", 8),
+        query_max_tokens=_positive(env, "AIOPS_QUERY_MAX_TOKENS", 24_000),
+        query_max_seconds=_positive(env, "AIOPS_QUERY_MAX_SECONDS", 240),
         anomaly_scan_batch=_positive(env, "AIOPS_ANOMALY_SCAN_BATCH", 10),
         correlation_window_s=_positive(env, "AIOPS_CORRELATION_WINDOW_S", 1800),
         notify_config=env.get("AIOPS_NOTIFY_CONFIG") or None,
@@ -216,12 +239,7 @@ def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise SystemExit(f"AIOPS_WEBHOOK_ADDR={addr!r}: expected [host]:port, e.g. :9443")
-    token = env.get("AIOPS_WEBHOOK_TOKEN") or ""
-    if path := env.get("AIOPS_WEBHOOK_TOKEN_FILE"):
-        try:
-            token = open(path).read().strip()
-        except OSError as exc:
-            raise SystemExit(f"AIOPS_WEBHOOK_TOKEN_FILE={path!r}: {exc.strerror}") from None
+    token = token_from_env(env, "AIOPS_WEBHOOK_TOKEN")
     if len(token) < 16:
         raise SystemExit(
             "the Alertmanager receiver needs a bearer token of at least 16 characters: "
@@ -265,6 +283,13 @@ def _probe_interval(env: dict[str, str]) -> int:
     value = _int(env, "AIOPS_CLUSTER_PROBE_INTERVAL_S", 60)
     if value < 1:
         raise SystemExit(f"AIOPS_CLUSTER_PROBE_INTERVAL_S={value}: expected at least 1 (seconds)")
+    return value
+
+
+def _tool_calling(env: dict[str, str]) -> str:
+    value = (env.get("AIOPS_LLM_TOOL_CALLING") or "json").strip().lower()
+    if value not in ("json", "native"):
+        raise SystemExit(f"AIOPS_LLM_TOOL_CALLING={value}: expected json or native")
     return value
 
 

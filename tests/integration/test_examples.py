@@ -61,9 +61,10 @@ def test_examples_reconcile(kubectl, operator, namespace, writer):
     assert alert["status"]["detectedAt"] == "2026-11-23T14:07:00Z", "detection time is the alert's start"
     assert alert["status"]["diagnosis"]["suspects"][0]["failureMode"] == "CrashLoopBackOff"
 
-    # rootCause and sopAnalysis runs have executors so far: a query waits, accepted, in Pending.
-    query = kubectl.wait("analysisrun", "why-latency-up", namespace)
-    assert phase(query) == "Pending" and ready_reason(query) == "Accepted"
+    # A question needs a model; the test operator has none and says so.
+    query = kubectl.wait("analysisrun", "why-latency-up", namespace, until=done_run, what="a finished run")
+    assert phase(query) == "Failed" and ready_reason(query) == "Accepted"
+    assert condition(query, "ModelAnswered")["reason"] == "NoModelConfigured"
     # A wiki runbook needs a model to become an SOP draft; the test operator has none and says so.
     sop_run = kubectl.wait("analysisrun", "payments-5xx-from-wiki", namespace, until=done_run, what="a finished run")
     assert phase(sop_run) == "Failed" and condition(sop_run, "ModelAnswered")["reason"] == "NoModelConfigured"

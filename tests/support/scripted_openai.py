@@ -30,6 +30,17 @@ class Reply:
     drop: bool = False  # close the connection without a response
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tool_calls: tuple[tuple[str, str, str], ...] = ()  # (id, function name, arguments as sent: a JSON string)
+
+
+def tool_calls(*calls: tuple[str, dict | str], **usage: int) -> Reply:
+    """A 200 chat completion that calls tools: (name, arguments) each, ids call_1, call_2, ..."""
+    usage = {"prompt_tokens": 100, "completion_tokens": 20, **usage}
+    made = tuple(
+        (f"call_{i}", name, args if isinstance(args, str) else json.dumps(args))
+        for i, (name, args) in enumerate(calls, 1)
+    )
+    return Reply(tool_calls=made, finish_reason="tool_calls", **usage)
 
 
 def content(text: str | None, *, refusal: str | None = None, finish_reason: str = "stop", **usage: int) -> Reply:
@@ -117,7 +128,21 @@ class ScriptedOpenAI:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.content, "refusal": reply.refusal},
+                    "message": {
+                        "role": "assistant",
+                        "content": reply.content,
+                        "refusal": reply.refusal,
+                        **(
+                            {
+                                "tool_calls": [
+                                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                                    for i, n, a in reply.tool_calls
+                                ]
+                            }
+                            if reply.tool_calls
+                            else {}
+                        ),
+                    },
                     "finish_reason": reply.finish_reason,
                 }
             ],

@@ -7,7 +7,16 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from aiops.api.common import Condition, Kind, LocalObjectReference, Model, PrinterColumn, Status, TimeWindow
+from aiops.api.common import (
+    DNS_SUBDOMAIN,
+    Condition,
+    Kind,
+    LocalObjectReference,
+    Model,
+    PrinterColumn,
+    Status,
+    TimeWindow,
+)
 from aiops.api.incident import Diagnosis, Severity, WorkloadReference
 from aiops.api.sop import SOPSpec
 
@@ -55,11 +64,44 @@ class AnomalyIncident(Model):
 class AnalysisInputs(Model):
     queries: list[str] = Field(default_factory=list, max_length=50, description="PromQL expressions.")
     window: TimeWindow | None = None
-    question: str | None = Field(default=None, max_length=8192)
+    question: str | None = Field(default=None, max_length=8192, description="query: the question, in plain words.")
+    target: WorkloadReference | None = Field(
+        default=None, description="query: the workload the question is about (context for the agent)."
+    )
     text: str | None = Field(default=None, max_length=65536, description="Free text, e.g. a runbook for sopAnalysis.")
     incident: AnomalyIncident | None = Field(
         default=None, description="anomalyDetection: open an Incident (at most one per run) when anomalies are found."
     )
+
+
+class ConfigMapBundle(Model):
+    """A support bundle packed as a .tar.gz in one key of a ConfigMap's binaryData, in the run's namespace
+    (a ConfigMap holds at most 1 MiB: `kubectl create configmap NAME --from-file=bundle.tar.gz=dump.tar.gz`)."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    key: str = Field(default="bundle.tar.gz", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class VolumeBundle(Model):
+    """A support bundle (folder or .tar.gz) on a PersistentVolumeClaim. Not read yet: the operator would have
+    to mount the claim; a run that names one fails saying so."""
+
+    claim_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    path: str = Field(min_length=1, max_length=4096, description="The bundle's path inside the volume.")
+
+
+class BundleSource(Model):
+    """rootCause: diagnose the Incident from a support bundle (a kubectl cluster-info dump or a must-gather)
+    instead of its live cluster: exactly one of configMap or persistentVolumeClaim."""
+
+    config_map: ConfigMapBundle | None = None
+    persistent_volume_claim: VolumeBundle | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BundleSource:
+        if (self.config_map is None) == (self.persistent_volume_claim is None):
+            raise ValueError("give exactly one of configMap or persistentVolumeClaim")
+        return self
 
 
 class AnalysisRunSpec(Model):
@@ -68,12 +110,17 @@ class AnalysisRunSpec(Model):
     cluster_ref: LocalObjectReference | None = None
     inference: InferenceSettings | None = None
     inputs: AnalysisInputs | None = None
+    bundle: BundleSource | None = Field(
+        default=None, description="rootCause: read the evidence from this support bundle, not the cluster."
+    )
 
     @model_validator(mode="after")
     def _inputs_fit_type(self) -> AnalysisRunSpec:
         inputs = self.inputs or AnalysisInputs()
         if self.type == AnalysisType.ROOT_CAUSE and self.incident_ref is None:
             raise ValueError("incidentRef is required for type rootCause")
+        if self.bundle is not None and self.type != AnalysisType.ROOT_CAUSE:
+            raise ValueError("bundle is read by type rootCause only")
         if self.type == AnalysisType.ANOMALY_DETECTION and not inputs.queries:
             raise ValueError("inputs.queries needs at least one PromQL query for type anomalyDetection")
         if self.type == AnalysisType.QUERY and not inputs.question:
@@ -116,7 +163,9 @@ class AnomalyFinding(Model):
     end: datetime
     peak: datetime
     score: float = Field(ge=0, le=1)
-    detector: str = Field(max_length=64, description="robust_z, seasonal or change_point (+correlated).")
+    detector: str = Field(
+        max_length=64, description="novel_level, novel_transition or seasonal (+correlated): what made it stand out."
+    )
     summary: str = Field(max_length=2048)
     points: int | None = Field(default=None, ge=0)
     value: float | None = Field(default=None, description="The value at the peak.")
@@ -129,6 +178,17 @@ class QueryOutcome(Model):
     query: str = Field(max_length=4096)
     series: int = Field(ge=0, description="Series returned (and analysed).")
     error: str | None = Field(default=None, max_length=1024, description="Why it could not run: a gap.")
+
+
+class ToolCallRecord(Model):
+    """query: one tool call the agent made, as run."""
+
+    id: str = Field(max_length=16, description="c1, c2, ...: what the answer's citations name.")
+    tool: str = Field(max_length=64)
+    arguments: str = Field(max_length=1024, description="The arguments as JSON.")
+    status: str = Field(max_length=16, description="ok, empty, error, truncated, or refused (not a tool).")
+    excerpt: str = Field(max_length=400, description="The start of the (redacted) result.")
+    seconds: float | None = Field(default=None, ge=0)
 
 
 class AnalysisResult(Model):
@@ -150,6 +210,19 @@ class AnalysisResult(Model):
     queries: list[QueryOutcome] = Field(default_factory=list, max_length=50)
     gaps: list[str] = Field(default_factory=list, max_length=50, description="Queries that could not run.")
     incident_ref: LocalObjectReference | None = Field(default=None, description="The Incident this run opened.")
+    answer: str | None = Field(default=None, max_length=8192, description="query: the answer.")
+    citations: list[ToolCallRecord] = Field(
+        default_factory=list, max_length=12, description="query: the tool calls the answer relies on."
+    )
+    tool_calls: list[ToolCallRecord] = Field(
+        default_factory=list, max_length=50, description="query: every tool call, in order."
+    )
+    refusal: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="query: why the question was refused (it asked for more than reading).",
+    )
+    steps: int | None = Field(default=None, ge=0, description="query: model replies.")
 
 
 class AnalysisRunStatus(Status):

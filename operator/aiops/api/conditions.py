@@ -68,6 +68,9 @@ class Reason(StrEnum):
     TIMEOUT = "Timeout"
     NO_ANOMALIES = "NoAnomalies"
     ANOMALY_SCAN_FAILED = "AnomalyScanFailed"  # Event on a ManagedCluster: a scan query could not run
+    QUESTION_REFUSED = "QuestionRefused"  # query runs: the question asked for more than reading
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    TOOLS_FAILED = "ToolsFailed"
     ANOMALIES_FOUND = "AnomaliesFound"
     INCIDENT_OPENED = "IncidentOpened"
     CLAIMED = "Claimed"

@@ -101,6 +101,20 @@ def cmd_sop_import(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from aiops.cli.ask import ask
+
+    return ask(
+        args.question,
+        args.namespace,
+        cluster=args.cluster,
+        target=args.target,
+        lookback=args.lookback,
+        timeout=args.timeout,
+        output=args.output,
+    )
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from aiops.cli import watch
 
@@ -195,6 +209,85 @@ def cmd_notifications(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    import anyio
+
+    from aiops import settings as config
+    from aiops.clusters.access import ClusterAccessError, cluster_access
+    from aiops.mcpserver import server
+    from aiops.mcpserver.auth import MIN_TOKEN_CHARS
+    from aiops.tools import ToolContext
+
+    token = config.token_from_env(os.environ, "AIOPS_MCP_TOKEN")
+    host, _, port = args.listen.rpartition(":")
+    if args.transport == "http":
+        if len(token) < MIN_TOKEN_CHARS:
+            print(
+                f"aiops mcp: HTTP needs a bearer token of at least {MIN_TOKEN_CHARS} characters: set AIOPS_MCP_TOKEN "
+                "or AIOPS_MCP_TOKEN_FILE (clients send it as Authorization: Bearer ...), or use --transport stdio",
+                file=sys.stderr,
+            )
+            return 2
+        if not host or not port.isdigit():
+            print(f"aiops mcp: --listen {args.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8765", file=sys.stderr)
+            return 2
+    settings = config.from_env()
+    try:
+        access = cluster_access(args.cluster, settings)
+    except ClusterAccessError as exc:
+        print(f"aiops mcp: {exc}", file=sys.stderr)
+        return 1
+    namespaces = frozenset(args.namespace) if args.namespace else None
+    ctx = ToolContext.from_access(access, settings.postgres_dsn, settings.postgres_dsn_file, namespaces)
+    # The caller's Kubernetes token from the environment only on stdio, where this process is the caller's own.
+    caller_token = config.token_from_env(os.environ, "AIOPS_MCP_KUBE_TOKEN") if args.transport == "stdio" else ""
+    mcp = server.build(ctx, caller_token or None)
+    if args.transport == "stdio":
+        anyio.run(server.serve_stdio, mcp)
+    else:
+        print(f"aiops mcp: serving streamable HTTP on http://{args.listen}/mcp", file=sys.stderr, flush=True)
+        server.serve_http(mcp, token, host.strip("[]"), int(port))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from aiops import settings as config
+    from aiops.bundles import analyze, reader
+    from aiops.bundles.archive import BundleError
+
+    if bool(args.model_url) != bool(args.model):
+        print(
+            "aiops analyze: --model-url and --model go together (the endpoint and the model it serves)", file=sys.stderr
+        )
+        return 2
+    try:
+        target = analyze.parse_target(args.target) if args.target else None
+    except ValueError as exc:
+        print(f"aiops analyze: {exc}", file=sys.stderr)
+        return 2
+    # A model only when asked for; its other settings (API key, timeout, ...) are AIOPS_LLM_* as for the operator.
+    llm_env = {k: v for k, v in os.environ.items() if k.startswith("AIOPS_LLM_")}
+    llm = {**llm_env, "AIOPS_LLM_BASE_URL": args.model_url, "AIOPS_LLM_MODEL": args.model} if args.model_url else {}
+    settings = config.from_env(llm)
+    try:
+        snap = reader.load(args.bundle)
+    except BundleError as exc:
+        print(f"aiops analyze: {exc}", file=sys.stderr)
+        return 1
+    result = analyze.analyze(snap, settings, target, args.max_targets)
+    if args.output == "report":
+        sys.stdout.write(analyze.report(result))
+    elif args.output == "json":
+        print(json.dumps(analyze.to_dict(result), indent=2))
+    else:
+        sys.stdout.write(yaml.safe_dump(analyze.to_dict(result), sort_keys=False, allow_unicode=True))
+    return 0
+
+
 def _event_types():
     from aiops.core.events import EventType
 
@@ -239,6 +332,16 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--dry-run", action="store_true", help="check and list, without contacting the cluster")
     imp.set_defaults(fn=cmd_sop_import)
 
+    ask = sub.add_parser("ask", help="ask the operator a question (a query AnalysisRun) and print the cited answer")
+    ask.add_argument("question", help='e.g. "which pods restarted in shop today?"')
+    ask.add_argument("-n", "--namespace", default="default", help="the run's namespace: what the tools may read")
+    ask.add_argument("--cluster", help="a ManagedCluster to ask about (default: the operator's own cluster)")
+    ask.add_argument("--target", help="Kind/name the question is about, e.g. Deployment/checkout")
+    ask.add_argument("--lookback", type=int, help="minutes of history the question is about")
+    ask.add_argument("--timeout", type=float, default=600, help="seconds to wait for the answer (default 600)")
+    ask.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    ask.set_defaults(fn=cmd_ask)
+
     watch = sub.add_parser("watch", help="print the operator's event stream (Redis pub/sub) live, one line an event")
     watch.add_argument(
         "--type", action="append", choices=[t.value for t in _event_types()], help="only this type (repeatable)"
@@ -275,6 +378,35 @@ def parser() -> argparse.ArgumentParser:
     agent = gpu_sub.add_parser("agent", help="serve /metrics for a node agent or a vLLM pod's sidecar")
     agent.add_argument("--port", type=int, default=9400)
     gpu.set_defaults(fn=cmd_gpu)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="an MCP server: the read-only evidence tools, Incidents and runs; start runs, approve SOP steps",
+        description="Over HTTP clients send Authorization: Bearer $AIOPS_MCP_TOKEN; changes (start_run, "
+        "approve_step) act for the caller's Kubernetes token (header X-Kubernetes-Token, or AIOPS_MCP_KUBE_TOKEN "
+        "for stdio), checked by TokenReview and SubjectAccessReview.",
+    )
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    mcp.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT for --transport http")
+    mcp.add_argument("--cluster", help="a ManagedCluster to read (default: the kubeconfig's cluster)")
+    mcp.add_argument("-n", "--namespace", action="append", help="read only this namespace (repeatable)")
+    mcp.set_defaults(fn=cmd_mcp)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="diagnose a support bundle offline: a kubectl cluster-info dump or a must-gather (folder or .tar.gz)",
+        description="Without --target, diagnoses what the bundle shows broken (failing pods and workloads, "
+        "NotReady nodes, Warning events), worst first, at most --max-targets. With --model-url and --model the "
+        "diagnosis goes through the model as an Incident's does (AIOPS_LLM_API_KEY and the other AIOPS_LLM_* "
+        "settings apply); without them the analyzers' diagnosis is shown.",
+    )
+    analyze.add_argument("bundle", metavar="BUNDLE", help="a folder, a .tar.gz, or a cluster-info dump's stdout")
+    analyze.add_argument("--target", help="Kind/namespace/name (or Node/name): diagnose this one only")
+    analyze.add_argument("--output", "-o", choices=("report", "yaml", "json"), default="report")
+    analyze.add_argument("--max-targets", type=int, default=10, help="diagnoses at most, without --target")
+    analyze.add_argument("--model-url", help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1")
+    analyze.add_argument("--model", help="the model that endpoint serves")
+    analyze.set_defaults(fn=cmd_analyze)
 
     return p
 

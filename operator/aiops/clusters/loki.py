@@ -4,6 +4,7 @@ The query selects `{namespace="<ns>"}`, narrowed to some services (`<service_lab
 (`pod=~"..."`) when asked, and pages backward in time from the end of the window (the end is
 exclusive: the next page ends one nanosecond after the oldest line read, and the lines already read at
 that instant are skipped) until `limit` lines or the window are exhausted. Lines come back oldest first.
+`query` pages any other LogQL log query the same way (the tool layer's `logql` tool).
 
 A line's service is the first of `service_labels` its stream (or structured metadata) has; its trace
 and span ids come from structured metadata (Loki 3, asked for with the categorize-labels encoding),
@@ -72,7 +73,12 @@ class LokiSource(Backend):
     ) -> Fetched[LogLine]:
         """The namespace's lines in [start, end) (of these services / pods when given), the newest `limit`,
         oldest first; `truncated` says when older lines were left."""
-        query = self.selector(namespace, services, pods)
+        return self.query(self.selector(namespace, services, pods), start, end, limit)
+
+    def query(self, query: str, start: datetime, end: datetime, limit: int = MAX_LOG_LINES) -> Fetched[LogLine]:
+        """The lines of any LogQL log query (a stream selector and its filters) in [start, end), the newest
+        `limit`, oldest first; `truncated` says when older lines were left. A metric query (`rate(...)`) is a
+        SourceError: it answers series, not lines."""
         low, high = _ns(start), _ns(end)
         deadline = Deadline(self.deadline)
         out: Fetched[LogLine] = Fetched()

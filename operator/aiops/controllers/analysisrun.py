@@ -21,7 +21,7 @@ import kopf
 
 from aiops import GROUP, VERSION, runs, settings
 from aiops.api import ANALYSIS_RUN, INCIDENT
-from aiops.api.analysisrun import AnalysisRunSpec, AnalysisType, RunPhase
+from aiops.api.analysisrun import AnalysisRunSpec, RunPhase
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.controllers import pools
@@ -63,9 +63,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     dispatch(write(kube.API, builder, dict(body)))
 
 
-EXECUTABLE = frozenset(
-    {AnalysisType.ROOT_CAUSE.value, AnalysisType.SOP_ANALYSIS.value, AnalysisType.ANOMALY_DETECTION.value}
-)
+EXECUTABLE = frozenset(runs.EXECUTORS)
 ACCEPT_POLLS = 20  # the reconcile handler accepts a valid run within moments
 _in_flight: set[str] = set()
 _in_flight_lock = threading.Lock()

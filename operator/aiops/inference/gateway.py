@@ -250,9 +250,20 @@ class _Unreachable(Exception):
 
 # The parts of a chat completion we read. The server's reply is validated like the model's: a proxy or a
 # misconfigured base URL can answer 200 with anything.
+class _Function(BaseModel):
+    name: str
+    arguments: str = ""
+
+
+class _ToolCall(BaseModel):
+    id: str = ""
+    function: _Function
+
+
 class _Message(BaseModel):
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _Choice(BaseModel):
@@ -299,17 +310,22 @@ class _Call:
     def url(self) -> str:
         return f"{self.config.base_url.rstrip('/')}/chat/completions"
 
-    def complete(self, messages: list[dict[str, str]]) -> _Completion:
-        """One reply, retrying 429, 5xx, timeouts and connection errors; raises _Unreachable when out of retries."""
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict] | None = None) -> _Completion:
+        """One reply, retrying 429, 5xx, timeouts and connection errors; raises _Unreachable when out of retries.
+
+        With `tools` (OpenAI tool definitions) the model may call them and no response format is imposed:
+        servers differ on combining the two."""
         cfg = self.config
-        if cfg.structured_output == "json_schema":
-            response_format = {
+        extra: dict[str, Any] = {"seed": cfg.seed} if cfg.seed is not None else {}
+        if tools:
+            extra |= {"tools": tools, "tool_choice": "auto"}
+        elif cfg.structured_output == "json_schema":
+            extra["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
             }
         else:
-            response_format = {"type": "json_object"}
-        extra = {"seed": cfg.seed} if cfg.seed is not None else {}
+            extra["response_format"] = {"type": "json_object"}
         for retry in range(cfg.max_transport_retries + 1):
             self.attempts += 1
             wait = None  # Retry-After, when the server sent one
@@ -319,7 +335,6 @@ class _Call:
                     messages=messages,
                     temperature=cfg.temperature,
                     max_tokens=cfg.max_tokens,
-                    response_format=response_format,
                     **extra,
                 )
             except openai.APIStatusError as e:

@@ -3,6 +3,7 @@
 rootcause     the diagnosis pipeline, recorded on the Incident and the run
 sopanalysis   a runbook's text -> an SOP draft and findings
 anomaly       PromQL queries -> detectors -> anomalies, and an optional Incident
+query         a question -> the agent with the read-only tools -> a cited answer
 lease         claims on runs for `aiops worker` (a Lease per run)
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 from aiops.api.analysisrun import AnalysisType, RunPhase
 from aiops.api.conditions import ConditionType, Reason
 from aiops.core.status import find_condition
-from aiops.runs import anomaly, rootcause, sopanalysis
+from aiops.runs import anomaly, query, rootcause, sopanalysis
 from aiops.runs.common import Context, fail_run
 
 EXECUTORS = {
     AnalysisType.ROOT_CAUSE.value: rootcause.execute,
     AnalysisType.SOP_ANALYSIS.value: sopanalysis.execute,
     AnalysisType.ANOMALY_DETECTION.value: anomaly.execute,
+    AnalysisType.QUERY.value: query.execute,
 }
 
 __all__ = ["EXECUTORS", "Context", "claimable", "execute", "fail_run"]

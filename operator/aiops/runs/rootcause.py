@@ -1,4 +1,6 @@
-"""rootCause runs: the diagnosis pipeline, with the outcome recorded on the Incident and on the run."""
+"""rootCause runs: the diagnosis pipeline, with the outcome recorded on the Incident and on the run.
+
+With `spec.bundle` the evidence comes from a support bundle (aiops.bundles.stored) instead of the cluster."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import logging
 from pydantic import ValidationError
 
 from aiops.api import ANALYSIS_RUN, INCIDENT
-from aiops.api.analysisrun import AnalysisRunStatus, AnalysisType, RunPhase
+from aiops.api.analysisrun import AnalysisRunStatus, AnalysisType, BundleSource, RunPhase
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec, IncidentStatus
+from aiops.bundles import analyze, stored
+from aiops.bundles.archive import BundleError
 from aiops.core import events, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder, parse_time, write
@@ -40,11 +44,21 @@ def execute(ctx: Context, run: dict) -> None:
         if still_ours(ctx, run):
             record_run(ctx, run, pipeline.PipelineResult(diagnosis=diagnosis))
         return
+    snapshot = None
+    if run["spec"].get("bundle"):
+        try:
+            snapshot = stored.load(BundleSource.model_validate(run["spec"]["bundle"]), meta["namespace"])
+        except BundleError as exc:
+            fail_run(ctx, run, f"spec.bundle: {exc}")
+            return
     run = start_attempt(ctx, run, "collecting evidence and analysing")
     incident = mark_analyzing(ctx, incident, meta["name"])
     detected = (incident.get("status") or {}).get("detectedAt") or incident["metadata"]["creationTimestamp"]
     try:
-        result = pipeline.diagnose_incident(incident, spec, ctx.settings, parse_time(detected), ctx.now())
+        if snapshot is not None:  # the evidence is the bundle's, at the time it was taken
+            result = analyze.diagnose_incident(incident, spec, ctx.settings, snapshot)
+        else:
+            result = pipeline.diagnose_incident(incident, spec, ctx.settings, parse_time(detected), ctx.now())
     except pipeline.PipelineError as exc:
         result = pipeline.PipelineResult(
             diagnosis=pipeline.fallback_diagnosis([], [], str(exc), ExecutionStatus.FAILED)
