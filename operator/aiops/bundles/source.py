@@ -24,7 +24,7 @@ from kubernetes.client import rest
 from aiops.bundles.reader import Snapshot
 from aiops.clusters import informer
 from aiops.clusters.access import ClusterAccess
-from aiops.diagnosis.collectors.kubernetes import _OBJECT_PATH
+from aiops.diagnosis.collectors.kubernetes import OBJECT_PATH
 
 HOST = "http://support-bundle.invalid"  # never dialled: every call is answered in memory
 _LOG_PATH = re.compile(r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/log")
@@ -68,7 +68,7 @@ class BundleApi(client.ApiClient):
         return _response(200, "OK", "\n".join(lines[-tail:] if tail else lines).encode())
 
     def _why_missing(self, path: str) -> str:
-        m = _OBJECT_PATH.fullmatch(path)
+        m = OBJECT_PATH.fullmatch(path)
         if m and f"{m['prefix']}/{m['resource']}" not in self.snap.objects:
             return f"not in the bundle: the {self.snap.layout} holds no {m['resource']}"
         return "not in the bundle"

@@ -70,7 +70,7 @@ class CachedReader(Reader):
         return found if found is not None else super().get(path, what, query, optional)
 
     def _cached(self, path: str, query: dict[str, Any]) -> Any:
-        match = _OBJECT_PATH.fullmatch(path)
+        match = OBJECT_PATH.fullmatch(path)
         if not match:
             return None
         prefix, namespace, resource, name = match.group("prefix", "namespace", "resource", "name")
@@ -89,7 +89,7 @@ class CachedReader(Reader):
 
 
 # /api/v1[/namespaces/NS]/RESOURCE[/NAME] and /apis/GROUP/VERSION[/namespaces/NS]/RESOURCE[/NAME]
-_OBJECT_PATH = re.compile(
+OBJECT_PATH = re.compile(
     r"(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?"
 )
 
