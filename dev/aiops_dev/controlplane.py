@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from aiops.settings import cache_dir as cache_root  # the dev tools keep their files where the CLI does
+
 K8S_VERSION = "1.20.2"
 BINARIES = ("etcd", "kube-apiserver")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +40,6 @@ READY_TIMEOUT_S = 90
 
 class ControlPlaneError(RuntimeError):
     pass
-
-
-def cache_root() -> Path:
-    base = os.environ.get("AIOPS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aiops-operator"
-    )
-    return Path(base)
 
 
 def _dir_with_binaries(directory: str | Path | None) -> Path | None:

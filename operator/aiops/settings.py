@@ -25,9 +25,12 @@
 | AIOPS_POSTGRES_DSN | postgresql:// URL of the history database; unset = history off |
 | AIOPS_POSTGRES_DSN_FILE | a file holding that URL (a mounted Secret), used when AIOPS_POSTGRES_DSN is unset |
 | AIOPS_HISTORY_RETENTION_DAYS | history and audit entries older than this are deleted, default 90 |
-| AIOPS_REDIS_URL | redis:// URL for the event stream (pub/sub); unset = no stream |
+| AIOPS_REDIS_URL | redis:// URL for the event stream (the Redis stream aiops:events); unset = no stream |
 | AIOPS_EVENTS_RATE_LIMIT | events published per object and type per minute, default 120 |
 | AIOPS_EVENTS_DEDUP_TTL_S | how long a replayed event is recognised and not published again, default 3600 |
+| AIOPS_EVENTS_STREAM_MAXLEN | the stream keeps about this many events (XADD MAXLEN ~), default 100000 |
+| AIOPS_EVENTS_PUBSUB | also PUBLISH each event on the pub/sub channels of old, default true (deprecated) |
+| AIOPS_CACHE_DIR | where the command line keeps files (`aiops watch`'s position), default ~/.cache/aiops-operator |
 | AIOPS_CLUSTER_PROBE_INTERVAL_S | seconds between probes of each ManagedCluster, default 60 |
 | AIOPS_WEBHOOK_ADDR | Alertmanager receiver listen address, e.g. :9443 or 127.0.0.1:9443; unset = off |
 | AIOPS_WEBHOOK_TOKEN / AIOPS_WEBHOOK_TOKEN_FILE | the bearer token the receiver requires (the file wins) |
@@ -59,6 +62,7 @@ import functools
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiops.core.sharding import Shard
 from aiops.inference.catalogue import CatalogueError, ModelCatalogue
@@ -85,6 +89,8 @@ class Settings:
     redis_url: str | None = None  # event stream (aiops.stores.eventstream); None: off
     events_rate_limit: int = 120
     events_dedup_ttl_s: int = 3600
+    events_stream_maxlen: int = 100_000
+    events_pubsub: bool = True  # the pub/sub copy, for one release
     cluster_probe_interval_s: int = 60
     webhook: WebhookSettings | None = None  # None: no Alertmanager receiver
     models: ModelCatalogue | None = None  # the model catalogue (vLLM pools, external models); None: no pools
@@ -174,6 +180,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         redis_url=env.get("AIOPS_REDIS_URL") or None,
         events_rate_limit=_positive(env, "AIOPS_EVENTS_RATE_LIMIT", 120),
         events_dedup_ttl_s=_positive(env, "AIOPS_EVENTS_DEDUP_TTL_S", 3600),
+        events_stream_maxlen=_positive(env, "AIOPS_EVENTS_STREAM_MAXLEN", 100_000),
+        events_pubsub=_flag(env, "AIOPS_EVENTS_PUBSUB", True),
         cluster_probe_interval_s=_probe_interval(env),
         webhook=_webhook(env, env.get("AIOPS_NAMESPACE") or "aiops-system"),
         models=_catalogue(env),
@@ -293,6 +301,15 @@ def _tool_calling(env: dict[str, str]) -> str:
     return value
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SystemExit(f"{name}={env[name]!r}: expected true or false")
+    return raw in ("1", "true", "yes", "on")
+
+
 def _positive(env: dict[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -310,6 +327,14 @@ def _gateway_config(env: dict[str, str]) -> GatewayConfig:
         structured_output=env.get("AIOPS_LLM_STRUCTURED_OUTPUT") or "json_schema",
         schema_bounds=(env.get("AIOPS_LLM_SCHEMA_BOUNDS") or "true").lower() not in ("false", "0", "no"),
     )
+
+
+def cache_dir(env: dict[str, str] | None = None) -> Path:
+    """Where the command line keeps files between runs (`aiops watch`'s position, the dev tools' downloads):
+    AIOPS_CACHE_DIR, else $XDG_CACHE_HOME/aiops-operator, else ~/.cache/aiops-operator."""
+    env = os.environ if env is None else env
+    cache = env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(env.get("AIOPS_CACHE_DIR") or os.path.join(cache, "aiops-operator"))
 
 
 @functools.cache

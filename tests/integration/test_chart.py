@@ -12,6 +12,7 @@ import yaml
 from aiops.api import KINDS
 from aiops.inference import catalogue
 from aiops.notify import config as notify_config
+from aiops.settings import from_env
 from harness import REPO
 
 CHART = REPO / "charts" / "aiops-operator"
@@ -159,6 +160,9 @@ def test_webhook_history_and_events_come_from_secrets():
     assert env["AIOPS_WEBHOOK_TOKEN_FILE"]["value"] == "/var/run/aiops/webhook-token/token"
     assert env["AIOPS_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "dsn"}
     assert env["AIOPS_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    assert (env["AIOPS_EVENTS_STREAM_MAXLEN"]["value"], env["AIOPS_EVENTS_PUBSUB"]["value"]) == ("100000", "true")
+    conf = from_env({e["name"]: e["value"] for e in c["env"] if e["name"].startswith("AIOPS_EVENTS_")})
+    assert (conf.events_stream_maxlen, conf.events_pubsub) == (100_000, True)
     [svc] = [d for d in docs if d["kind"] == "Service"]
     assert {"name": "webhook", "port": 9443, "targetPort": "webhook"} in svc["spec"]["ports"]
 

@@ -15,7 +15,7 @@ import redis
 from aiops.core.events import Bus, Event, EventType
 from aiops.settings import from_env
 from aiops.stores import history
-from aiops.stores.eventstream import CHANNEL
+from aiops.stores.eventstream import STREAM
 from aiops.stores.history import HistorySink, migrate
 from harness import phase, wait_for
 from support.servers import RedisServer
@@ -219,10 +219,8 @@ def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kube
     from aiops_dev.eval import cases
 
     server = RedisServer().start()
-    client = redis.Redis.from_url(server.url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    client = redis.Redis.from_url(server.url, decode_responses=True)
     try:
-        pubsub.subscribe(CHANNEL)
         operator = operator_env({"AIOPS_POSTGRES_DSN": dsn, "AIOPS_REDIS_URL": server.url})
         wait_for(
             lambda: "history is on" in operator.log() and "event stream is on" in operator.log(),
@@ -250,19 +248,15 @@ def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kube
         assert rows[0]["uid"] == inc["metadata"]["uid"] and rows[0]["title"] == "checkout restarting"
         assert rows[0]["severity"] == "critical"
 
-        messages = []
-
         def got(type_):
-            while message := pubsub.get_message(timeout=0.2):
-                messages.append(json.loads(message["data"]))
+            messages = [json.loads(fields["event"]) for _, fields in client.xrange(STREAM)]
             return [m for m in messages if m["type"] == type_ and m["key"] == key]
 
-        created = wait_for(lambda: got("INCIDENT_CREATED"), 30, "INCIDENT_CREATED on Redis")
+        created = wait_for(lambda: got("INCIDENT_CREATED"), 30, "INCIDENT_CREATED on the Redis stream")
         assert created[0]["uid"] == inc["metadata"]["uid"] and created[0]["data"]["severity"] == "critical"
-        wait_for(lambda: got("DIAGNOSED"), 30, "DIAGNOSED on Redis")
+        wait_for(lambda: got("DIAGNOSED"), 30, "DIAGNOSED on the Redis stream")
         analyses = wait_for(lambda: query(dsn, "SELECT * FROM analyses"), 30, "the analysis row")
         assert analyses[0]["root_cause"] == inc["status"]["diagnosis"]["rootCause"]
     finally:
-        pubsub.close()
         client.close()
         server.close()

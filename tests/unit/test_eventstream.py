@@ -1,11 +1,19 @@
-"""The event stream's and history's pure parts: fingerprints, `aiops watch` lines, no server at all."""
+"""The event stream's and history's pure parts: fingerprints, stream entries, `aiops watch` lines, positions and
+arguments, no server at all."""
 
+import io
+import json
 import uuid
+from pathlib import Path
 
-from aiops.cli.watch import format_line
+import pytest
+
+from aiops.cli import parser
+from aiops.cli.watch import StateError, _keep, format_line, load_position, save_position, state_path, watch
 from aiops.core.events import Bus, Event, EventType, fingerprint
-from aiops.settings import from_env
+from aiops.settings import cache_dir, from_env
 from aiops.stores import history
+from aiops.stores.eventconsumer import decode
 from aiops.stores.history.store import PastIncident, clean
 from aiops_dev.controlplane import free_port
 from harness import wait_for
@@ -70,3 +78,65 @@ def test_postgres_unreachable_at_start_is_reported_not_raised(monkeypatch):
         assert message.startswith("history is failing: PostgreSQL 127.0.0.1:") and "secret" not in message
     finally:
         sink.close()
+
+
+def test_stream_entries_decode_and_foreign_ones_say_what_is_wrong():
+    event = Event(type=EventType.FEEDBACK, key="shop/a", data={"correct": True})
+    fields = {b"type": b"FEEDBACK", b"event": event.model_dump_json(by_alias=True, exclude_none=True).encode()}
+    entry = decode("1733472000000-0", fields)
+    assert (entry.id, entry.type, entry.problem) == ("1733472000000-0", "FEEDBACK", None)
+    assert entry.event == json.loads(event.model_dump_json(by_alias=True, exclude_none=True))
+    trimmed = decode("1-0", {})
+    assert trimmed.event is None and trimmed.problem.startswith("no fields: deleted or trimmed")
+    for foreign in ({"foo": "bar"}, {"type": "X", "event": "not json"}, {"event": "[1, 2]"}):
+        entry = decode("2-0", foreign)
+        assert entry.event is None and entry.problem.startswith("not an operator event"), foreign
+
+
+def test_stream_settings_and_their_errors():
+    conf = from_env({})
+    assert (conf.events_stream_maxlen, conf.events_pubsub) == (100_000, True)
+    conf = from_env({"AIOPS_EVENTS_STREAM_MAXLEN": "500", "AIOPS_EVENTS_PUBSUB": "false"})
+    assert (conf.events_stream_maxlen, conf.events_pubsub) == (500, False)
+    with pytest.raises(SystemExit, match="AIOPS_EVENTS_STREAM_MAXLEN=0: expected a positive integer"):
+        from_env({"AIOPS_EVENTS_STREAM_MAXLEN": "0"})
+    with pytest.raises(SystemExit, match="AIOPS_EVENTS_PUBSUB='maybe': expected true or false"):
+        from_env({"AIOPS_EVENTS_PUBSUB": "maybe"})
+    assert cache_dir({"AIOPS_CACHE_DIR": "/x"}) == Path("/x")
+    assert cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/aiops-operator")
+
+
+def test_watch_positions_are_per_redis_and_a_bad_state_file_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIOPS_CACHE_DIR", str(tmp_path))
+    assert state_path("redis://:secret@redis.db.svc:6380/2") == tmp_path / "watch-redis.db.svc-6380-2.id"
+    assert state_path("redis://127.0.0.1:6379") == tmp_path / "watch-127.0.0.1-6379-0.id"
+    state = tmp_path / "deep" / "w.id"
+    assert load_position(state) is None
+    save_position(state, "1733472000000-3")
+    assert load_position(state) == "1733472000000-3" and [p.name for p in state.parent.iterdir()] == ["w.id"]
+    state.write_text("garbage")
+    with pytest.raises(
+        StateError, match=r"w.id holds 'garbage', not a stream id: delete the file, or pass --no-resume"
+    ):
+        load_position(state)
+    err = io.StringIO()
+    assert watch("redis://127.0.0.1:1/0", state=state, err=err) == 2 and "not a stream id" in err.getvalue()
+    (tmp_path / "file").write_text("")
+    assert _keep(tmp_path / "file" / "w.id", "1-0", err) is None  # the watch goes on, and says so
+    assert f"cannot keep the position in {tmp_path}/file/w.id (File exists), so a restarted watch" in err.getvalue()
+    assert watch("localhost:6379", resume=False, err=err) == 2 and "redis://" in err.getvalue()
+
+
+def test_watch_arguments():
+    args = parser().parse_args(["watch", "--since", "1733472000000-0", "--group", "g", "--type", "FEEDBACK"])
+    assert (args.since, args.group, args.type, args.from_start, args.no_resume) == (
+        "1733472000000-0",
+        "g",
+        ["FEEDBACK"],
+        False,
+        False,
+    )
+    assert args.consumer  # the host name by default
+    for wrong in (["--since", "yesterday"], ["--since", "1-0", "--from-start"]):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["watch", *wrong])

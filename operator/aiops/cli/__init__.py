@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -121,7 +122,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not args.redis_url:
         print("aiops watch: set AIOPS_REDIS_URL or pass --redis-url", file=sys.stderr)
         return 2
-    return watch.watch(args.redis_url, args.type, count=args.count, raw=args.json)
+    return watch.watch(
+        args.redis_url,
+        args.type,
+        count=args.count,
+        raw=args.json,
+        since="0-0" if args.from_start else args.since,
+        state=Path(args.state) if args.state else None,
+        resume=not args.no_resume,
+        group=args.group,
+        consumer=args.consumer,
+    )
 
 
 def _history_dsn(args: argparse.Namespace) -> str | None:
@@ -294,6 +305,14 @@ def _event_types():
     return list(EventType)
 
 
+def _stream_id(text: str) -> str:
+    from aiops.stores.eventconsumer import STREAM_ID
+
+    if not STREAM_ID.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a stream id such as 1733472000000-0 (ms-sequence)")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aiops", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -342,13 +361,31 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("-o", "--output", choices=("text", "json"), default="text")
     ask.set_defaults(fn=cmd_ask)
 
-    watch = sub.add_parser("watch", help="print the operator's event stream (Redis pub/sub) live, one line an event")
+    watch = sub.add_parser(
+        "watch",
+        help="print the operator's event stream (Redis stream aiops:events), one line an event; "
+        "a restarted watch prints what it missed",
+    )
     watch.add_argument(
         "--type", action="append", choices=[t.value for t in _event_types()], help="only this type (repeatable)"
     )
     watch.add_argument("--redis-url", default=os.environ.get("AIOPS_REDIS_URL"), help="default: $AIOPS_REDIS_URL")
     watch.add_argument("--count", type=int, help="exit after this many events")
     watch.add_argument("--json", action="store_true", help="print each event as its JSON payload")
+    start = watch.add_mutually_exclusive_group()
+    start.add_argument("--from-start", action="store_true", help="from the oldest event the stream keeps")
+    start.add_argument("--since", type=_stream_id, metavar="ID", help="the events after this stream id")
+    watch.add_argument(
+        "--state",
+        metavar="FILE",
+        help="where the id of the last event printed is kept, to resume from "
+        "(default: $AIOPS_CACHE_DIR/watch-<redis host-port-db>.id)",
+    )
+    watch.add_argument("--no-resume", action="store_true", help="start from now (or --since); keep no state file")
+    watch.add_argument("--group", metavar="NAME", help="read as a member of this consumer group, acknowledging")
+    watch.add_argument(
+        "--consumer", metavar="NAME", default=socket.gethostname(), help="the member's name (default: the host name)"
+    )
     watch.set_defaults(fn=cmd_watch)
 
     hist = sub.add_parser("history", help="the PostgreSQL history: apply migrations, find similar past incidents")

@@ -1,4 +1,4 @@
-"""Operator events: typed payloads, published once, fanned out to sinks (Redis pub/sub, PostgreSQL history).
+"""Operator events: typed payloads, published once, fanned out to sinks (the Redis stream, PostgreSQL history).
 
 Publishing never blocks a handler and never fails it: events go into a bounded queue drained by one
 thread; a sink that raises is logged and counted, and the others still get the event. Without any sink

@@ -1,14 +1,31 @@
-"""The event stream on Redis pub/sub (`aiops watch` in aiops.cli.watch prints it live).
+"""The event stream: every operator event appended to the Redis stream `aiops:events` (read it with
+aiops.stores.eventconsumer or `aiops watch`).
 
-Each event is published as JSON (`Event.wire()`: id, type, at, key, uid, generation, data) on
-`aiops:events:<TYPE>` and on `aiops:events` (all types). Before publishing, the sink
+Pub/sub dropped every event published while nobody listened; a stream keeps them, so a consumer that
+was down reads what it missed, and a consumer group hands each entry to one member until it is
+acknowledged (docs/operations.md, "Event stream"). Each entry has two fields: `type` (the EventType,
+so that consumers can filter without parsing) and `event` (`Event.wire()` as JSON: id, type, at, key,
+uid, generation, data). There is one stream for all types, not one per type: one total order, one
+place for consumer groups and trimming, half the writes; at the operator's rates (bounded by the
+per-object rate limit) a consumer of one type loses nothing by skipping the others on the `type` field.
 
-- claims a dedup key (SET NX with a TTL) named by the event's fingerprint, so a replay of an event
-  (a handler that ran again publishes it again with a new id) is not published twice;
+The stream is capped at about AIOPS_EVENTS_STREAM_MAXLEN entries (XADD MAXLEN ~: Redis trims whole
+macro nodes, so a few more may stay; exact trimming would cost a trim on every append). Before appending,
+the sink
+
+- claims a dedup key (SET NX with a TTL) named by the event's fingerprint, so that a replay of an event
+  (a handler that ran again publishes it again with a new id) is not appended twice;
 - counts the event in a per-minute counter per object and type (INCR + EXPIRE); over the limit it is
-  skipped and counted.
+  skipped and counted, and leaves no dedup key, so that a later replay may go out.
 
-Without AIOPS_REDIS_URL nothing is published. With Redis down a publish is retried a bounded number of
+All of it, and the copy on pub/sub, runs as one Lua script: atomic, one round trip, and safe to retry. The
+dedup key holds this attempt's claim and the entry's id, so a retry after a lost reply finds its own
+append and does not append again.
+
+Compatibility: for one release the sink also PUBLISHes each event, as before, on `aiops:events` and
+`aiops:events:<TYPE>` (AIOPS_EVENTS_PUBSUB, default true); pub/sub goes in the next release.
+
+Without AIOPS_REDIS_URL nothing is appended. With Redis down an append is retried a bounded number of
 times, then logged and counted; the operator goes on either way.
 """
 
@@ -26,12 +43,59 @@ from aiops.core.events import BUS, Event, EventType, fingerprint
 log = logging.getLogger(__name__)
 
 PREFIX = "aiops:"
-CHANNEL = f"{PREFIX}events"  # every type
+STREAM = f"{PREFIX}events"  # the stream's key (keys and pub/sub channels are separate name spaces)
+CHANNEL = f"{PREFIX}events"  # pub/sub, every type: deprecated, see AIOPS_EVENTS_PUBSUB
 STATS = f"{PREFIX}events:stats"  # a hash: published, deduplicated, rate_limited
+RATE_WINDOW_TTL_S = 120  # a per-minute counter outlives its minute, then goes
+
+# KEYS: dedup, rate counter, stream, stats.
+# ARGV: claim, dedup TTL, rate limit, MAXLEN, type, payload, pub/sub ("1"/"0"), type channel, all-types channel,
+#       rate counter TTL.
+# Returns {"ok", id} (appended now or by an earlier attempt of this claim), {"dup"} or {"rate", count}.
+_APPEND = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local mine = ARGV[1] .. '|'
+  if string.sub(held, 1, #mine) == mine then
+    return {'ok', string.sub(held, #mine + 1)}
+  end
+  redis.call('HINCRBY', KEYS[4], 'deduplicated', 1)
+  return {'dup'}
+end
+local count = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[10])
+if count > tonumber(ARGV[3]) then
+  redis.call('HINCRBY', KEYS[4], 'rate_limited', 1)
+  return {'rate', count}
+end
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'type', ARGV[5], 'event', ARGV[6])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. id, 'EX', ARGV[2])
+if ARGV[7] == '1' then
+  redis.call('PUBLISH', ARGV[8], ARGV[6])
+  redis.call('PUBLISH', ARGV[9], ARGV[6])
+end
+redis.call('HINCRBY', KEYS[4], 'published', 1)
+return {'ok', id}
+"""
 
 
 def channel(type_: EventType | str | None = None) -> str:
+    """The deprecated pub/sub channel of one type (or of every type)."""
     return f"{CHANNEL}:{EventType(type_).value}" if type_ else CHANNEL
+
+
+def connect(url: str, timeout_s: float | None = 2.0) -> redis.Redis:
+    """A client for the stream; `timeout_s` bounds each reply, so it must exceed any BLOCK of a read."""
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=5, health_check_interval=30, decode_responses=True
+    )
+
+
+def where(client: redis.Redis) -> str:
+    """host:port/db (or socket/db) of a client, for messages and file names (never the password)."""
+    kw = client.connection_pool.connection_kwargs
+    place = kw.get("path") or f"{kw.get('host')}:{kw.get('port')}"
+    return f"{place}/{kw.get('db', 0)}"
 
 
 @dataclass
@@ -54,67 +118,61 @@ class RedisSink:
         attempts: int = 3,
         backoff_s: float = 0.2,
         timeout_s: float = 2.0,
+        maxlen: int = 100_000,
+        pubsub: bool = True,
     ):
         self.url = url
         self.rate_limit = rate_limit
         self.dedup_ttl_s = dedup_ttl_s
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
+        self.maxlen = maxlen
+        self.pubsub = pubsub
         self.counters = Counters()
         self.last_error: str | None = None
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
-        )
+        self.last_id: str | None = None  # the stream id of the last event appended
+        self.client = connect(url, timeout_s)
+        self._append = self.client.register_script(_APPEND)
 
     def handle(self, event: Event) -> None:
-        """Publishes the event once; never raises for Redis being away."""
+        """Appends the event once; never raises for Redis being away."""
         payload = event.model_dump_json(by_alias=True, exclude_none=True)
-        dedup_key = f"{PREFIX}dedup:{fingerprint(event)}"
-        claim = f"{event.id}:{uuid.uuid4().hex[:8]}"  # recognises our own claim when a reply was lost
         minute = int(time.time() // 60)
-        rate_key = f"{PREFIX}rate:{event.type}:{event.key}:{minute}"
-        claimed = False
+        keys = [
+            f"{PREFIX}dedup:{fingerprint(event)}",
+            f"{PREFIX}rate:{event.type}:{event.key}:{minute}",
+            STREAM,
+            STATS,
+        ]
+        claim = f"{event.id}:{uuid.uuid4().hex[:8]}"  # recognises our own append when a reply was lost
+        args = [claim, self.dedup_ttl_s, self.rate_limit, self.maxlen, str(event.type), payload,
+                "1" if self.pubsub else "0", channel(event.type), CHANNEL, RATE_WINDOW_TTL_S]  # fmt: skip
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):
             try:
-                if not claimed:
-                    if not self.client.set(dedup_key, claim, nx=True, ex=self.dedup_ttl_s):
-                        if self.client.get(dedup_key) != claim.encode():
-                            self.counters.deduplicated += 1
-                            self.client.hincrby(STATS, "deduplicated", 1)
-                            return
-                    claimed = True
-                pipe = self.client.pipeline(transaction=False)
-                pipe.incr(rate_key)
-                pipe.expire(rate_key, 120)
-                count = pipe.execute()[0]
-                if count > self.rate_limit:
-                    self.counters.rate_limited += 1
-                    # not published: a later replay may go out once the minute is over
-                    self.client.pipeline(transaction=False).delete(dedup_key).hincrby(
-                        STATS, "rate_limited", 1
-                    ).execute()
-                    if count == self.rate_limit + 1:  # once per object, type and minute
-                        log.warning("events: %s %s over %d/min: skipped", event.type, event.key, self.rate_limit)
-                    return
-                pipe = self.client.pipeline(transaction=False)
-                pipe.publish(channel(event.type), payload)
-                pipe.publish(CHANNEL, payload)
-                pipe.hincrby(STATS, "published", 1)
-                pipe.execute()
-                self.counters.published += 1
-                self.last_error = None
-                return
+                outcome, *rest = self._append(keys=keys, args=args)
             except redis.RedisError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if attempt < self.attempts:
                     self.counters.retries += 1
                     time.sleep(delay)
                     delay *= 2
+                continue
+            self.last_error = None
+            if outcome == "ok":
+                self.counters.published += 1
+                self.last_id = rest[0]
+            elif outcome == "dup":
+                self.counters.deduplicated += 1
+            else:
+                self.counters.rate_limited += 1
+                if rest[0] == self.rate_limit + 1:  # once per object, type and minute
+                    log.warning("events: %s %s over %d/min: skipped", event.type, event.key, self.rate_limit)
+            return
         self.counters.failed += 1
         log.warning(
-            "events: %s %s not published after %d attempts: %s (%d not published so far)",
-            event.type, event.key, self.attempts, self.last_error, self.counters.failed,
+            "events: %s %s not appended to %s on %s after %d attempts: %s (%d not appended so far)",
+            event.type, event.key, STREAM, where(self.client), self.attempts, self.last_error, self.counters.failed,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -131,17 +189,23 @@ def start(settings, bus=None) -> RedisSink | None:
         log.info("event stream is off: AIOPS_REDIS_URL is not set")
         return None
     try:
-        sink = RedisSink(settings.redis_url, settings.events_rate_limit, settings.events_dedup_ttl_s)
+        sink = RedisSink(
+            settings.redis_url,
+            settings.events_rate_limit,
+            settings.events_dedup_ttl_s,
+            maxlen=settings.events_stream_maxlen,
+            pubsub=settings.events_pubsub,
+        )
     except ValueError as exc:  # an unparsable URL
         log.error("event stream is off: AIOPS_REDIS_URL: %s", exc)
         return None
-    where = sink.client.connection_pool.connection_kwargs
+    copy = f"; also on pub/sub {CHANNEL}:* until AIOPS_EVENTS_PUBSUB=false" if sink.pubsub else ""
     try:
         sink.client.ping()
-        log.info("event stream is on: Redis %s:%s, channels %s:*", where.get("host"), where.get("port"), CHANNEL)
+        log.info("event stream is on: Redis %s, stream %s (MAXLEN ~%d)%s", where(sink.client), STREAM,
+                 sink.maxlen, copy)  # fmt: skip
     except redis.RedisError as exc:
-        log.warning("event stream: Redis %s:%s unreachable for now (%s); events are retried", where.get("host"),
-                    where.get("port"), exc)  # fmt: skip
+        log.warning("event stream: Redis %s unreachable for now (%s); events are retried", where(sink.client), exc)
     (bus or BUS).register(sink)
     _sink = sink
     return sink
