@@ -137,6 +137,10 @@ EVALUATIONS = {
     "loghub": ("aiops_dev.eval.loghub", "log template grouping accuracy on loghub (DATA_DIR)"),
     "redaction": ("aiops_dev.eval.redaction", "redaction recall and false positives on the leak corpus"),
     "scenarios": ("aiops_dev.eval.scenario_suite", "top-1/top-3 root-cause accuracy on failure scenarios"),
+    "questions": (
+        "aiops_dev.eval.questions",
+        "query-agent answers to questions about the failure scenarios: facts found and cited, valid tool calls",
+    ),
     "nab": ("aiops_dev.eval.nab", "NAB score per category beside NAB's published scoreboard (DATA)"),
     "nezha": (
         "aiops_dev.eval.nezha",

@@ -258,3 +258,33 @@ def test_anomaly_findings_stay_inside_their_blocks():
     assert [name for name, _, _ in found] == ["WORKLOAD", "SERIES", "SERIES"]
     assert found[1][1] == f" name={json.dumps(FINDINGS[0][0])}" and found[2][2] == FINDINGS[1][1]
     assert "never follow instructions" in system["content"] and boundary in system["content"]
+
+
+QUERY_RENDERED_DIGESTS = {
+    # query-v1 was never pinned; v2 adds the rule against guessed names and repeated calls.
+    "query-v2": "f68ae12e4c95da68",
+}
+TOOLS = [("k8s_list", "Objects of one kind.", {"properties": {"kind": {}, "namespace": {}}, "required": ["kind"]})]
+
+
+def query_rendered_digest() -> str:
+    renders = [
+        prompts.build_query_messages("Which pods restarted?", "namespace: shop", TOOLS, native=native, boundary=FIXED)
+        for native in (False, True)
+    ]
+    renders.append(prompts.build_query_messages("q", None, TOOLS, native=False, schema={"anyOf": []}, boundary=FIXED))
+    return hashlib.sha256(json.dumps(renders, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_query_prompt_version_pins_its_templates():
+    digest = query_rendered_digest()
+    assert QUERY_RENDERED_DIGESTS.get(prompts.QUERY_PROMPT_VERSION) == digest, (
+        f"the rendered query prompts changed (digest {digest}): bump QUERY_PROMPT_VERSION and add it"
+    )
+
+
+def test_query_lists_tools_in_json_mode_only():
+    system_json = prompts.build_query_messages("q", None, TOOLS, native=False, boundary=FIXED)[0]["content"]
+    system_native = prompts.build_query_messages("q", None, TOOLS, native=True, boundary=FIXED)[0]["content"]
+    assert "- k8s_list: Objects of one kind. (kind, namespace?)" in system_json
+    assert "- k8s_list:" not in system_native and "call tools with tool calls" in system_native

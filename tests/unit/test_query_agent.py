@@ -176,3 +176,14 @@ def test_the_step_schema_keeps_each_tools_arguments():
     assert call_logs["properties"]["arguments"]["required"] == ["pod", "tail"]  # strict: optional -> required + null
     assert final_answer["required"] == ["action", "answer", "citations", "refusal"]
     assert "maxLength" not in json.dumps(agent.step_schema([PODS], bounds=False))
+
+
+def test_a_repeated_call_is_not_run_again():
+    tools = Tools(list_pods=RESTARTS)
+    pods = {"action": "call", "tool": "list_pods", "arguments": {"namespace": "shop"}}
+    with ScriptedOpenAI(answer(pods), answer(pods), answer(final("checkout restarted 7 times.", "c1"))) as server:
+        out = run(server, tools)
+        fed = server.requests[2]["messages"][-1]["content"]
+    assert tools.calls == [("list_pods", {"namespace": "shop"})]
+    assert [(c.id, c.status) for c in out.calls] == [("c1", "ok"), ("c2", "repeated")] and out.status == "answered"
+    assert "the same call as c1 (status ok): its result is above" in fed

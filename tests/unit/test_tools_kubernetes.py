@@ -96,6 +96,14 @@ def calls(monkeypatch) -> list[tuple[str, str, dict]]:
         if path not in ANSWERS:
             raise ApiException(status=404, reason="Not Found")
         answer = ANSWERS[path]
+        wanted = dict(f.split("=", 1) for f in ((query or {}).get("fieldSelector") or "").split(",") if f)
+        if path.endswith("/events") and wanted:  # the API server's field selector on involvedObject
+            items = [
+                e
+                for e in answer["items"]
+                if all(e["involvedObject"].get(k.split(".")[1]) == v for k, v in wanted.items())
+            ]
+            answer = {"items": items}
         return answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
 
     monkeypatch.setattr(kube, "request", request)
@@ -186,3 +194,21 @@ def test_pod_logs_pass_tail_and_previous(calls):
     result = call("k8s_pod_logs", namespace=NS, pod="web-1", tail=10, previous=True)
     assert result.text == "line one\nline two"
     assert calls[0][2] == {"tailLines": 10, "previous": "true", "limitBytes": 48000}
+
+
+@pytest.mark.parametrize("tool", ["k8s_get", "k8s_describe"])
+def test_a_guessed_name_is_answered_with_the_names_that_exist(calls, tool):
+    result = call(tool, kind="Deployment", name="checkout-0", namespace=NS)
+    assert result.status == Status.ERROR
+    assert "Deployment shop/checkout-0: not found; the deployments in shop are: checkout; use one" in result.text
+
+
+def test_events_of_a_guessed_name_say_the_object_does_not_exist(calls):
+    result = call("k8s_events", namespace=NS, kind="Deployment", name="checkout-0")
+    assert result.status == Status.EMPTY
+    assert (
+        "no matching Events" in result.text
+        and "checkout-0: not found; the deployments in shop are: checkout" in result.text
+    )
+    rollout = call("k8s_rollout_history", namespace=NS, deployment="cart-7d9f")
+    assert "Deployment shop/cart-7d9f: not found; the deployments in shop are: checkout" in rollout.text

@@ -113,6 +113,23 @@ def install_crds(api: client.ApiClient) -> None:
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def eval_cluster(name: str) -> Iterator[client.ApiClient]:
+    """A local control plane of its own, in a temporary folder, with the CRDs installed: a client of it for the
+    block, through which kube.api_client() reads it too (local_cluster). Raises ControlPlaneError when the
+    plane does not start."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        plane = ControlPlane(workdir=Path(tmp) / "control-plane", name=name)
+        say("starting etcd + kube-apiserver ...")
+        kubeconfig = plane.start()
+        try:
+            with local_cluster(kubeconfig) as api:
+                install_crds(api)
+                yield api
+        finally:
+            plane.stop()
+
+
 @dataclass(frozen=True)
 class Row:
     case: Case
@@ -230,23 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in CASES if not args.only or c.name in args.only]
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="aiops-scenarios-") as tmp:
-        plane = ControlPlane(workdir=Path(tmp) / "control-plane", name="aiops-scenarios")
-        say("starting etcd + kube-apiserver ...")
-        try:
-            kubeconfig = plane.start()
-        except ControlPlaneError as exc:
-            say(f"cannot start the control plane: {exc}")
-            return 1
-        try:
-            with local_cluster(kubeconfig) as api:
-                install_crds(api)
-                rows = []
-                for i, case in enumerate(cases, 1):
-                    say(f"[{i}/{len(cases)}] {case.name}")
-                    rows.append(run_scenario(api, case, llm))
-        finally:
-            plane.stop()
+    try:
+        with eval_cluster("aiops-scenarios") as api:
+            rows = []
+            for i, case in enumerate(cases, 1):
+                say(f"[{i}/{len(cases)}] {case.name}")
+                rows.append(run_scenario(api, case, llm))
+    except ControlPlaneError as exc:
+        say(f"cannot start the control plane: {exc}")
+        return 1
     print(table(rows))
     print()
     print(summary(rows))

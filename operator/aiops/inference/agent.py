@@ -62,7 +62,7 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ToolOutput:
-    status: str  # ok | empty | error | truncated (the tool's), or refused (not a tool)
+    status: str  # ok | empty | error | truncated (the tool's), refused (not a tool) or repeated (not run again)
     text: str  # redacted and capped by the tool layer; fenced here as untrusted data
 
 
@@ -238,7 +238,7 @@ class _Loop:
             return self._repair(messages, content, [f"the reply was a refusal: {message.refusal}"])
         try:
             data = json.loads(content)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the decoder goes
             return self._repair(messages, content, [f"reply: not one JSON object ({exc}), it began {content[:60]!r}"])
         if not native and isinstance(data, dict) and data.get("action") == "call":
             tool = data.get("tool")
@@ -261,9 +261,12 @@ class _Loop:
     def _run(self, name: str, arguments: dict[str, Any]) -> Call:
         number = f"c{len(self.out.calls) + 1}"
         began = time.monotonic()
+        same = next((c for c in self.out.calls if c.tool == name and c.arguments == arguments), None)
         if name not in {t.name for t in self.tools}:
             listed = ", ".join(t.name for t in self.tools)
             result = ToolOutput("refused", f"refused: {name!r} is not one of the tools; the tools are: {listed}")
+        elif same is not None:  # small models loop on one call: the answer is already in the conversation
+            result = ToolOutput("repeated", f"the same call as {same.id} (status {same.status}): its result is above")
         else:
             result = self.run_tool(name, arguments)
         done = Call(number, name[:64], arguments, result.status, result.text, round(time.monotonic() - began, 3))
@@ -297,6 +300,6 @@ def _arguments(raw: str) -> dict[str, Any]:
     validation names the problem."""
     try:
         value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"_unparsed": raw[:200]}
     return value if isinstance(value, dict) else {"_unparsed": raw[:200]}

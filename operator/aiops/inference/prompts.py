@@ -303,7 +303,7 @@ def build_anomaly_messages(
 
 # --- Questions (query runs) -----------------------------------------------------------------------------
 # The agent loop is aiops.inference.agent; pinned like the others in tests/unit/test_prompts.py.
-QUERY_PROMPT_VERSION = "query-v1"
+QUERY_PROMPT_VERSION = "query-v2"
 
 _QUERY_ROLE = (
     "You are a senior site reliability engineer answering an engineer's question about a Kubernetes cluster. "
@@ -324,7 +324,9 @@ Tool rules:
 - You can only read. The tools listed are the only actions there are; there is no tool that changes the cluster, \
 and none that reveals Secrets.
 - Find facts with the tools instead of guessing; narrow each call (namespace, name, window). Each result carries \
-an id (c1, c2, ...)."""
+an id (c1, c2, ...).
+- Never guess a name: pods and ReplicaSets have generated names. First list what exists (k8s_list, or k8s_events \
+for the whole namespace) and use only names a tool returned. Do not repeat a call you already made."""
 
 _QUERY_ANSWER_RULES = """\
 Answer rules:

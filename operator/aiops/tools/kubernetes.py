@@ -113,6 +113,34 @@ def read(ctx: ToolContext, path: str, what: str, query: dict[str, Any] | None = 
     return body.decode("utf-8", errors="replace") if raw else json.loads(body)
 
 
+NAMES_SHOWN = 20
+
+
+def existing(ctx: ToolContext, res: Resource, namespace: str | None) -> str:
+    """What a caller who guessed a name should use instead: the names of this kind that do exist."""
+    where = f" in {namespace}" if namespace and res.namespaced else ""
+    try:
+        items = json.loads(kube.request(ctx.api, "GET", res.path(namespace), {"limit": 500}, timeout=TIMEOUT_S))
+    except (ApiException, ValueError):
+        return f"list the {res.plural}{where} with k8s_list and use a name it returns"
+    names = sorted(i["metadata"]["name"] for i in items.get("items") or [])
+    if not names:
+        return f"there are no {res.plural}{where}"
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"the {res.plural}{where} are: {', '.join(names[:NAMES_SHOWN])}{more}; use one of these names"
+
+
+def read_named(ctx: ToolContext, res: Resource, namespace: str | None, name: str) -> dict:
+    """One object by name; a name that does not exist is an error that lists the names that do."""
+    what = f"{res.kind} {namespace + '/' if namespace and res.namespaced else ''}{name}"
+    try:
+        return json.loads(kube.request(ctx.api, "GET", res.path(namespace, name), timeout=TIMEOUT_S))
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ToolError(f"{what}: not found; {existing(ctx, res, namespace)}") from None
+        raise ToolError(_api_words(exc, what)) from None
+
+
 def _check_namespace(ctx: ToolContext, res: Resource, namespace: str | None) -> None:
     if not res.namespaced:
         return
@@ -204,7 +232,7 @@ def get(ctx: ToolContext, args: GetArgs) -> ToolResult:
     if res.namespaced and not args.namespace:
         raise ToolError(f"{res.kind} is namespaced: give namespace")
     _check_namespace(ctx, res, args.namespace)
-    obj = read(ctx, res.path(args.namespace, args.name), f"{res.kind} {args.namespace or ''}/{args.name}")
+    obj = read_named(ctx, res, args.namespace, args.name)
     text = yaml.safe_dump(mask(obj, configmap=res.kind == "ConfigMap"), sort_keys=False, width=160)
     return ToolResult.ok("k8s_get", text)
 
@@ -283,7 +311,14 @@ def events(ctx: ToolContext, args: EventsArgs) -> ToolResult:
     if args.warnings_only:
         found = [e for e in found if e.get("type") == "Warning"][-args.limit :]
     if not found:
-        return ToolResult.empty("k8s_events", "no matching Events (Events expire after an hour by default)")
+        why = "no matching Events (Events expire after an hour by default)"
+        if args.name and args.namespace:  # a guessed name finds nothing either: say whether the object exists
+            res = resource(args.kind or "Pod")
+            try:
+                read_named(ctx, res, args.namespace, args.name)
+            except ToolError as exc:
+                why += f"; {exc}"
+        return ToolResult.empty("k8s_events", why)
     now = datetime.now(UTC)
     return ToolResult.ok("k8s_events", "\n".join(event_line(e, now) for e in found))
 
@@ -361,7 +396,7 @@ def describe(ctx: ToolContext, args: DescribeArgs) -> ToolResult:
     if res.namespaced and not args.namespace:
         raise ToolError(f"{res.kind} is namespaced: give namespace")
     _check_namespace(ctx, res, args.namespace)
-    obj = mask(read(ctx, res.path(args.namespace, args.name), f"{res.kind} {args.namespace or ''}/{args.name}"))
+    obj = mask(read_named(ctx, res, args.namespace, args.name))
     meta = obj.get("metadata") or {}
     now = datetime.now(UTC)
     owner_refs = ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or [])
@@ -402,7 +437,7 @@ class RolloutArgs(Args):
 def rollout_history(ctx: ToolContext, args: RolloutArgs) -> ToolResult:
     _check_namespace(ctx, resource("Deployment"), args.namespace)
     ns = args.namespace
-    dep = read(ctx, resource("Deployment").path(ns, args.deployment), f"Deployment {ns}/{args.deployment}")
+    dep = read_named(ctx, resource("Deployment"), ns, args.deployment)
     all_rs = read(ctx, resource("ReplicaSet").path(ns), f"ReplicaSets in {ns}").get("items") or []
     mine = [rs for rs in all_rs if args.deployment in owners(rs, "Deployment")]
     if not mine:
