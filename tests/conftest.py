@@ -6,11 +6,25 @@ import os
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from harness import REPO, Kubectl, OperatorProcess, guard_test_context, wait_for
 
 EVAL_DATA = REPO.parent / "shared" / "eval"
 TESTS = REPO / "tests"
+
+# The fuzz tests (tests/unit/test_fuzz_*.py) take their example counts from here. In the unit suite a few
+# hundred, derandomized so that a failure in CI is the same failure on a laptop; HYPOTHESIS_PROFILE=fuzz
+# runs 10,000 per test with fresh randomness. The deadline is how "never hangs" is checked; no example
+# database, so nothing is written into the repository.
+_FUZZ = {
+    "deadline": 2000,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("unit", max_examples=100, derandomize=True, **_FUZZ)
+settings.register_profile("fuzz", max_examples=10_000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -208,3 +208,12 @@ def test_ingestor_places_the_incident_in_the_default_namespace_when_the_alerts_o
     result = ingestor.apply(parse(json.dumps(notification()).encode()))
     assert result.outcome == "created" and result.incident.startswith("aiops-alerts/")
     assert "shop" in ingestor.missing_namespaces
+
+
+def test_after_a_restart_a_resolved_notification_finds_the_incident():
+    """The in-memory index is gone after a restart; the Incident is looked up by name in the group's namespace."""
+    client = FakeClient()
+    first = Ingestor("aiops-alerts", client, clock=lambda: NOW).apply(parse(json.dumps(notification()).encode()))
+    restarted = Ingestor("aiops-alerts", client, clock=lambda: NOW)
+    done = restarted.apply(parse(json.dumps(resolved(notification())).encode()))
+    assert (done.outcome, done.incident) == ("resolved", first.incident)

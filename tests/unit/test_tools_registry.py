@@ -87,3 +87,10 @@ def test_results_are_capped_by_the_tools_own_limit(ctx):
 def test_a_name_is_registered_once():
     with pytest.raises(ValueError, match="registered twice"):
         Registry([Tool("echo", "", EchoArgs, echo), Tool("echo", "", EchoArgs, echo)])
+
+
+def test_arguments_nested_too_deep_are_an_error_not_a_crash():
+    from aiops.tools import REGISTRY, Status, ToolContext
+
+    result = REGISTRY.call("k8s_list", "[" * 100_000, ToolContext(api=None))
+    assert result.status == Status.ERROR and result.text.startswith("arguments are not JSON (RecursionError)")

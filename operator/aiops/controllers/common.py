@@ -22,6 +22,7 @@ from aiops.core.status import Emit, StatusBuilder, now_utc
 # Names of the objects we own become label values on what we create for them.
 MAX_NAME = 63
 MISSING_REFERENCE_RETRY_S = 15
+MAX_PROBLEM = 1024  # characters of a spec problem in the Ready condition, the phase message and the Event
 
 
 class InvalidSpec(Exception):
@@ -71,7 +72,9 @@ def reject(
     builder: StatusBuilder, kind: Kind, err: InvalidSpec, patch: kopf.Patch | dict, failed_phase: str | None
 ) -> None:
     """Records bad input on the object and stops: no further work until the spec changes."""
-    message = f"{kind.kind} spec is invalid: {err.problems[0]}"
+    # A field path holds map keys, which may be of any length; a condition's message may not.
+    first = err.problems[0] if len(err.problems[0]) <= MAX_PROBLEM else err.problems[0][:MAX_PROBLEM] + "…"
+    message = f"{kind.kind} spec is invalid: {first}"
     if len(err.problems) > 1:
         message += f" (and {len(err.problems) - 1} more)"
     builder.condition(ConditionType.READY, ConditionStatus.FALSE, Reason.INVALID_SPEC, message, event="Warning")

@@ -17,6 +17,7 @@ diagnose() and ask() block (real sleeps, sync HTTP): from a kopf handler, run th
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import re
 import time
@@ -465,6 +466,8 @@ def _retry_after(value: str | None, cap: float) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = (when.replace(tzinfo=when.tzinfo or UTC) - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):  # float("nan") reads it, min and max keep it, and sleep(nan) raises
+        return None
     return min(max(seconds, 0.0), cap)
 
 

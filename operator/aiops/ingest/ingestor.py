@@ -104,7 +104,7 @@ class Ingestor:
 
     def _namespace(self, note: Notification) -> str:
         ns = note.group_labels.get("namespace") or note.common_labels.get("namespace") or ""
-        if ns and re.match(DNS_LABEL, ns) and len(ns) <= 63 and ns not in self.missing_namespaces:
+        if ns and re.fullmatch(DNS_LABEL, ns) and len(ns) <= 63 and ns not in self.missing_namespaces:
             return ns
         return self.default_namespace
 
@@ -115,7 +115,7 @@ class Ingestor:
             candidates += sorted({a.labels.get("namespace", "") for a in note.alerts} - {"", primary})
             candidates.append(self.default_namespace)
         for ns in dict.fromkeys(candidates):
-            if re.match(DNS_LABEL, ns) and (obj := self.client.get(INCIDENT, ns, name)) is not None:
+            if re.fullmatch(DNS_LABEL, ns) and (obj := self.client.get(INCIDENT, name, ns)) is not None:
                 return obj
         return None
 

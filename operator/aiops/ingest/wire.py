@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops import API_VERSION, GROUP
 from aiops.api import INCIDENT
-from aiops.api.common import field_path
+from aiops.api.common import UtcDatetime, field_path
 from aiops.api.incident import IncidentSource, IncidentSpec, Severity
 
 GROUP_LABEL = f"{GROUP}/alert-group"
@@ -53,7 +53,7 @@ class Alert(_Wire):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
+    starts_at: UtcDatetime = Field(alias="startsAt")  # compared across alerts: naive and aware ones cannot be
     ends_at: datetime | None = Field(default=None, alias="endsAt")
     generator_url: str | None = Field(default=None, alias="generatorURL")
     fingerprint: str = Field(pattern=HEX)
@@ -92,7 +92,7 @@ def parse(body: bytes) -> Notification:
     """The notification, or ValueError with the problems (field paths) for the 400 answer."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a number past int()'s limit, deep nesting
         raise BadRequest([f"(body): not JSON: {exc}"]) from None
     if not isinstance(data, dict):
         raise BadRequest([f"(body): expected a JSON object, got {type(data).__name__}"])
@@ -198,9 +198,10 @@ def merge(recorded: dict[str, list[str]], incoming: dict[str, list[str]]) -> dic
 
 
 def recorded_states(obj: dict[str, Any]) -> dict[str, list[str]]:
+    """The alerts recorded on an Incident; none when the annotation (anyone may edit it) does not read."""
     raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ALERTS_ANNOTATION)
     try:
         data = json.loads(raw) if raw else {}
         return {str(k): [str(v[0]), str(v[1])] for k, v in data.items()} if isinstance(data, dict) else {}
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, LookupError, RecursionError):  # LookupError: a state that is a mapping
         return {}

@@ -44,11 +44,13 @@ STEP_FIELDS = {
 APPROVAL = {"required": True, "not required": False}
 MAX_NAME = 63  # the object name becomes a label value on what the operator creates for it
 
-HEADING = re.compile(r"^##\s+(?P<type>[^\s:]+)\s*:\s*(?P<id>\S+)\s+(?:—|–|--|-)\s+(?P<title>.*\S)\s*$")
+# The blank runs before a title or value are matched possessively (`\s++`) and a value ends at its last
+# non-blank (`.*\S`): with backtracking there, a long blank run made a match quadratic (seconds for a line).
+HEADING = re.compile(r"^##\s+(?P<type>[^\s:]+)\s*:\s*(?P<id>\S+)\s+(?:—|–|--|-)\s++(?P<title>.*\S)\s*$")
 STEP_HEADING = re.compile(r"^##(?:\s|$)")
-TITLE_HEADING = re.compile(r"^#\s+(?P<title>.*\S)\s*$")
-ITEM = re.compile(r"^[-*]\s+(?P<key>[A-Za-z][A-Za-z_-]*(?:\s[A-Za-z][A-Za-z_-]*)?)\s*:(?:\s+(?P<value>.*?))?\s*$")
-PARAM = re.compile(r"^\s+[-*]\s+(?P<key>[^\s:]+)\s*:(?:\s+(?P<value>.*?))?\s*$")
+TITLE_HEADING = re.compile(r"^#\s++(?P<title>.*\S)\s*$")
+ITEM = re.compile(r"^[-*]\s+(?P<key>[A-Za-z][A-Za-z_-]*(?:\s[A-Za-z][A-Za-z_-]*)?)\s*:(?:\s++(?P<value>.*\S))?\s*$")
+PARAM = re.compile(r"^\s+[-*]\s+(?P<key>[^\s:]+)\s*:(?:\s++(?P<value>.*\S))?\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
@@ -166,14 +168,15 @@ def from_manifest(text: str, path: str | Path | None = None) -> Runbook:
     where = str(path) if path is not None else None
     try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested deeper than PyYAML's composer goes
         mark = getattr(exc, "problem_mark", None)
         raise SOPFileError(
             [LintIssue(where, mark.line + 1 if mark else None, None, f"not valid YAML: {exc}")]
         ) from None
     if not isinstance(doc, dict) or doc.get("kind") != SOP.kind:
         raise SOPFileError([LintIssue(where, None, "kind", f"not an {SOP.kind} manifest")])
-    name = (doc.get("metadata") or {}).get("name") or ""
+    metadata = doc.get("metadata")
+    name = (metadata.get("name") if isinstance(metadata, dict) else None) or ""
     try:
         spec = SOPSpec.model_validate(doc.get("spec") or {})
     except ValidationError as exc:
@@ -288,9 +291,21 @@ class _Reader:
             return {}, len(self.rows)
         source = "\n".join(self.rows[1:end])
         try:
+            # An alias can refer to its own anchor or nest others ten to a level: the value would be endless
+            # or millions of nodes from a few lines. A runbook's header has no need for them.
+            alias = next(
+                (e for e in yaml.parse(source, Loader=yaml.SafeLoader) if isinstance(e, yaml.AliasEvent)), None
+            )
+            if alias is not None:
+                self.error(
+                    alias.start_mark.line + 2,
+                    None,
+                    "front matter may not use YAML aliases (*name): write the value out",
+                )
+                return {}, end + 1
             node = yaml.compose(source, Loader=yaml.SafeLoader)
             data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested deeper than PyYAML's composer goes
             mark, where = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
             context = f"{exc.context} on line {where.line + 2}: " if getattr(exc, "context", None) and where else ""
             problem = getattr(exc, "problem", None) or str(exc)
@@ -332,7 +347,7 @@ class _Reader:
         line = self.lines.get("name", 1)
         if not name:
             self.error(1, "name", "no name: give `name:` in the front matter")
-        elif not isinstance(name, str) or len(name) > MAX_NAME or not re.match(DNS_LABEL, name):
+        elif not isinstance(name, str) or len(name) > MAX_NAME or not re.fullmatch(DNS_LABEL, name):
             where = "" if "name" in front else " (taken from the file name; set `name:` in the front matter)"
             self.error(
                 line,

@@ -77,8 +77,8 @@ class Registry:
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
-            except ValueError as exc:
-                return ToolResult.error(name, f"arguments are not JSON ({exc}): send one JSON object")
+            except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." deeper than the parser goes
+                return ToolResult.error(name, f"arguments are not JSON ({type(exc).__name__}): send one JSON object")
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
