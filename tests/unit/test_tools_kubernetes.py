@@ -203,12 +203,10 @@ def test_a_guessed_name_is_answered_with_the_names_that_exist(calls, tool):
     assert "Deployment shop/checkout-0: not found; the deployments in shop are: checkout; use one" in result.text
 
 
-def test_events_of_a_guessed_name_say_the_object_does_not_exist(calls):
+def test_events_of_a_guessed_name_are_an_error_naming_what_exists(calls):
     result = call("k8s_events", namespace=NS, kind="Deployment", name="checkout-0")
-    assert result.status == Status.EMPTY
-    assert (
-        "no matching Events" in result.text
-        and "checkout-0: not found; the deployments in shop are: checkout" in result.text
-    )
+    assert result.status == Status.ERROR  # not an answer the model may cite: "no Events" of a wrong name
+    assert "Deployment shop/checkout-0: not found; the deployments in shop are: checkout" in result.text
+    assert call("k8s_events", namespace=NS, kind="Deployment", name="checkout").status == Status.OK
     rollout = call("k8s_rollout_history", namespace=NS, deployment="cart-7d9f")
     assert "Deployment shop/cart-7d9f: not found; the deployments in shop are: checkout" in rollout.text

@@ -311,14 +311,9 @@ def events(ctx: ToolContext, args: EventsArgs) -> ToolResult:
     if args.warnings_only:
         found = [e for e in found if e.get("type") == "Warning"][-args.limit :]
     if not found:
-        why = "no matching Events (Events expire after an hour by default)"
-        if args.name and args.namespace:  # a guessed name finds nothing either: say whether the object exists
-            res = resource(args.kind or "Pod")
-            try:
-                read_named(ctx, res, args.namespace, args.name)
-            except ToolError as exc:
-                why += f"; {exc}"
-        return ToolResult.empty("k8s_events", why)
+        if args.name and args.namespace:  # no Events of an object that does not exist is a wrong name, not an answer
+            read_named(ctx, resource(args.kind or "Pod"), args.namespace, args.name)
+        return ToolResult.empty("k8s_events", "no matching Events (Events expire after an hour by default)")
     now = datetime.now(UTC)
     return ToolResult.ok("k8s_events", "\n".join(event_line(e, now) for e in found))
 
