@@ -21,15 +21,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import httpx
 from kubernetes import config
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from aiops.api import KINDS
@@ -40,6 +37,7 @@ from aiops_dev.eval.workloads import Writer, container
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import guard_test_context  # noqa: E402  (tests/ is not a package)
 from support.kubeusers import service_account_tokens  # noqa: E402
+from support.mcpclient import http_session as session  # noqa: E402
 
 NS = "shop"
 TOKEN = "transcript-" + os.urandom(8).hex()
@@ -107,18 +105,6 @@ def show(direction: str, text: str, lines: int = 16) -> None:
     cut = body[:lines] + ([f"... ({len(body) - lines} more lines)"] if len(body) > lines else [])
     for i, line in enumerate(cut):
         print(f"{direction if i == 0 else '  '} {line}")
-
-
-@asynccontextmanager
-async def session(url: str, bearer: str, kube_token: str | None = None):
-    headers = {"Authorization": f"Bearer {bearer}"}
-    if kube_token:
-        headers["X-Kubernetes-Token"] = kube_token
-    async with create_mcp_http_client(headers=headers) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as s:
-                await s.initialize()
-                yield s
 
 
 async def call(s: ClientSession, name: str, arguments: dict, who: str = "") -> None:

@@ -26,6 +26,7 @@ from aiops_dev.controlplane import free_port
 from aiops_dev.eval.workloads import container
 from harness import wait_for
 from support.kubeusers import service_account_tokens
+from support.mcpclient import http_session as mcp_http_session
 
 AIOPS = str(Path(sys.executable).with_name("aiops"))
 SERVER_TOKEN = "mcp-test-token-0123456789"
@@ -97,16 +98,8 @@ def http_server(kubeconfig, kubectl, tmp_path):
     log.close()
 
 
-@asynccontextmanager
-async def http_session(url: str, kube_token: str | None = None):
-    headers = {"Authorization": f"Bearer {SERVER_TOKEN}"}
-    if kube_token:
-        headers["X-Kubernetes-Token"] = kube_token
-    async with create_mcp_http_client(headers=headers) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+def http_session(url: str, kube_token: str | None = None):
+    return mcp_http_session(url, SERVER_TOKEN, kube_token)
 
 
 @asynccontextmanager
