@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from harness import condition, phase
+from harness import condition, phase, wait_for
 from support.scripted_openai import ScriptedOpenAI, answer
 
 DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 60, "what": "a finished run"}
@@ -106,7 +106,12 @@ def test_a_hostile_question_is_refused_before_any_model_call(kubectl, operator_e
     assert phase(run) == "Succeeded"
     assert "secrets or credentials" in run["status"]["result"]["refusal"]
     assert condition(run, "ModelAnswered")["reason"] == "QuestionRefused"
-    assert any(e["reason"] == "Succeeded" and e["type"] == "Warning" for e in kubectl.events(namespace, "hostile"))
+
+    # kopf posts the Event after the status write the test waited for.
+    def warned():
+        return any(e["reason"] == "Succeeded" and e["type"] == "Warning" for e in kubectl.events(namespace, "hostile"))
+
+    wait_for(warned, 20, "the run's Warning Event")
 
 
 def test_a_run_reads_its_own_namespace_only(kubectl, operator_env, namespace):
