@@ -114,7 +114,30 @@ def test_nothing_changed_nothing_blamed():
     assert ranked(bundle({}, {})) == []
 
 
-def test_standardising_ignores_an_evidence_on_which_every_service_moves_alike():
-    assert rank.standardise({"a": 1.0, "b": 1.0, "c": 1.0}, ["a", "b", "c"]) == {}
-    z = rank.standardise({"a": 5.0, "b": 1.0, "c": 1.0}, ["a", "b", "c"])
-    assert set(z) == {"a"} and z["a"] == rank.CAP or z["a"] > 2
+def test_calibration_ignores_an_evidence_on_which_every_service_moves_alike():
+    assert rank.calibrate({"a": 4.0, "b": 4.0, "c": 4.0}, [], ["a", "b", "c"]) == {}
+    z = rank.calibrate({"a": 5.0, "b": 1.0, "c": 1.0}, [], ["a", "b", "c"])
+    assert z == {"a": 5.0}, "without a null, the test's own surprise stands"
+
+
+def test_calibration_weighs_an_evidence_by_how_loud_it_is_when_nothing_happens():
+    quiet = [{"a": 0.0, "b": 0.0, "c": 0.0}] * 4
+    noisy = [{"a": 6.0, "b": 0.0, "c": 3.0}] * 4
+    values = {"a": 9.0, "b": 1.0, "c": 1.0}
+    assert rank.calibrate(values, quiet, ["a", "b", "c"])["a"] > rank.calibrate(values, noisy, ["a", "b", "c"])["a"]
+    far = rank.calibrate({"a": 30.0, "b": 1.0, "c": 1.0}, noisy, ["a", "b", "c"])["a"]
+    assert far > rank.calibrate(values, noisy, ["a", "b", "c"])["a"], "beyond the null, further still counts"
+
+
+def test_a_statement_that_vanishes_from_every_request_is_a_shift_of_that_service():
+    """cart logs a line in a third of its requests; after the split none do: no single request is odd."""
+    b = bundle({}, {})
+    cart = [s for s in b.spans if s.service == "cart" and s.kind == "server"]
+    b.service_logs = [
+        LogLine(s.start + 0.001, "cart", "added item to basket", s.trace_id, s.span_id)
+        for n, s in enumerate(cart)
+        if n % 3 == 0 and s.start < SPLIT.timestamp()
+    ]
+    now, _, _, _ = services.evidence(b)
+    assert set(now["shift"]) == {"cart"} and "33% -> 0%" in now["shift"]["cart"].detail
+    assert "cart" not in now["pattern"]

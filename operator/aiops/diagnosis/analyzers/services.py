@@ -44,11 +44,13 @@ MODES = {
     "novel": ("NewLogPatterns", "It logs messages never seen before the symptoms: read them."),
     "pattern": ("ChangedRequests", "Its requests no longer do what they did (a call, a local step or a log"
                 " statement appeared or vanished) and nothing below them changed: read its errors and recent changes."),
+    "shift": ("ChangedRequests", "A step of its requests (a call, a local step or a log statement) became much more"
+              " or less common: read its errors and recent changes."),
     "metrics": ("ResourceAnomaly", "Its pods' resource or request signals moved: check saturation and limits."),
 }  # fmt: skip
 GAP_S = 60.0  # no data for longer than this: a hole in what the backend kept, not a quiet minute
-TRACE_KINDS = ("own", "gap", "lost", "fanout", "failed", "pattern")
-FAILURE_MODES = tuple(mode for mode, _ in MODES.values())
+TRACE_KINDS = ("own", "gap", "lost", "fanout", "failed", "pattern", "shift")
+FAILURE_MODES = tuple(dict.fromkeys(mode for mode, _ in MODES.values()))
 
 
 def _coverage(times: list[float], lo: float, hi: float) -> float:

@@ -5,21 +5,21 @@ first MAX_TOKENS tokens),
 then grouped by `logtemplates` (the same miner as the log evidence), each distinct key mined once. Per service,
 baseline against incident:
 
-- errors: the rise in error lines per minute (log1p of the rates), a line being an error when it says
-  so (ERROR, Exception, FATAL, ... as a word);
-- novel:  lines per minute whose template the service never logged in the baseline (log1p).
+- errors: the surprise of error lines per minute rising (stats.rise), a line being an error when it
+  says so (ERROR, Exception, FATAL, ... as a word);
+- novel:  the surprise of lines whose template the service never logged in the baseline.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from aiops.clusters.telemetry import LogLine
 from aiops.diagnosis import logtemplates
+from aiops.diagnosis.rca import stats
 from aiops.diagnosis.rca.spans import Finding, Scores
 
 MAX_TOKENS = 8  # a statement's identity sits at its start; long variable tails would split it
@@ -81,14 +81,14 @@ def scores(
             novel[line.service] += 1
             example.setdefault(line.service, line.message)
     result: Scores = {"errors": {}, "novel": {}}
-    base_minutes, incident_minutes = max(base_minutes, 1e-9), max(incident_minutes, 1e-9)
     for service, counts in errors.items():
-        b, n = counts["base"] / base_minutes, counts["now"] / incident_minutes
-        rise = max(0.0, math.log1p(n) - math.log1p(b))
-        if rise > 0:
+        surprise = stats.rise(counts["base"], counts["now"], base_minutes, incident_minutes)
+        if surprise > 0:
+            b, n = counts["base"] / max(base_minutes, 1e-9), counts["now"] / max(incident_minutes, 1e-9)
             words = f"error lines {b:.1f}/min -> {n:.1f}/min, e.g. {error_example.get(service, '')[:300]!r}"
-            result["errors"][service] = Finding(rise, words)
+            result["errors"][service] = Finding(surprise, words)
     for service, n in novel.items():
-        words = f"{n / incident_minutes:.1f}/min lines of templates not seen before, e.g. {example[service][:300]!r}"
-        result["novel"][service] = Finding(math.log1p(n / incident_minutes), words)
+        rate = n / max(incident_minutes, 1e-9)
+        words = f"{rate:.1f}/min lines of templates not seen before, e.g. {example[service][:300]!r}"
+        result["novel"][service] = Finding(stats.rise(0, n, base_minutes, incident_minutes), words)
     return result

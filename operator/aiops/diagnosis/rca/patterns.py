@@ -12,8 +12,12 @@ profile: n_g requests, k_g(e) of them holding event e. A request of a kind with 
 A failing service changes its own requests (it stops calling what comes next, logs a new error, skips a
 statement); its callers' requests change too, as they see the failure. Within one trace, only the anomalous
 requests with no anomalous request below them are *blamed*: the deepest divergence is the origin. A
-service's score is the rise of its blamed requests per minute, incident over baseline (log1p of the rates;
-the baseline's blamed requests are found the same way, against the same profile).
+service's score (`pattern`) is the surprise of its blamed requests per minute rising, incident over
+baseline (stats.rise; the baseline's blamed requests are found the same way, against the same profile).
+
+A statement that only some requests reach vanishes from all of them when a step before it fails: no
+single request is then surprising, but the share of requests holding the event is. `shift` scores, per
+service, the event of one kind of request whose share moved most surprisingly.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from aiops.clusters.telemetry import LogLine, Span
+from aiops.diagnosis.rca import stats
 from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree
 
 TAU = 3.0  # nats: an event rarer than about 1 in 20 baseline requests of its kind
@@ -103,11 +108,35 @@ def scores(
             blamed[r.service][window] += 1
             if window == "now":
                 example.setdefault(r.service, anomalous[r.index])
-    result: Scores = {"pattern": {}}
+    result: Scores = {"pattern": {}, "shift": shifts(reqs, found, split)}
     for service, counts in blamed.items():
-        b, i = counts["base"] / max(base_minutes, 1e-9), counts["now"] / max(incident_minutes, 1e-9)
-        rise = math.log1p(i) - math.log1p(b)
-        if rise > 0:
+        surprise = stats.rise(counts["base"], counts["now"], base_minutes, incident_minutes)
+        if surprise > 0:
+            b, i = counts["base"] / max(base_minutes, 1e-9), counts["now"] / max(incident_minutes, 1e-9)
             words = f"requests that diverge first in it: {b:.1f}/min -> {i:.1f}/min, e.g. {example[service]}"
-            result["pattern"][service] = Finding(rise, words)
+            result["pattern"][service] = Finding(surprise, words)
     return result
+
+
+def shifts(reqs: list[Request], found: dict[int, set[Event]], split: float) -> dict[str, Finding]:
+    """Per service, the event whose share of its kind of request moved most surprisingly, incident against
+    baseline (stats.rise / fall on event counts per request). A statement after a failing call, or a call
+    after a failing check, that only some requests reach vanishes from all of them: no single request is
+    surprising, the share is."""
+    n: dict[str, Counter] = {"base": Counter(), "now": Counter()}
+    k: dict[str, Counter] = {"base": Counter(), "now": Counter()}
+    for r in reqs:
+        window = "base" if r.start < split else "now"
+        n[window][(r.service, r.operation)] += 1
+        k[window].update(((r.service, r.operation), e) for e in found.get(r.index, ()))
+    out: dict[str, Finding] = {}
+    for g, e in k["base"].keys() | k["now"].keys():
+        nb, ni = n["base"][g], n["now"][g]
+        if nb < MIN_CALLS or ni < MIN_CALLS:
+            continue
+        kb, ki = k["base"][(g, e)], k["now"][(g, e)]
+        surprise = max(stats.rise(kb, ki, nb, ni), stats.fall(kb, ki, nb, ni))
+        if surprise > out.get(g[0], Finding(0.0, "")).score:
+            words = f"{g[1]}: share of requests with {_describe(e)} {kb / nb:.0%} -> {ki / ni:.0%}"
+            out[g[0]] = Finding(surprise, words)
+    return out

@@ -4,17 +4,18 @@ A *request* is an entry span: one whose parent is missing or belongs to another 
 when there is one, is the caller's client span, so `client_time - duration` is the time the call spent
 between the two services (the network, queues, sidecars): the *gap*. A request's *own time* is its
 duration less the client time of the calls it made, so a service waiting on a slow callee keeps its
-own time. Per service, baseline against incident:
+own time. Per service, baseline against incident, each as a surprise (stats.py):
 
-- own:    the rise of own time (median or p90, whichever rose more), worst operation;
-- gap:    the rise of the gap on the calls into and out of the service, averaged over its edges, so
-          the one service all slow edges share outranks a neighbour that owns one of them;
-- lost:   the fall in requests per minute;
+- own:    own time rose (Mann-Whitney), worst operation, when its median or p90 rose by EFFECT;
+- gap:    the gap rose on the calls into and out of the service, averaged over its edges, so the one
+          service all slow edges share outranks a neighbour that owns one of them;
+- lost:   fewer requests served for as many served by its callers (or per minute, with no callers): a
+          service whose callers slowed down or failed is not blamed for their lost traffic;
 - fanout: the largest change in calls to a callee per request served (a service that fails early
           stops calling what comes next);
-- failed: the rise in the share of its requests whose span says it failed.
-Comparisons need MIN_CALLS in both windows; ratios are of logs with a floor, so small absolute changes
-on tiny values do not count.
+- failed: more of its requests' spans say they failed, per request served.
+Comparisons of times need MIN_CALLS in both windows; counts carry their own uncertainty, so a change
+from 2 requests to 0 is no finding while one from 200 to 0 is.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aiops.clusters.telemetry import Span
+from aiops.diagnosis.rca import stats
 
 MIN_CALLS = 5
 OWN_FLOOR = 0.1  # of the median request duration
 SHRINK = 1.0  # added to the edge count when averaging edge scores per service
-SMOOTH = 0.5
+EFFECT = 0.2  # log-ratio of own time or gap (about +22%) below which a shift is not a finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +154,24 @@ def _keep(out: dict[str, Finding], service: str, score: float, detail: str) -> N
 
 
 def scores(base: Window, now: Window) -> Scores:
+    """Each evidence as a surprise (stats.py); own time and gaps count only when they rose by EFFECT too,
+    so a tiny shift that many samples make certain is not a finding."""
     result: Scores = {k: {} for k in ("own", "gap", "lost", "fanout", "failed")}
     floor = OWN_FLOOR * float(np.median(base.durations)) if base.durations else 0.0
     for key, samples in now.own.items():
         before = base.own.get(key, [])
-        if len(before) >= MIN_CALLS and len(samples) >= MIN_CALLS:
-            r = _rise(before, samples, floor + 1e-9)
+        if len(before) >= MIN_CALLS and len(samples) >= MIN_CALLS and _rise(before, samples, floor + 1e-9) >= EFFECT:
             b, n = np.median(before), np.median(samples)
-            _keep(result["own"], key[0], r, f"own time of {key[1]}: median {b * 1e3:.1f} ms -> {n * 1e3:.1f} ms")
+            _keep(
+                result["own"], key[0], stats.larger(before, samples),
+                f"own time of {key[1]}: median {b * 1e3:.1f} ms -> {n * 1e3:.1f} ms",
+            )  # fmt: skip
     gap_floor = float(np.median([np.median(g) for g in base.gaps.values()])) if base.gaps else 0.0
     per_service: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for (caller, callee), samples in now.gaps.items():
         before = base.gaps.get((caller, callee), [])
         if len(before) >= MIN_CALLS and len(samples) >= MIN_CALLS:
-            r = max(0.0, _rise(before, samples, gap_floor + 1e-9))
+            r = stats.larger(before, samples) if _rise(before, samples, gap_floor + 1e-9) >= EFFECT else 0.0
             words = (
                 f"calls {caller} -> {callee}: time between the services median "
                 f"{np.median(before) * 1e3:.1f} ms -> {np.median(samples) * 1e3:.1f} ms"
@@ -175,28 +181,38 @@ def scores(base: Window, now: Window) -> Scores:
     for service, edges in per_service.items():
         worst = max(edges)
         _keep(result["gap"], service, sum(r for r, _ in edges) / (len(edges) + SHRINK), worst[1])
+    callers: dict[str, set[str]] = defaultdict(set)
+    for caller, callee in base.calls:
+        callers[callee].add(caller)
     for service, n in base.served.items():
+        # Against what its callers served: a service whose callers slowed down or failed serves less too.
+        up = callers.get(service)
+        bt, nt = (
+            (sum(base.served[c] for c in up), sum(now.served.get(c, 0) for c in up))
+            if up
+            else (base.minutes, now.minutes)
+        )
+        drop = stats.fall(n, now.served.get(service, 0), bt, nt) if nt > 0 else 0.0
         b, i = n / base.minutes, now.served.get(service, 0) / now.minutes
-        drop = max(0.0, -math.log((i + 1) / (b + 1)))
         _keep(result["lost"], service, drop, f"requests served: {b:.1f}/min -> {i:.1f}/min")
     for caller, callee in base.calls.keys() | now.calls.keys():
         nb, ni = base.served.get(caller, 0), now.served.get(caller, 0)
         if nb < MIN_CALLS or ni < MIN_CALLS:
             continue
-        pb = (base.calls.get((caller, callee), 0) + SMOOTH) / (nb + SMOOTH)
-        pi = (now.calls.get((caller, callee), 0) + SMOOTH) / (ni + SMOOTH)
+        cb, ci = base.calls.get((caller, callee), 0), now.calls.get((caller, callee), 0)
         _keep(
-            result["fanout"], caller, abs(math.log(pi / pb)),
-            f"calls to {callee} per request served: {pb:.2f} -> {pi:.2f}",
+            result["fanout"], caller, max(stats.rise(cb, ci, nb, ni), stats.fall(cb, ci, nb, ni)),
+            f"calls to {callee} per request served: {cb / nb:.2f} -> {ci / ni:.2f}",
         )  # fmt: skip
     for service, n in now.served.items():
         nb = base.served.get(service, 0)
-        if n < MIN_CALLS:
+        if n < MIN_CALLS or not now.failed.get(service, 0):
             continue
-        rb = (base.failed.get(service, 0) + SMOOTH) / (nb + 1)
-        ri = (now.failed.get(service, 0) + SMOOTH) / (n + 1)
-        if now.failed.get(service, 0):
-            _keep(result["failed"], service, max(0.0, math.log(ri / rb)), f"failed requests: {rb:.1%} -> {ri:.1%}")
+        fb, fi = base.failed.get(service, 0), now.failed[service]
+        _keep(
+            result["failed"], service, stats.rise(fb, fi, max(nb, 1), n),
+            f"failed requests: {fb / max(nb, 1):.1%} -> {fi / n:.1%}",
+        )  # fmt: skip
     return result
 
 
