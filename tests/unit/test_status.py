@@ -47,6 +47,13 @@ def test_status_patch_holds_only_changes():
     assert status_patch({"phase": "New", "queuePosition": 2}, {"phase": "New"}) == {"queuePosition": None}
 
 
+def test_status_patch_deletes_nested_keys_a_field_dropped():
+    """A merge patch keeps what it does not name: a finished runbook must not keep showing its last step."""
+    old = {"sop": {"name": "r", "current": "rollback", "steps": [{"id": "a"}]}}
+    new = {"sop": {"name": "r", "steps": [{"id": "a", "state": "Succeeded"}]}}
+    assert status_patch(old, new) == {"sop": {"name": "r", "current": None, "steps": [{"id": "a", "state": "Succeeded"}]}}
+
+
 def test_builder_is_idempotent():
     events = []
     emit = lambda *e: events.append(e)  # noqa: E731

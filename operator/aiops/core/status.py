@@ -76,8 +76,16 @@ def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
     """The top-level status fields of `new` that differ from `old`, and null for those `new` dropped (a merge
     patch deletes them): empty when nothing changed."""
     old = old or {}
-    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    changed = {k: _merged(old.get(k), v) for k, v in new.items() if old.get(k) != v}
     return changed | {k: None for k in old if k not in new}
+
+
+def _merged(old: Any, new: Any) -> Any:
+    """`new` as a merge patch over `old`: a merge patch keeps the keys of a nested object it does not name,
+    so the keys `new` dropped (a finished runbook's `current` step) are sent as null."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    return {k: _merged(old.get(k), v) for k, v in new.items()} | {k: None for k in old if k not in new}
 
 
 S = TypeVar("S", bound=Status)
