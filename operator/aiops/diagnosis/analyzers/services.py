@@ -1,7 +1,7 @@
 """The service at the root of a microservice symptom, from traces, logs and metrics together (aiops.diagnosis.rca).
 
 Runs when the bundle holds spans or service logs. Every service of the namespace that the evidence
-reaches is scored on each evidence (own latency, time between services, lost requests, changed
+reaches is scored on each evidence (own latency, time between services, changed
 calls, failed spans, error lines, new log templates, its pods' metrics), the scores are fused and
 walked along the call graph so a caller is not blamed for its callee, and the TOP best get a suspect
 named `Service/<name>` (the workload's service name), citing the evidence that carried it. The
@@ -34,8 +34,6 @@ MODES = {
             " limits and what changed in it."),
     "gap": ("SlowCalls", "Calls to and from it take longer than it takes to serve them: look at the network"
             " path (node, CNI, sidecar, DNS) of its pods."),
-    "lost": ("LostRequests", "It serves fewer requests than before: check its readiness, restarts and what"
-             " its callers get back."),
     "fanout": ("ChangedCalls", "It stopped (or started) calling a dependency as it did: it fails early on"
                " some path; read its errors and recent changes."),
     "failed": ("FailingService", "Its own spans fail while its callees' do not: read its errors and roll back"
@@ -49,7 +47,7 @@ MODES = {
     "metrics": ("ResourceAnomaly", "Its pods' resource or request signals moved: check saturation and limits."),
 }  # fmt: skip
 GAP_S = 60.0  # no data for longer than this: a hole in what the backend kept, not a quiet minute
-TRACE_KINDS = ("own", "gap", "lost", "fanout", "failed", "pattern", "shift")
+TRACE_KINDS = ("own", "gap", "fanout", "failed", "pattern", "shift")
 FAILURE_MODES = tuple(dict.fromkeys(mode for mode, _ in MODES.values()))
 
 

@@ -25,7 +25,7 @@ from aiops.diagnosis.rca.spans import Finding, Scores
 DISCOUNT = 1.0
 # The least raw score that means something changed, per evidence: below it a service counts as unchanged,
 # so that many small changes on many services do not add up to a suspect.
-KINDS = ("own", "gap", "lost", "fanout", "failed", "errors", "novel", "pattern", "shift")
+KINDS = ("own", "gap", "fanout", "failed", "errors", "novel", "pattern", "shift")
 MEANINGFUL = dict.fromkeys(KINDS, 3.0)  # p < 0.05: every evidence but metrics is a surprise (stats.py)
 MEANINGFUL["metrics"] = 1.0  # -log of the tail probability: rarer than about 1 in 3 baseline points
 # Evidences already attributed to the origin inside each trace: added after the callee discount.

@@ -9,13 +9,14 @@ own time. Per service, baseline against incident, each as a surprise (stats.py):
 - own:    own time rose (Mann-Whitney), worst operation, when its median or p90 rose by EFFECT;
 - gap:    the gap rose on the calls into and out of the service, averaged over its edges, so the one
           service all slow edges share outranks a neighbour that owns one of them;
-- lost:   fewer requests served for as many served by its callers (or per minute, with no callers): a
-          service whose callers slowed down or failed is not blamed for their lost traffic;
 - fanout: the largest change in calls to a callee per request served (a service that fails early
           stops calling what comes next);
 - failed: more of its requests' spans say they failed, per request served.
 Comparisons of times need MIN_CALLS in both windows; counts carry their own uncertainty, so a change
-from 2 requests to 0 is no finding while one from 200 to 0 is.
+from 2 calls to 0 is no finding while one from 200 to 0 is. A fall in the requests a service serves is
+no evidence against it: its callers slowed down or failed, or the users' mix moved (measured on the
+Nezha dev data, it mostly blamed the callees of a faulty service); a service that stops serving shows
+in its callers' failed spans and its Kubernetes state.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _keep(out: dict[str, Finding], service: str, score: float, detail: str) -> N
 def scores(base: Window, now: Window) -> Scores:
     """Each evidence as a surprise (stats.py); own time and gaps count only when they rose by EFFECT too,
     so a tiny shift that many samples make certain is not a finding."""
-    result: Scores = {k: {} for k in ("own", "gap", "lost", "fanout", "failed")}
+    result: Scores = {k: {} for k in ("own", "gap", "fanout", "failed")}
     floor = OWN_FLOOR * float(np.median(base.durations)) if base.durations else 0.0
     for key, samples in now.own.items():
         before = base.own.get(key, [])
@@ -181,20 +182,6 @@ def scores(base: Window, now: Window) -> Scores:
     for service, edges in per_service.items():
         worst = max(edges)
         _keep(result["gap"], service, sum(r for r, _ in edges) / (len(edges) + SHRINK), worst[1])
-    callers: dict[str, set[str]] = defaultdict(set)
-    for caller, callee in base.calls:
-        callers[callee].add(caller)
-    for service, n in base.served.items():
-        # Against what its callers served: a service whose callers slowed down or failed serves less too.
-        up = callers.get(service)
-        bt, nt = (
-            (sum(base.served[c] for c in up), sum(now.served.get(c, 0) for c in up))
-            if up
-            else (base.minutes, now.minutes)
-        )
-        drop = stats.fall(n, now.served.get(service, 0), bt, nt) if nt > 0 else 0.0
-        b, i = n / base.minutes, now.served.get(service, 0) / now.minutes
-        _keep(result["lost"], service, drop, f"requests served: {b:.1f}/min -> {i:.1f}/min")
     for caller, callee in base.calls.keys() | now.calls.keys():
         nb, ni = base.served.get(caller, 0), now.served.get(caller, 0)
         if nb < MIN_CALLS or ni < MIN_CALLS:
