@@ -40,11 +40,7 @@ def series_score(points: Series, split: float, start: float = -math.inf, end: fl
     d = incident[-2] if len(incident) > 1 else incident[-1]
     if d <= 1e-12:
         return 0.0
-    empirical = -math.log((1 + np.count_nonzero(deviations >= d)) / (1 + len(base)))
-    # Beyond every baseline deviation the rank says no more than "rarer than all"; the deviations taken as
-    # exponential (their mean the scale) say how much rarer.
-    scale = float(np.mean(deviations))
-    return max(empirical, d / scale) if scale > 1e-12 else empirical
+    return -math.log((1 + np.count_nonzero(deviations >= d)) / (1 + len(base)))
 
 
 def scores(
