@@ -28,15 +28,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks by place and need: `unit` (tests/unit, no servers), `integration` (tests/integration), `cluster`
-    (a test that uses the control plane), and skips an `evaldata` test, saying why, when its folder of
-    ../shared/eval is missing."""
+    """Marks by place and need: `unit` (tests/unit, no servers), `integration` (tests/integration, and the fault
+    injection suite tests/chaos, also marked `chaos`), `cluster` (a test that uses the control plane), and skips
+    an `evaldata` test, saying why, when its folder of ../shared/eval is missing."""
     for item in items:
         path = item.path
         if path.is_relative_to(TESTS / "unit"):
             item.add_marker(pytest.mark.unit)
-        elif path.is_relative_to(TESTS / "integration"):
+        elif path.is_relative_to(TESTS / "integration") or path.is_relative_to(TESTS / "chaos"):
             item.add_marker(pytest.mark.integration)
+            if path.is_relative_to(TESTS / "chaos"):
+                item.add_marker(pytest.mark.chaos)
             if "kubeconfig" in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.cluster)
         for mark in item.iter_markers("evaldata"):

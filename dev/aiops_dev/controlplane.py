@@ -36,6 +36,7 @@ BINARIES = ("etcd", "kube-apiserver")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "install-control-plane.sh"
 READY_TIMEOUT_S = 90
+ADMIN = "aiops-admin"  # the kubeconfig's user, in group system:masters
 
 
 class ControlPlaneError(RuntimeError):
@@ -190,7 +191,7 @@ class ControlPlane:
         certs = self.workdir / "certs"
         write_certificates(certs)
         token = secrets.token_hex(16)
-        (self.workdir / "tokens.csv").write_text(f'{token},aiops-admin,aiops-admin,"system:masters"\n')
+        (self.workdir / "tokens.csv").write_text(f'{token},{ADMIN},{ADMIN},"system:masters"\n')
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         self._spawn(
             "etcd",
@@ -251,11 +252,11 @@ class ControlPlane:
                             "cluster": {"server": server, "certificate-authority": str(certs / "ca.crt")},
                         }
                     ],
-                    "users": [{"name": "aiops-admin", "user": {"token": token}}],
+                    "users": [{"name": ADMIN, "user": {"token": token}}],
                     "contexts": [
                         {
                             "name": self.name,
-                            "context": {"cluster": self.name, "user": "aiops-admin", "namespace": "default"},
+                            "context": {"cluster": self.name, "user": ADMIN, "namespace": "default"},
                         }
                     ],
                     "current-context": self.name,
@@ -294,15 +295,17 @@ class ControlPlane:
             f"see {self.workdir}/kube-apiserver.log"
         )
 
-    def restart_apiserver(self) -> None:
-        """Stops kube-apiserver and starts it again, on the same port and etcd, as an upgrade or a crash of
-        the API server would (tests of watches and clients that must reconnect)."""
-        pid = self.pids["kube-apiserver"]
+    def restart(self, name: str, down_s: float = 0.0) -> None:
+        """Stops one of the two processes (kube-apiserver or etcd) and starts it again after `down_s`, on the
+        same ports and data, as an upgrade or a crash would (tests of watches, clients and writes that must
+        come through the outage); returns once the API server is ready again (its /readyz checks etcd)."""
+        pid = self.pids[name]
         os.kill(pid, signal.SIGTERM)
         _wait_gone(pid, 15)
-        self._procs.pop("kube-apiserver").wait()
-        argv, detach = self._argv["kube-apiserver"]
-        self._spawn("kube-apiserver", argv, detach)
+        self._procs.pop(name).wait()
+        time.sleep(down_s)
+        argv, detach = self._argv[name]
+        self._spawn(name, argv, detach)
         state = json.loads(self.state_file.read_text())
         self.state_file.write_text(json.dumps({**state, "pids": self.pids}))
         token = (self.workdir / "tokens.csv").read_text().split(",", 1)[0]

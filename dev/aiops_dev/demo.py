@@ -5,14 +5,16 @@ OOMKilled (as its controllers and kubelet would show it), serves a real small mo
 loopback, runs the operator, applies the example ManagedCluster, SOP and Incident with
 kubectl, waits for the diagnosis and prints `kubectl describe incident`. Then it plays the on-call
 engineer: the SOP's checks have run and its rollback waits for an approval, which the demo gives
-with `kubectl patch`; the operator rolls the Deployment back (dry run first, audited) and starts
-the verification, and the demo prints the Incident again.
+with `kubectl patch` as the control plane's admin, through the operator's admission webhook (on loopback,
+registered by the operator itself), which checks who sends it and seals it; the operator rolls the
+Deployment back (dry run first, audited) and starts the verification, and the demo prints the Incident again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from aiops.api import KINDS
 from aiops_dev import crdgen
-from aiops_dev.controlplane import REPO_ROOT, ControlPlane, cache_root, free_port
+from aiops_dev.controlplane import ADMIN, REPO_ROOT, ControlPlane, cache_root, free_port
 from aiops_dev.eval import cases
 from aiops_dev.eval.workloads import Writer
 from aiops_dev.localmodel import DEMO_MODEL, start_server
@@ -76,7 +78,7 @@ def approve_rollback(env: dict, namespace: str) -> None:
     wait_for_step(env, namespace, "rollback", ("AwaitingApproval",))
     say(f"the SOP's checks ran; its rollback waits for a person: kubectl describe incident {INCIDENT} -n {namespace}")
     print(kubectl(env, "describe", "incident", INCIDENT, "-n", namespace))
-    patch = json.dumps({"spec": {"approvals": [{"step": "rollback", "approvedBy": "demo@example.com"}]}})
+    patch = json.dumps({"spec": {"approvals": [{"step": "rollback", "approvedBy": ADMIN}]}})  # who kubectl is
     say(f"approving: kubectl -n {namespace} patch incident {INCIDENT} --type merge -p '{patch}'")
     kubectl(env, "-n", namespace, "patch", "incident", INCIDENT, "--type", "merge", "-p", patch)
     wait_for_step(env, namespace, "verify", ("Running", "Succeeded", "Failed"))
@@ -123,6 +125,12 @@ def demo(keep: bool = False, model: bool = True) -> int:
         if model:
             model_server, base_url = start_model(plane.workdir)
             env.update(AIOPS_LLM_BASE_URL=base_url, AIOPS_LLM_MODEL=DEMO_MODEL)
+        # The approvals webhook (docs/security.md), as the chart runs it, but self-signed on loopback.
+        env.update(
+            AIOPS_ADMISSION_ADDR=f"127.0.0.1:{free_port()}",
+            AIOPS_ADMISSION_MANAGED="approvals.aiops.dev",
+            AIOPS_APPROVAL_KEY=secrets.token_urlsafe(32),
+        )
         log = plane.workdir / "operator.log"
         say(f"starting the operator (log: {log})")
         with open(log, "ab") as out:

@@ -25,6 +25,10 @@
 | AIOPS_POSTGRES_DSN | postgresql:// URL of the history database; unset = history off |
 | AIOPS_POSTGRES_DSN_FILE | a file holding that URL (a mounted Secret), used when AIOPS_POSTGRES_DSN is unset |
 | AIOPS_HISTORY_RETENTION_DAYS | history and audit entries older than this are deleted, default 90 |
+| AIOPS_EMBEDDINGS | local (default: all-MiniLM-L6-v2 on the CPU, from the package) or openai (/v1/embeddings) |
+| AIOPS_EMBEDDINGS_MODEL_PATH | local: the model's model.zip or extracted folder, instead of the installed package |
+| AIOPS_EMBEDDINGS_BASE_URL / AIOPS_EMBEDDINGS_MODEL | openai: the endpoint, e.g. http://embed:8000/v1, and model |
+| AIOPS_EMBEDDINGS_API_KEY | openai: the key, for external endpoints |
 | AIOPS_REDIS_URL | redis:// URL for the event stream (the Redis stream aiops:events); unset = no stream |
 | AIOPS_EVENTS_RATE_LIMIT | events published per object and type per minute, default 120 |
 | AIOPS_EVENTS_DEDUP_TTL_S | how long a replayed event is recognised and not published again, default 3600 |
@@ -54,16 +58,38 @@
 | AIOPS_LEADER_LEASE_NAME | the Lease in AIOPS_NAMESPACE, default aiops-operator (a shard's gets -shard-i appended) |
 | AIOPS_POD_NAME | this replica's pod (downward API): the Lease holder, labelled aiops.dev/leader while it leads |
 | AIOPS_SHARD | i/N: this controller is shard i of N and handles only its share (aiops.core.sharding); default 0/1 |
+| AIOPS_APPROVALS | verified (default: only approvals the admission webhook sealed count) or unverified-allowed (dev) |
+| AIOPS_APPROVAL_KEY / AIOPS_APPROVAL_KEY_FILE | the key (32+ characters) the webhook seals approvals with (file wins) |
+| AIOPS_APPROVAL_POLICY | YAML file of the cluster's default approval rules (`rules:` as in spec.approvalPolicy) |
+| AIOPS_ADMISSION_ADDR | the approvals admission webhook's HTTPS listen address, e.g. :8443; unset = off |
+| AIOPS_ADMISSION_TLS_CERT / AIOPS_ADMISSION_TLS_KEY | its PEM files; unset = a self-signed certificate made at start |
+| AIOPS_ADMISSION_HOST | the name or IP the API server calls it by (self-signed certificate, managed configuration) |
+| AIOPS_ADMISSION_MANAGED | e.g. approvals.aiops.dev: the operator keeps webhook configurations of that name (dev) |
+| AIOPS_GITOPS_DELIVERY | SOP actions on Argo CD-managed workloads: auto (default: a pull request), pullRequest, live |
+| AIOPS_GITOPS_ARGOCD_NAMESPACE | where the Argo CD Applications live, default argocd |
+| AIOPS_GITOPS_TOKEN_SECRET | Secret in AIOPS_NAMESPACE: a forge token per host key (or `token`), default aiops-gitops |
+| AIOPS_GITOPS_FORGES | host=KIND[@API URL] (KIND: github, gitlab, gitea), comma-separated, for other hosts |
+| AIOPS_GITOPS_AUTHOR | the author of the operator's commits, `Name <email>`, default aiops-operator |
+| AIOPS_POSTMORTEM_ENDPOINT | S3-compatible store of postmortems, e.g. https://minio.minio:9000; unset = none written |
+| AIOPS_POSTMORTEM_BUCKET | the bucket postmortems go into (it must exist); required with the endpoint |
+| AIOPS_POSTMORTEM_REGION | the bucket's region, default us-east-1 |
+| AIOPS_POSTMORTEM_ACCESS_KEY / AIOPS_POSTMORTEM_SECRET_KEY | the credentials (each also as a _FILE; the file wins) |
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+from pydantic import ValidationError
+
+from aiops.api.common import field_path
+from aiops.api.sop import ApprovalPolicy
 from aiops.core.sharding import Shard
 from aiops.inference.catalogue import CatalogueError, ModelCatalogue
 from aiops.inference.catalogue import load as load_catalogue
@@ -109,6 +135,78 @@ class Settings:
     correlation_window_s: int = 1800
     leader: LeaderSettings | None = None  # None: standalone, no leader election
     shard: Shard = Shard()
+    approvals: ApprovalSettings = field(default_factory=lambda: ApprovalSettings())
+    admission: AdmissionSettings | None = None  # None: this process serves no admission webhook
+    gitops: GitOpsSettings = field(default_factory=lambda: GitOpsSettings())
+    embeddings: EmbeddingSettings = field(default_factory=lambda: EmbeddingSettings())
+    postmortems: PostmortemSettings | None = None  # None: no postmortems written
+
+
+@dataclass(frozen=True)
+class PostmortemSettings:
+    """Where resolved Incidents' postmortems are stored (aiops.postmortems): an S3-compatible bucket."""
+
+    endpoint: str  # http(s)://host[:port], no path
+    bucket: str
+    region: str = "us-east-1"
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """How the knowledge index embeds text (aiops.knowledge.embed)."""
+
+    backend: str = "local"  # local | openai
+    model_path: str | None = None  # local: a model.zip or folder; None: the installed package's
+    base_url: str = ""  # openai
+    model: str = ""
+    api_key: str = field(default="not-needed", repr=False)
+    timeout_s: float = 30.0
+
+
+FORGE_KINDS = ("github", "gitlab", "gitea")
+DELIVERIES = ("auto", "pullRequest", "live")
+
+
+@dataclass(frozen=True)
+class ForgeSetting:
+    host: str
+    kind: str  # one of FORGE_KINDS
+    api_url: str | None = None  # None: the kind's usual place on the host
+
+
+@dataclass(frozen=True)
+class GitOpsSettings:
+    """SOP actions on Argo CD-managed workloads, delivered as pull requests (aiops.sops.remediation.gitops)."""
+
+    delivery: str = "auto"  # one of DELIVERIES, the default of steps that do not say
+    argocd_namespace: str = "argocd"
+    token_secret: str = "aiops-gitops"
+    forges: tuple[ForgeSetting, ...] = ()
+    author_name: str = "aiops-operator"
+    author_email: str = "aiops-operator@users.noreply.invalid"
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """What an approval of an SOP action must carry (aiops.sops.approvals, aiops.sops.attestation)."""
+
+    unverified_allowed: bool = False  # AIOPS_APPROVALS=unverified-allowed: a dev setup without the webhook
+    key: bytes = field(default=b"", repr=False)  # seals what the webhook saw; empty: no approval verifies
+    policy: ApprovalPolicy | None = None  # the cluster default, after an SOP's own rules
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    """The admission webhook that binds approvals to the requester (aiops.controllers.admission)."""
+
+    host: str  # listen address
+    port: int
+    url_host: str  # what the API server calls: the self-signed certificate's name, the managed configuration's URL
+    tls_cert: str | None = None  # None: a self-signed certificate made at start
+    tls_key: str | None = None
+    managed: str | None = None  # the webhook configurations' name when the operator keeps them itself
 
 
 @dataclass(frozen=True)
@@ -200,6 +298,143 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         notify_config=env.get("AIOPS_NOTIFY_CONFIG") or None,
         leader=_leader(env, shard := _shard(env)),
         shard=shard,
+        approvals=_approvals(env),
+        admission=_admission(env),
+        gitops=_gitops(env),
+        embeddings=_embeddings(env),
+        postmortems=_postmortems(env),
+    )
+
+
+def _postmortems(env: dict[str, str]) -> PostmortemSettings | None:
+    endpoint = (env.get("AIOPS_POSTMORTEM_ENDPOINT") or "").strip().rstrip("/")
+    if not endpoint:
+        return None
+    scheme, sep, host = endpoint.partition("://")
+    if not sep or scheme not in ("http", "https") or not host or "/" in host:
+        raise SystemExit(f"AIOPS_POSTMORTEM_ENDPOINT={endpoint!r}: expected http(s)://host[:port], without a path")
+    bucket = (env.get("AIOPS_POSTMORTEM_BUCKET") or "").strip()
+    if not bucket:
+        raise SystemExit("AIOPS_POSTMORTEM_ENDPOINT is set but AIOPS_POSTMORTEM_BUCKET is not: name the bucket")
+    return PostmortemSettings(
+        endpoint=endpoint,
+        bucket=bucket,
+        region=env.get("AIOPS_POSTMORTEM_REGION") or "us-east-1",
+        access_key=token_from_env(env, "AIOPS_POSTMORTEM_ACCESS_KEY"),
+        secret_key=token_from_env(env, "AIOPS_POSTMORTEM_SECRET_KEY"),
+    )
+
+
+def _embeddings(env: dict[str, str]) -> EmbeddingSettings:
+    backend = _choice(env, "AIOPS_EMBEDDINGS", ("local", "openai"))
+    if backend == "local":
+        return EmbeddingSettings(model_path=env.get("AIOPS_EMBEDDINGS_MODEL_PATH") or None)
+    base_url, model = env.get("AIOPS_EMBEDDINGS_BASE_URL") or "", env.get("AIOPS_EMBEDDINGS_MODEL") or ""
+    if not base_url or not model:
+        raise SystemExit("AIOPS_EMBEDDINGS=openai needs AIOPS_EMBEDDINGS_BASE_URL and AIOPS_EMBEDDINGS_MODEL")
+    return EmbeddingSettings(
+        backend, base_url=base_url, model=model, api_key=env.get("AIOPS_EMBEDDINGS_API_KEY") or "not-needed"
+    )
+
+
+def _gitops(env: dict[str, str]) -> GitOpsSettings:
+    raw = (env.get("AIOPS_GITOPS_DELIVERY") or "auto").strip()
+    delivery = next((d for d in DELIVERIES if d.lower() == raw.lower()), None)
+    if delivery is None:
+        raise SystemExit(f"AIOPS_GITOPS_DELIVERY={raw!r}: expected one of {', '.join(DELIVERIES)}")
+    forges = []
+    for item in filter(None, (i.strip() for i in (env.get("AIOPS_GITOPS_FORGES") or "").split(","))):
+        host, sep, rest = item.partition("=")
+        kind, _, api = rest.partition("@")
+        if not sep or not host or kind not in FORGE_KINDS or (api and not api.startswith(("http://", "https://"))):
+            raise SystemExit(
+                f"AIOPS_GITOPS_FORGES: {item!r}: expected host=github|gitlab|gitea or host=KIND@https://API-URL"
+            )
+        forges.append(ForgeSetting(host.lower(), kind, api.rstrip("/") or None))
+    author = (env.get("AIOPS_GITOPS_AUTHOR") or "").strip()
+    name, email = GitOpsSettings.author_name, GitOpsSettings.author_email
+    if author:
+        name, sep, rest = author.partition("<")
+        email = rest.rstrip().removesuffix(">")
+        if not sep or not name.strip() or "@" not in email or not rest.rstrip().endswith(">"):
+            raise SystemExit(f"AIOPS_GITOPS_AUTHOR={author!r}: expected 'Name <email>'")
+    return GitOpsSettings(
+        delivery=delivery,
+        argocd_namespace=env.get("AIOPS_GITOPS_ARGOCD_NAMESPACE") or "argocd",
+        token_secret=env.get("AIOPS_GITOPS_TOKEN_SECRET") or "aiops-gitops",
+        forges=tuple(forges),
+        author_name=name.strip(),
+        author_email=email.strip(),
+    )
+
+
+APPROVAL_KEY_MIN_CHARS = 32
+
+
+def _approvals(env: dict[str, str]) -> ApprovalSettings:
+    mode = _choice(env, "AIOPS_APPROVALS", ("verified", "unverified-allowed"))
+    key = token_from_env(env, "AIOPS_APPROVAL_KEY")
+    if key and len(key) < APPROVAL_KEY_MIN_CHARS:
+        raise SystemExit(f"AIOPS_APPROVAL_KEY: expected at least {APPROVAL_KEY_MIN_CHARS} characters")
+    if env.get("AIOPS_ADMISSION_ADDR") and not key:
+        raise SystemExit(
+            "the admission webhook seals the approvals it checks: set AIOPS_APPROVAL_KEY_FILE (or AIOPS_APPROVAL_KEY), "
+            f"at least {APPROVAL_KEY_MIN_CHARS} characters, the same for every replica"
+        )
+    return ApprovalSettings(mode == "unverified-allowed", key.encode(), _approval_policy(env))
+
+
+def _approval_policy(env: dict[str, str]) -> ApprovalPolicy | None:
+    path = env.get("AIOPS_APPROVAL_POLICY")
+    if not path:
+        return None
+    try:
+        return ApprovalPolicy.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    except OSError as exc:
+        raise SystemExit(f"AIOPS_APPROVAL_POLICY={path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"AIOPS_APPROVAL_POLICY={path!r}: not YAML ({exc})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SystemExit(f"AIOPS_APPROVAL_POLICY={path!r}: {field_path(err['loc'])}: {err['msg']}") from None
+
+
+def _listen(env: dict[str, str], name: str, example: str) -> tuple[str, int] | None:
+    """(host, port) of a [host]:port listen address, host 0.0.0.0 when left out; None when unset."""
+    addr = env.get(name)
+    if not addr:
+        return None
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SystemExit(f"{name}={addr!r}: expected [host]:port, e.g. {example}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _tls_files(env: dict[str, str], prefix: str) -> tuple[str | None, str | None]:
+    cert, key = env.get(f"{prefix}_TLS_CERT") or None, env.get(f"{prefix}_TLS_KEY") or None
+    if bool(cert) != bool(key):
+        raise SystemExit(f"{prefix}_TLS_CERT and {prefix}_TLS_KEY go together: set both or neither")
+    return cert, key
+
+
+def _admission(env: dict[str, str]) -> AdmissionSettings | None:
+    if (listen := _listen(env, "AIOPS_ADMISSION_ADDR", ":8443")) is None:
+        return None
+    host, port = listen
+    cert, key = _tls_files(env, "AIOPS_ADMISSION")
+    managed = env.get("AIOPS_ADMISSION_MANAGED") or None
+    if managed and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", managed):
+        # kopf names each webhook <handler id>.<this name>, which the API server wants with three dots' worth
+        raise SystemExit(
+            f"AIOPS_ADMISSION_MANAGED={managed!r}: expected a DNS name with a dot, e.g. approvals.aiops.dev"
+        )
+    return AdmissionSettings(
+        host=host,
+        port=port,
+        url_host=env.get("AIOPS_ADMISSION_HOST") or ("127.0.0.1" if host == "0.0.0.0" else host),
+        tls_cert=cert,
+        tls_key=key,
+        managed=managed,
     )
 
 
@@ -241,28 +476,22 @@ def _catalogue(env: dict[str, str]) -> ModelCatalogue | None:
 
 
 def _webhook(env: dict[str, str], namespace: str) -> WebhookSettings | None:
-    addr = env.get("AIOPS_WEBHOOK_ADDR")
-    if not addr:
+    if (listen := _listen(env, "AIOPS_WEBHOOK_ADDR", ":9443")) is None:
         return None
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise SystemExit(f"AIOPS_WEBHOOK_ADDR={addr!r}: expected [host]:port, e.g. :9443")
     token = token_from_env(env, "AIOPS_WEBHOOK_TOKEN")
     if len(token) < 16:
         raise SystemExit(
             "the Alertmanager receiver needs a bearer token of at least 16 characters: "
             "set AIOPS_WEBHOOK_TOKEN or AIOPS_WEBHOOK_TOKEN_FILE (or unset AIOPS_WEBHOOK_ADDR)"
         )
-    cert, key = env.get("AIOPS_WEBHOOK_TLS_CERT") or None, env.get("AIOPS_WEBHOOK_TLS_KEY") or None
-    if bool(cert) != bool(key):
-        raise SystemExit("AIOPS_WEBHOOK_TLS_CERT and AIOPS_WEBHOOK_TLS_KEY go together: set both or neither")
+    cert, key = _tls_files(env, "AIOPS_WEBHOOK")
     try:
         rate = float(env.get("AIOPS_WEBHOOK_RATE") or 50)
     except ValueError:
         raise SystemExit(f"AIOPS_WEBHOOK_RATE={env['AIOPS_WEBHOOK_RATE']!r}: expected a number") from None
     return WebhookSettings(
-        host=host.strip("[]") or "0.0.0.0",
-        port=int(port),
+        host=listen[0],
+        port=listen[1],
         token=token,
         namespace=env.get("AIOPS_WEBHOOK_NAMESPACE") or namespace,
         tls_cert=cert,

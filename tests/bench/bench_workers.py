@@ -27,14 +27,14 @@ from pathlib import Path
 from kubernetes import client, watch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "integration")]
+sys.path[:0] = [str(HERE.parent)]
 
 from bench_reconcile import kubectl, measure, prepare  # noqa: E402
-from test_workers import reply_for  # noqa: E402
 
 from aiops_dev.controlplane import ControlPlane  # noqa: E402
 from aiops_dev.eval import cases  # noqa: E402
 from aiops_dev.eval.workloads import Writer  # noqa: E402
+from support.diagnoses import reply_for  # noqa: E402
 from support.scripted_openai import ScriptedOpenAI, answer, delayed  # noqa: E402
 
 WORKER_START_S = 6.0

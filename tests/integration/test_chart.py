@@ -1,6 +1,7 @@
 """The Helm chart: lint, values schema, rendering over value combinations applied to the control plane
 with a server-side dry run, and an RBAC proof with `kubectl auth can-i` as the operator's ServiceAccount."""
 
+import base64
 import shutil
 import subprocess
 import sys
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from aiops.api import KINDS
+from aiops.api.sop import ApprovalPolicy
 from aiops.inference import catalogue
 from aiops.notify import config as notify_config
 from aiops.settings import from_env
@@ -31,6 +34,8 @@ COMBINATIONS = {
         "--set-json", 'notifications.config={"channels":[{"type":"webhook","name":"pager","url":{"env":"PAGER_URL"}}],'
                       '"default":["pager"]}',
         "--set", "notifications.secretName=notify-secrets",
+        "--set", "postmortems.secret=postmortems",
+        "--set-json", 'approvals.policy={"rules":[{"severities":["critical"],"approvers":"two","group":"sre-leads"}]}',
     ],
     "workers": [
         "--set", "workers.enabled=true,workers.autoscaling.enabled=true,watchNamespaces={shop}",
@@ -98,6 +103,8 @@ def test_chart_crds_are_the_generated_ones():
         (["--set", "llm.baseURL=http://vllm:8000/v1"], "llm.model is required when llm.baseURL is set"),
         (["--set", "webhook.enabled=true"], "webhook.tokenSecret.name is required when webhook.enabled"),
         (["--set", "history.retentionDays=0"], "/history/retentionDays"),
+        (["--set", "approvals.mode=trusting"], "/approvals/mode"),
+        (["--set", "approvals.webhook.failurePolicy=Sometimes"], "/approvals/webhook/failurePolicy"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_field(values, message):
@@ -160,6 +167,9 @@ def test_webhook_history_and_events_come_from_secrets():
     assert env["AIOPS_WEBHOOK_TOKEN_FILE"]["value"] == "/var/run/aiops/webhook-token/token"
     assert env["AIOPS_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "dsn"}
     assert env["AIOPS_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    assert env["AIOPS_POSTMORTEM_ENDPOINT"]["valueFrom"]["secretKeyRef"] == {"name": "postmortems", "key": "endpoint"}
+    assert env["AIOPS_POSTMORTEM_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secretKey"
+    assert env["AIOPS_POSTMORTEM_REGION"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert (env["AIOPS_EVENTS_STREAM_MAXLEN"]["value"], env["AIOPS_EVENTS_PUBSUB"]["value"]) == ("100000", "true")
     conf = from_env({e["name"]: e["value"] for e in c["env"] if e["name"].startswith("AIOPS_EVENTS_")})
     assert (conf.events_stream_maxlen, conf.events_pubsub) == (100_000, True)
@@ -243,6 +253,8 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         ("patch", "sops.aiops.dev", "--subresource=status", "-n", "shop"),
         ("create", "events", "-n", "shop"),
         ("get", "secrets", "-n", namespace),
+        ("create", "subjectaccessreviews.authorization.k8s.io"),  # the approvals webhook: may the requester approve?
+        ("get", "configmaps/aiops-suspend", "-n", namespace),  # the fleet-wide kill switch
     ]
     denied = [
         ("get", "secrets", "-n", "shop"),  # Secrets only in the operator's own namespace
@@ -254,6 +266,7 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         ("patch", "nodes"),
         ("create", "deployments.apps", "-n", "shop"),
         ("update", "configmaps", "-n", "shop"),
+        ("get", "configmaps/other", "-n", namespace),  # that one ConfigMap only
         ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
         ("*", "*"),  # no cluster-admin
     ]
@@ -306,7 +319,8 @@ def test_ha_and_sharding_render_a_deployment_per_shard_with_its_lease_and_budget
     assert [p["spec"]["selector"]["matchLabels"]["aiops.dev/shard-index"] for p in pdbs] == ["0", "1", "2"]
     services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
     assert services["aiops-aiops-operator"]["selector"]["aiops.dev/leader"] == "true"
-    assert [p["name"] for p in services["aiops-aiops-operator"]["ports"]] == ["metrics"]
+    # The Alertmanager receiver is shard 0's alone; the approvals webhook any shard's leader answers (one seal key).
+    assert [p["name"] for p in services["aiops-aiops-operator"]["ports"]] == ["metrics", "admission"]
     webhook = services["aiops-aiops-operator-webhook"]
     assert webhook["selector"]["aiops.dev/shard-index"] == "0" and webhook["selector"]["aiops.dev/leader"] == "true"
 
@@ -331,3 +345,65 @@ def test_leader_election_may_take_leases_and_label_pods_in_its_namespace_only(ku
     assert not can_i(kubectl, namespace, "delete", "leases.coordination.k8s.io", "-n", namespace)
     assert not can_i(kubectl, namespace, "update", "leases.coordination.k8s.io", "-n", "kube-system")
     assert not can_i(kubectl, namespace, "patch", "pods", "-n", "shop")
+
+
+def test_the_approvals_webhook_is_served_by_the_operator_over_the_chart_ca():
+    docs = [d for d in yaml.safe_load_all(render("aiops-system", *COMBINATIONS["everything-on"])) if d]
+    [tls] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-admission-tls")]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(tls["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(tls["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "aiops-aiops-operator.aiops-system.svc" in sans
+    services = {}
+    for kind, webhook in (("MutatingWebhookConfiguration", "approvals-seal"), ("ValidatingWebhookConfiguration",
+                                                                             "approvals-check")):  # fmt: skip
+        [conf] = [d for d in docs if d["kind"] == kind]
+        [hook] = conf["webhooks"]
+        assert hook["name"] == f"{webhook}.aiops.dev" and hook["failurePolicy"] == "Fail"
+        assert hook["rules"] == [{"apiGroups": ["aiops.dev"], "apiVersions": ["v1alpha1"], "operations": [
+            "CREATE", "UPDATE"], "resources": ["incidents"], "scope": "Namespaced"}]  # fmt: skip
+        assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
+        services[webhook] = hook["clientConfig"]["service"]
+    # kopf routes by the handler id in the path (aiops.controllers.admission)
+    assert {s["path"] for s in services.values()} == {"/approvals-seal", "/approvals-check"}
+    [svc] = [d for d in docs if d["kind"] == "Service"]
+    assert {"name": "admission", "port": 8443, "targetPort": "admission"} in svc["spec"]["ports"]
+    assert {s["name"] for s in services.values()} == {svc["metadata"]["name"]}
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert env["AIOPS_ADMISSION_ADDR"] == ":8443" and env["AIOPS_APPROVALS"] == "verified"
+    assert env["AIOPS_ADMISSION_TLS_CERT"] == mounts["admission-tls"] + "/tls.crt"
+    assert volumes["admission-tls"]["secret"]["secretName"] == tls["metadata"]["name"]
+    [key] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-approval-key")]
+    assert env["AIOPS_APPROVAL_KEY_FILE"] == mounts["approval-key"] + "/key"
+    assert volumes["approval-key"]["secret"]["secretName"] == key["metadata"]["name"]
+    assert len(base64.b64decode(key["data"]["key"])) >= 32
+    assert key["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # a new key unverifies approvals
+    # The cluster policy, as the operator reads it.
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-approval-policy")]
+    policy = ApprovalPolicy.model_validate(yaml.safe_load(cm["data"]["policy.yaml"]))
+    assert (policy.rules[0].approvers, policy.rules[0].group) == ("two", "sre-leads")
+    assert env["AIOPS_APPROVAL_POLICY"] == mounts["approval-policy"] + "/policy.yaml"
+    [role] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-approver")]
+    assert role["rules"][0]["verbs"] == ["get", "list", "watch", "patch", "approve"]
+
+    # cert-manager instead of the chart's CA: it injects the CA bundle.
+    docs = [d for d in yaml.safe_load_all(render("ops", "--set", "approvals.webhook.certManager.enabled=true")) if d]
+    [certificate] = [d for d in docs if d["kind"] == "Certificate"]
+    assert certificate["spec"]["secretName"] == "aiops-aiops-operator-admission-tls"
+    for conf in (d for d in docs if d["kind"].endswith("WebhookConfiguration")):
+        assert conf["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "ops/aiops-aiops-operator-admission"
+        assert "caBundle" not in conf["webhooks"][0]["clientConfig"]
+    # Off (a dev setup): no webhook and no rights to review; approvals then count only in mode unverified-allowed.
+    docs = [d for d in yaml.safe_load_all(render("ops", "--set", "approvals.webhook.enabled=false")) if d]
+    assert not [d for d in docs if d["kind"].endswith("WebhookConfiguration") or d["kind"] == "Certificate"]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in c["env"] if e["name"].startswith("AIOPS_ADMISSION")]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "aiops-aiops-operator"]
+    assert not [r for r in cluster_role["rules"] if "subjectaccessreviews" in r["resources"]]

@@ -3,17 +3,14 @@
 import json
 import os
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiops.diagnosis import analyzers
-from aiops.diagnosis.collectors import kubernetes as k8s_collector
-from aiops.diagnosis.evidence import EvidenceBundle, Target
 from aiops_dev.eval import cases
 from aiops_dev.prometheus import PrometheusServer
 from harness import checkout_incident as incident
 from harness import condition, phase
+from support.diagnoses import expected_evidence
 from support.scripted_openai import ScriptedOpenAI, answer, content
 
 DONE = {"until": lambda o: phase(o) in ("Diagnosed", "Failed"), "timeout": 90, "what": "a diagnosis"}
@@ -28,16 +25,6 @@ def leaky_checkout(writer):
         "Unhealthy",
         "Readiness probe failed: Get http://admin:hunter2@10.1.2.3:8080/health: connection refused",
     )
-
-
-def expected_evidence(writer):
-    """The evidence ids the operator will compute: the same collectors and analyzers, run here."""
-    now = datetime.now(UTC)
-    bundle = k8s_collector.collect(
-        writer.api, EvidenceBundle(Target("Deployment", "checkout", writer.ns), now - timedelta(hours=1), now)
-    )
-    suspects, evidence, _ = analyzers.analyze(bundle)
-    return suspects, evidence
 
 
 def test_analyzers_only_when_the_incident_asks(kubectl, operator, namespace, writer):

@@ -18,18 +18,7 @@ from aiops.stores import history
 from aiops.stores.eventstream import STREAM
 from aiops.stores.history import HistorySink, migrate
 from harness import phase, wait_for
-from support.servers import RedisServer
-
-
-def query(dsn, sql, *args):
-    async def run():
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+from support.servers import RedisServer, query
 
 
 @pytest.fixture
@@ -108,6 +97,21 @@ def test_an_event_delivered_twice_or_replayed_is_written_once(dsn, sink):
     ]
     assert count(dsn, "sop_actions") == 1 and count(dsn, "feedback") == 1
     assert count(dsn, "audit_log") == 6
+
+
+def test_an_undo_is_an_audited_row_of_its_own_with_its_reason(dsn, sink):
+    made = {"sop": "oom", "at": "2025-01-01T00:00:00Z", "step": "rollback", "action": "rollbackDeployment",
+            "outcome": "done"}  # fmt: skip
+    undone = {**made, "at": "2025-01-01T00:01:00Z", "outcome": "undone: the snapshot is restored", "undo": True,
+              "reason": "worse than before the change: restarts 0 -> 3"}  # fmt: skip
+    for data in (made, undone):
+        sink.handle(event(EventType.SOP_ACTION, **data))
+    assert sink.flush()
+    rows = query(dsn, "SELECT outcome, undo, reason FROM sop_actions ORDER BY at")
+    assert [(r["outcome"], r["undo"], r["reason"]) for r in rows] == [
+        ("done", False, None),
+        ("undone: the snapshot is restored", True, "worse than before the change: restarts 0 -> 3"),
+    ]
 
 
 def test_the_audit_log_is_append_only(dsn, sink):

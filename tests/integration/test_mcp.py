@@ -1,8 +1,9 @@
 """`aiops mcp` against the real API server, through the MCP SDK's own client over stdio and streamable HTTP.
 
-Two ServiceAccounts stand for two people: `approver` holds the custom verb `approve` on incidents (and
-create on analysisruns) through a Role, `viewer` holds nothing. Their tokens come from the TokenRequest
-API, so the server's TokenReview and SubjectAccessReview run exactly as on a real cluster.
+Two ServiceAccounts stand for two people: `approver` holds the custom verb `approve` on incidents, with get and
+patch to write the approval as itself (and create on analysisruns) through a Role, `viewer` holds nothing. Their
+tokens come from the TokenRequest API, so the server's TokenReview and SubjectAccessReview run exactly as on a
+real cluster.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ROLE = {
     "kind": "Role",
     "metadata": {"name": "incident-approver"},
     "rules": [
-        {"apiGroups": ["aiops.dev"], "resources": ["incidents"], "verbs": ["approve"]},
+        {"apiGroups": ["aiops.dev"], "resources": ["incidents"], "verbs": ["get", "patch", "approve"]},
         {"apiGroups": ["aiops.dev"], "resources": ["analysisruns"], "verbs": ["create"]},
     ],
 }

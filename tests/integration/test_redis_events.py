@@ -333,8 +333,8 @@ def test_pubsub_gets_a_copy_until_it_is_turned_off(server, client, caplog):
         off.close()
 
 
-def test_redis_down_mid_run_is_retried_counted_and_recovers(server, client):
-    sink = RedisSink(server.url, attempts=3, backoff_s=0.05, timeout_s=1)
+def test_events_published_while_redis_is_down_are_held_and_appended_in_order_once_it_is_back(server, client):
+    sink = RedisSink(server.url, attempts=3, backoff_s=0.05, timeout_s=1, backlog=3)
     bus = Bus()
     bus.register(sink)
     bus.publish(EventType.INCIDENT_CREATED, "shop/a", {"title": "a"}, INCIDENT)
@@ -345,17 +345,21 @@ def test_redis_down_mid_run_is_retried_counted_and_recovers(server, client):
         started = time.monotonic()
         bus.publish(EventType.DIAGNOSED, "shop/a", {"rootCause": "x"}, INCIDENT)  # does not raise, nor block
         assert time.monotonic() - started < 0.5
+        for i in range(3):  # behind it, without trying Redis again: the backlog has room for two of them
+            bus.publish(EventType.FEEDBACK, f"shop/{i}", {"correct": True}, INCIDENT)
         bus.flush()
-        assert (sink.counters.failed, sink.counters.retries) == (1, 2) and bus.failures == {}
-        assert "ConnectionError" in sink.last_error
+        assert (sink.counters.held, sink.counters.failed, sink.counters.retries) == (3, 1, 2) and bus.failures == {}
+        assert "ConnectionError" in sink.last_error and len(sink.backlog) == 3
     finally:
-        server.start()
-    client.ping()
+        server.start()  # nothing persisted across the restart: only what was held is in the stream after it
+    wait_for(lambda: not sink.backlog, 10, "the held events appended")
+    bus.publish(EventType.FEEDBACK, "shop/a", {"correct": True}, INCIDENT)
+    bus.flush()
     try:
-        bus.publish(EventType.FEEDBACK, "shop/a", {"correct": True}, INCIDENT)
-        bus.flush()
-        assert sink.counters.published == 2 and sink.last_error is None
-        assert [m["type"] for m in stream(client)] == ["FEEDBACK"]  # nothing persisted across the restart
+        assert sink.counters.published == 5 and sink.last_error is None
+        assert [(m["type"], m["key"]) for m in stream(client)] == [
+            ("DIAGNOSED", "shop/a"), ("FEEDBACK", "shop/0"), ("FEEDBACK", "shop/1"), ("FEEDBACK", "shop/a")
+        ]  # fmt: skip
     finally:
         sink.close()
 

@@ -45,7 +45,9 @@ def sop_step(inc, step_id):
 
 def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namespace, writer):
     port = free_port()
-    operator_env({"AIOPS_METRICS_PORT": str(port)})
+    # No admission webhook here (tests/integration/test_approvals.py has it): the approval below is a claim,
+    # which a dev setup may allow, marked unverified.
+    operator_env({"AIOPS_METRICS_PORT": str(port), "AIOPS_APPROVALS": "unverified-allowed"})
     cases.write("checkout-oomkilled", writer)
     kubectl.apply(OOM_RUNBOOK, namespace)
     kubectl.apply(incident("oom"), namespace)
@@ -73,7 +75,9 @@ def test_approval_then_real_rollback_then_resolved(kubectl, operator_env, namesp
     # The Deployment really went back to revision 1's template.
     assert kubectl("-n", namespace, "get", "deploy", "checkout", "-o", f"jsonpath={image}").stdout.endswith("1.4.2")
     [audit] = inc["status"]["sop"]["audit"]
-    assert audit["approvedBy"] == "jane@example.com" and audit["dryRun"] == "passed"
+    assert audit["approvedBy"] == "jane@example.com (unverified)" and audit["dryRun"] == "passed"
+    approved = condition(inc, "Approved")
+    assert (approved["status"], approved["reason"]) == ("True", "ApprovedUnverified")
     assert "checkout:1.5.0" in audit["before"] and "checkout:1.4.2" in audit["after"]
     assert audit["target"] == f"Deployment/{namespace}/checkout" and inc["status"]["resolvedAt"]
 
@@ -142,6 +146,10 @@ def test_decision_branch_and_escalation_by_timeout(kubectl, operator, namespace,
     assert steps["canary-pods"]["state"] == "Failed"  # no canary: the failure branch
     assert steps["delete-canary"]["state"] == "Skipped"
     assert steps["scale-up"]["state"] == "Failed" and steps["scale-up"]["output"] == "no approval within 5s"
+    approved = condition(inc, "Approved")
+    assert (approved["status"], approved["reason"], approved["message"]) == (
+        "False", "Timeout", "step scale-up: no approval within 5s"
+    )  # fmt: skip
     assert inc["status"]["sop"]["audit"] == []  # nothing was changed
     replicas = kubectl("-n", namespace, "get", "deploy", "checkout", "-o", "jsonpath={.spec.replicas}").stdout
     assert replicas == "2"

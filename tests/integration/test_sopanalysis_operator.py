@@ -106,7 +106,7 @@ def test_good_answer_gives_a_draft_with_lint_and_model_findings(kubectl, operato
     assert status["tokens"] == {"prompt": 1400, "completion": 650}
     assert status["model"] == llm.model and status["endpoint"] == llm.url
     result = status["result"]
-    assert result["promptVersion"] == "sop-v1"
+    assert result["promptVersion"] == "sop-v2"
     assert [s["id"] for s in result["sopDraft"]["steps"]] == ["check-5xx", "restart", "page"]
     assert result["sopDraft"]["steps"][1]["action"] == {"type": "rolloutRestart", "params": {"deployment": "payments"}}
     assert "source" not in result["sopDraft"]

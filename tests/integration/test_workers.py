@@ -5,15 +5,10 @@ once their leases lapse; a worker without rights to Leases claims nothing, says 
 from __future__ import annotations
 
 import socket
-import threading
 import time
-import urllib.request
 
 import pytest
-import urllib3
 import yaml
-from kubernetes import client, config, watch
-from test_diagnosis import expected_evidence
 
 from aiops_dev.controlplane import free_port
 from aiops_dev.eval import cases
@@ -25,45 +20,11 @@ from harness import (
     phase,
     wait_for,
 )
+from support.diagnoses import reply_for
+from support.observe import DiagnosisLog, scrape
 from support.scripted_openai import ScriptedOpenAI, answer, delayed
 
 DONE = ("Diagnosed", "Failed")
-
-
-class DiagnosisLog:
-    """Watches the namespace's Incidents and keeps every distinct diagnosedAt each one showed: a second
-    diagnosis of one Incident would show a second value."""
-
-    def __init__(self, kubeconfig: str, namespace: str):
-        self.api = config.new_client_from_config(config_file=kubeconfig)
-        self.namespace = namespace
-        self.diagnosed_at: dict[str, set[str]] = {}
-        self._watch = watch.Watch()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-
-    def _follow(self) -> None:
-        custom = client.CustomObjectsApi(self.api)
-        while not self._stopped:  # again after the API server restarted (one test restarts it)
-            try:
-                stream = self._watch.stream(custom.list_namespaced_custom_object, "aiops.dev", "v1alpha1",
-                                            self.namespace, "incidents", timeout_seconds=600)  # fmt: skip
-                for event in stream:
-                    obj = event["object"]
-                    if at := (obj.get("status") or {}).get("diagnosedAt"):
-                        self.diagnosed_at.setdefault(obj["metadata"]["name"], set()).add(at)
-            except (urllib3.exceptions.HTTPError, client.ApiException):
-                time.sleep(0.5)
-
-    def __enter__(self) -> DiagnosisLog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(1)  # the last events reach the watch
-        self._stopped = True
-        self._watch.stop()
-        self.api.close()
 
 
 def workers_env(**extra: str) -> dict[str, str]:
@@ -78,15 +39,6 @@ def start_worker(kubeconfig: str, log_dir, name: str, namespace: str, env: dict[
 
 def holder(worker: OperatorProcess) -> str:
     return f"{socket.gethostname()}-{worker.proc.pid}"
-
-
-def scrape(port: int, name: str) -> float | None:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:  # not serving yet
-        return None
-    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"{name} ")]
-    return values[0] if values else None
 
 
 def incidents(kubectl, names: list[str], namespace: str, **spec) -> None:
@@ -147,21 +99,6 @@ def test_two_workers_diagnose_every_incident_exactly_once(kubeconfig, kubectl, o
     assert {r["status"]["attempts"] for r in runs_by_incident(kubectl, namespace).values()} == {1}
     assert sum(finished) == 20 and min(finished) > 0, f"runs per worker: {finished}"
     assert "Traceback" not in "".join(w.log() for w in workers)
-
-
-def reply_for(writer) -> dict:
-    """A diagnosis the gateway accepts at once: it cites the evidence the analyzers will find."""
-    suspects, _ = expected_evidence(writer)
-    return {
-        "rootCause": "checkout 1.5.0 exceeds its 256Mi memory limit and is OOMKilled.",
-        "reasoning": "OOMKilled with exit 137 right after revision 2.",
-        "mitigation": "Roll back checkout to revision 1.",
-        "prevention": "Load-test memory before release.",
-        "recommendation": "Roll back, then profile the heap.",
-        "confidence": 80,
-        "evidence": suspects[0].evidence[:2],
-        "suspects": [{"resource": suspects[0].resource, "failureMode": "OOMKilled", "reason": "exit 137"}],
-    }
 
 
 def test_a_killed_workers_runs_are_finished_by_the_other_after_their_leases_lapse(
@@ -280,7 +217,7 @@ def test_workers_finish_every_run_across_an_api_server_restart(
             with DiagnosisLog(kubeconfig, namespace) as log:
                 incidents(kubectl, names, namespace)
                 wait_for(lambda: len(leases(kubectl, namespace)) >= 3, 60, "runs in flight")
-                control_plane.restart_apiserver()
+                control_plane.restart("kube-apiserver")
                 wait_for(lambda: all_done(kubectl, names, namespace), 180, "every run finished after the restart")
         finally:
             for w in workers:

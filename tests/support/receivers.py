@@ -56,16 +56,18 @@ class Reply:
 
 
 class HttpReceiver:
-    """An HTTP server on 127.0.0.1 answering every request with `answer(request)`; `requests` in order."""
+    """An HTTP server on 127.0.0.1 answering every request with `answer(request)`; `requests` in order. With
+    `tls` (certificate and key files, e.g. from `self_signed`) it serves HTTPS."""
 
-    def __init__(self, answer: Callable[[Received], Reply]):
+    def __init__(self, answer: Callable[[Received], Reply], tls: tuple[Path, Path] | None = None):
         self.answer = answer
+        self.tls = tls
         self.lock = threading.Lock()
         self.requests: list[Received] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> HttpReceiver:
         receiver = self
@@ -100,6 +102,10 @@ class HttpReceiver:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self

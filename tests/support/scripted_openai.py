@@ -1,6 +1,7 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script, for deterministic
 failure injection: each POST /v1/chat/completions takes the next Reply from the queue (content,
-an HTTP error, a delay, a dropped connection) and its body is recorded for assertions.
+an HTTP error, a delay, a dropped connection, a crash halfway through the body) and its body is recorded for
+assertions.
 
     with ScriptedOpenAI(status(429, retry_after="2"), answer({...})) as server:
         diagnose(GatewayConfig(base_url=server.url, model=server.model), ...)
@@ -28,6 +29,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     delay_s: float = 0.0  # wait before answering, e.g. longer than the client's timeout
     drop: bool = False  # close the connection without a response
+    cut: bool = False  # send the headers and half the body, then close: a server that crashed mid-response
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tool_calls: tuple[tuple[str, str, str], ...] = ()  # (id, function name, arguments as sent: a JSON string)
@@ -69,6 +71,12 @@ def dropped() -> Reply:
 
 def delayed(seconds: float, reply: Reply) -> Reply:
     return replace(reply, delay_s=seconds)
+
+
+def cut(reply: Reply) -> Reply:
+    """The reply's status line, its headers (the full Content-Length) and half its body; then the connection
+    closes, as when the model server crashes while it answers."""
+    return replace(reply, cut=True)
 
 
 class ScriptedOpenAI:
@@ -181,9 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.drop:
             return  # nothing written; the connection closes when the handler returns
         body = reply.body if reply.body is not None else json.dumps(scripted._completion(reply))
-        self._send(reply.status, body, reply.headers)
+        self._send(reply.status, body, reply.headers, cut=reply.cut)
 
-    def _send(self, code: int, body: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _send(self, code: int, body: str, headers: tuple[tuple[str, str], ...] = (), cut: bool = False) -> None:
         data = body.encode()
         try:
             self.send_response(code)
@@ -192,6 +200,6 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in headers:
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data[: len(data) // 2] if cut else data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up first (its timeout); that is the point of a delayed reply

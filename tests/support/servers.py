@@ -1,4 +1,5 @@
-"""PostgreSQL, Redis and Alertmanager as real servers on loopback (Debian's packages), started and stopped by tests.
+"""PostgreSQL, Redis and Alertmanager as real servers on loopback (Debian's packages), and an S3-compatible object
+store (moto's standalone server, from its own virtualenv .venv-s3: `make setup`), started and stopped by tests.
 
 PostgreSQL refuses to run as root: when the tests run as root, the data directory belongs to the
 `postgres` user (or `nobody`) and initdb / pg_ctl run as that user through runuser.
@@ -6,6 +7,7 @@ PostgreSQL refuses to run as root: when the tests run as root, the data director
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -18,6 +20,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import asyncpg
 import yaml
 
 from aiops_dev.controlplane import free_port
@@ -25,6 +28,8 @@ from aiops_dev.controlplane import free_port
 PG_BIN = Path(os.environ.get("AIOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("AIOPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+# moto cannot share .venv: its botocore wants python-dateutil<3, kubernetes 37 wants >=3.
+MOTO_SERVER = Path(os.environ.get("AIOPS_TEST_MOTO_SERVER", Path(__file__).parents[2] / ".venv-s3/bin/moto_server"))
 
 
 def _wait_port(port: int, timeout: float, what: str, alive=lambda: True) -> None:
@@ -95,11 +100,26 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class RedisServer:
-    """redis-server on a free loopback port, nothing persisted."""
+def query(dsn: str, sql: str, *args) -> list:
+    """The rows of one query, on a connection of its own."""
 
-    def __init__(self, port: int | None = None):
+    async def run():
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+class RedisServer:
+    """redis-server on a free loopback port; nothing persisted, or with `persist` an append-only file synced on
+    every write, as a Redis that keeps the event stream through its restarts is run."""
+
+    def __init__(self, port: int | None = None, persist: bool = False):
         self.port = port or free_port()
+        self.persist = persist
         self.root = Path(tempfile.mkdtemp(prefix="aiops-redis-"))
         self.proc: subprocess.Popen | None = None
 
@@ -109,8 +129,9 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         log = open(self.root / "redis.log", "ab")
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *aof,
              "--dir", str(self.root)],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -182,9 +203,9 @@ class AlertmanagerServer:
         except OSError:
             return False
 
-    def fire(self, labels: dict[str, str]) -> None:
-        """Posts one firing alert to the v2 API (as Prometheus would)."""
-        body = json.dumps([{"labels": labels, "annotations": {"summary": "test alert"}}]).encode()
+    def fire(self, *alerts: dict[str, str]) -> None:
+        """Posts firing alerts, each given by its labels, to the v2 API in one request (as Prometheus would)."""
+        body = json.dumps([{"labels": labels, "annotations": {"summary": "test alert"}} for labels in alerts]).encode()
         request = urllib.request.Request(
             f"{self.url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
@@ -198,3 +219,34 @@ class AlertmanagerServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
+
+
+class MotoServer:
+    """moto's S3 on a loopback port: buckets and objects in memory, any credentials accepted, no signature checks
+    (MinIO checks both); it answers NoSuchBucket and checks bucket names as S3 does."""
+
+    def __init__(self, port: int | None = None):
+        if not MOTO_SERVER.exists():
+            raise RuntimeError(f"{MOTO_SERVER} is missing: `make setup` installs moto into .venv-s3")
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="aiops-s3-"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        log = open(self.root / "moto.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        _wait_port(self.port, 30, "moto_server", alive=lambda: self.proc.poll() is None)
+        return self
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)

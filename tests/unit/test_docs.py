@@ -17,6 +17,8 @@ DOCS = (
     "docs/security.md",
     "docs/notifications.md",
     "docs/fleet.md",
+    "docs/gitops.md",
+    "docs/reliability.md",
     "examples/argocd/README.md",
     *(f"docs/reference/{docgen.filename(k)}" for k in KINDS),
 )

@@ -25,6 +25,8 @@ class Recording(FakeClient):
     def __init__(self):
         super().__init__()
         self.patches: list[dict] = []
+        self.patched_as: list[object] = []  # the client each patch went through
+        self.api: object = None
 
     def create(self, kind, body):
         meta = body["metadata"]
@@ -33,6 +35,7 @@ class Recording(FakeClient):
 
     def patch(self, kind, name, namespace, body):
         self.patches.append(body)
+        self.patched_as.append(self.api)
         return super().patch(kind, name, namespace, body)
 
 
@@ -43,7 +46,13 @@ def cluster(monkeypatch) -> Recording:
         INCIDENT,
         {"metadata": {"name": "checkout-503", "namespace": NS}, "spec": {"title": "t", "severity": "critical"}},
     )
-    monkeypatch.setattr(kube, "ApiServer", lambda api=None: fake)
+
+    def client(api=None):
+        fake.api = api
+        return fake
+
+    monkeypatch.setattr(kube, "ApiServer", client)
+    monkeypatch.setattr(server, "acting_as", lambda api, token: f"the API server, as the holder of {token}")
 
     def request(api, method, path, query=None, body=None, content_type=None, timeout=10):
         if path.endswith("/tokenreviews"):
@@ -137,17 +146,31 @@ def test_approval_is_written_as_the_reviewed_user(cluster):
     (approval,) = patch["spec"]["approvals"]
     assert approval["approvedBy"] == "alice" and approval["step"] == "rollback" and approval["comment"] == "go"
     assert patch["metadata"]["resourceVersion"]  # replaced only if nobody changed it meanwhile
+    # Written with alice's own token, so that the admission webhook sees alice as the requester.
+    assert cluster.patched_as == ["the API server, as the holder of alice-token"]
 
 
-def test_a_step_outside_the_incidents_sop_or_already_approved_writes_nothing(cluster):
+def test_a_step_outside_the_incidents_sop_or_already_approved_by_the_caller_writes_nothing(cluster):
     stored = cluster.objects[("incidents", NS, "checkout-503")]
     stored["status"] = {"sop": {"name": "crash", "steps": [{"id": "check", "state": "Done"}]}}
     unknown = call("approve_step", APPROVE, "alice-token")
     assert unknown.is_error and "has no step 'rollback' (steps: check)" in unknown.content[0].text
-    stored["spec"]["approvals"] = [{"step": "check", "approvedBy": "carol"}]
+    stored["spec"]["approvals"] = [{"step": "check", "approvedBy": "alice"}]
     again = call("approve_step", {**APPROVE, "step": "check"}, "alice-token")
-    assert again.content[0].text == "step check of Incident shop/checkout-503 was already approved by carol"
+    assert again.content[0].text == "step check of Incident shop/checkout-503 was already approved by alice"
     assert cluster.patches == []
+
+
+def test_a_second_person_approves_a_step_someone_else_approved(cluster):
+    stored = cluster.objects[("incidents", NS, "checkout-503")]
+    stored["spec"]["approvals"] = [{"step": "rollback", "approvedBy": "carol"}]
+    result = call("approve_step", APPROVE, "alice-token")
+    assert result.content[0].text == "approved step rollback of Incident shop/checkout-503 as alice"
+    (patch,) = cluster.patches
+    assert [(a["step"], a["approvedBy"]) for a in patch["spec"]["approvals"]] == [
+        ("rollback", "carol"),
+        ("rollback", "alice"),
+    ]
 
 
 def test_start_run_creates_an_analysisrun_for_the_caller(cluster):

@@ -272,7 +272,7 @@ def test_good_answer_gives_a_draft_markdown_and_merged_findings(server):
     assert result.outcome == "completed" and result.succeeded and result.error is None
     assert result.name == "checkout-returns-5xx" and len(result.spec.steps) == 4
     assert (result.prompt_tokens, result.completion_tokens, result.requests) == (1500, 600, 1)
-    assert result.model == "scripted-model" and result.prompt_version == SOP_PROMPT_VERSION == "sop-v1"
+    assert result.model == "scripted-model" and result.prompt_version == SOP_PROMPT_VERSION == "sop-v2"
     # The markdown is a runbook the library can import as it is.
     back = sopfile.parse(result.markdown, "checkout-returns-5xx.md")
     assert back.spec.model_copy(update={"source": None}) == result.spec

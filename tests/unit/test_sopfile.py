@@ -197,7 +197,7 @@ def test_every_error_is_reported_at_once():
     assert [i.line for i in errors_of(bad)] == [line_of(bad, "ownr"), line_of(bad, "- next:"), line_of(bad, "later")]
     assert str(errors_of(bad)[1]) == (
         f"demo.md:{line_of(bad, '- next:')}: error: steps[1]: unknown field `next`; "
-        "expected one of: promql, command, action, automation, approval, on success, on failure, timeout"
+        "expected one of: promql, command, action, automation, approval, on success, on failure, timeout, delivery"
     )
 
 
@@ -288,6 +288,16 @@ def test_render_round_trips():
     assert render(back.name, back.spec) == text, "rendering is stable"
 
 
+def test_an_action_step_says_how_its_change_is_delivered():
+    text = BASE.replace("- action: restartPod\n  - pod: checkout-7d9f-x2kqz\n  - reason: `stuck worker`\n",
+                        "- action: scaleDeployment\n  - replicas: 4\n- delivery: Pull Request\n")  # fmt: skip
+    rb = parse(text)
+    assert rb.spec.steps[1].delivery == "pullRequest"
+    assert "- delivery: pullRequest" in render(rb.name, rb.spec)
+    [error] = [e for e in errors_of(text.replace("Pull Request", "email")) if e.severity == "error"]
+    assert "steps[1].delivery: Input should be 'live', 'pullRequest' or 'auto'" in str(error)
+
+
 def test_render_a_yaml_sop_and_refuse_what_markdown_cannot_hold():
     runbook = sopfile.from_manifest((REPO / "examples" / "10-sop-oomkilled.yaml").read_text())
     back = parse(render(runbook.name, runbook.spec))
@@ -371,7 +381,7 @@ def test_cli_lint(tmp_path, capsys):
     line = line_of(BASE, "- action: restartPod")
     assert out.out.splitlines() == [
         f"{tmp_path / 'bad.md'}:{line}: error: steps[1].action.type: Input should be 'restartPod', 'rolloutRestart', "
-        "'rollbackDeployment', 'scaleDeployment' or 'cordonNode'",
+        "'rollbackDeployment', 'scaleDeployment', 'cordonNode' or 'setResources'",
         f"{tmp_path / 'warn.md'}: warning: escalation: no escalation policy (afterMinutes, contacts) "
         "[no-escalation-policy]",
     ]

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import RunPhase
-from aiops.core.status import StatusBuilder, StatusUnreadable, append_timeline, set_condition, status_patch
+from aiops.core.status import StatusBuilder, StatusUnreadable, append_timeline, set_condition, status_patch, write
+from support.fakekube import FakeClient
 
 T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -51,7 +52,9 @@ def test_status_patch_deletes_nested_keys_a_field_dropped():
     """A merge patch keeps what it does not name: a finished runbook must not keep showing its last step."""
     old = {"sop": {"name": "r", "current": "rollback", "steps": [{"id": "a"}]}}
     new = {"sop": {"name": "r", "steps": [{"id": "a", "state": "Succeeded"}]}}
-    assert status_patch(old, new) == {"sop": {"name": "r", "current": None, "steps": [{"id": "a", "state": "Succeeded"}]}}
+    assert status_patch(old, new) == {
+        "sop": {"name": "r", "current": None, "steps": [{"id": "a", "state": "Succeeded"}]}
+    }
 
 
 def test_builder_is_idempotent():
@@ -95,3 +98,24 @@ def test_a_stored_status_that_does_not_fit_is_named():
     body = {"metadata": {"generation": 1}, "status": {"phase": "Sleeping"}}
     with pytest.raises(StatusUnreadable, match=r"AnalysisRun status.phase: Input should be"):
         StatusBuilder(ANALYSIS_RUN, body, T0, lambda *e: None)
+
+
+def test_deferred_events_wait_for_the_write_and_a_failed_write_posts_none():
+    """A run whose status write failed is run again (the API server was away): its Events go out once."""
+
+    class Down(FakeClient):
+        def patch_status(self, *args, **kwargs):
+            raise ConnectionError("the API server is away")
+
+    body = {"metadata": {"name": "r", "namespace": "shop", "generation": 1}, "status": {}}
+    events = []
+    for client in (Down(), FakeClient()):
+        client.put(ANALYSIS_RUN, body)
+        b = StatusBuilder(ANALYSIS_RUN, body, T0, lambda *e: events.append(e), defer=True)
+        b.phase(RunPhase.FAILED, "gave up", event="Warning")
+        assert events == [] and b.deferred == [("Warning", "Failed", "gave up")]
+        try:
+            write(client, b, body)
+        except ConnectionError:
+            assert events == []
+    assert events == [("Warning", "Failed", "gave up")]

@@ -15,10 +15,14 @@ class ConditionType(StrEnum):
     MODEL_ANSWERED = "ModelAnswered"  # Incident and AnalysisRun
     SOP_MATCHED = "SOPMatched"
     APPROVALS_VALID = "ApprovalsValid"
+    APPROVED = "Approved"  # the current action step has the approvals its policy asks for
     FEEDBACK = "Feedback"
     ALERT_FIRING = "AlertFiring"
     CORRELATED = "Correlated"  # a child: folded into a fleet-wide parent
     NOTIFIED = "Notified"
+    SUSPENDED = "Suspended"  # the kill switch holds its runbook (fleet-wide or its cluster's)
+    CHANGE_VERIFIED = "ChangeVerified"  # the last SOP change: verified, or undone
+    POSTMORTEM_WRITTEN = "PostmortemWritten"  # the resolved Incident's postmortem is in object storage
     # AnalysisRun
     SCHEDULED = "Scheduled"
     MODEL_READY = "ModelReady"
@@ -48,6 +52,11 @@ class Reason(StrEnum):
     SOP_GONE = "SOPGone"
     SOP_INVALID = "SOPInvalid"
     UNKNOWN_STEP = "UnknownStep"
+    # Approved: verified by the admission webhook, or not (AIOPS_APPROVALS)
+    APPROVED = "Approved"
+    APPROVED_UNVERIFIED = "ApprovedUnverified"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    UNVERIFIED_APPROVAL = "UnverifiedApproval"
     DIAGNOSIS_CORRECT = "DiagnosisCorrect"
     DIAGNOSIS_INCORRECT = "DiagnosisIncorrect"
     RESOLVED = "Resolved"
@@ -56,6 +65,23 @@ class Reason(StrEnum):
     DELIVERED = "Delivered"
     DELIVERY_PENDING = "DeliveryPending"
     DELIVERY_FAILED = "DeliveryFailed"
+    # PostmortemWritten
+    POSTMORTEM_WRITTEN = "PostmortemWritten"
+    STORE_UNREACHABLE = "StoreUnreachable"
+    BUCKET_MISSING = "BucketMissing"
+    STORE_REJECTED = "StoreRejected"
+    # Suspended (also ModelAnswered: the model was not called), ChangeVerified
+    SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+    VERIFIED = "Verified"
+    UNDONE = "Undone"
+    UNDO_FAILED = "UndoFailed"
+    # Events of an SOP action delivered as a pull request (sops/remediation/gitops.py)
+    PULL_REQUEST_OPENED = "PullRequestOpened"
+    PULL_REQUEST_MERGED = "PullRequestMerged"
+    PULL_REQUEST_CLOSED = "PullRequestClosed"
+    PULL_REQUEST_FAILED = "PullRequestFailed"
+    SYNCED = "Synced"
     # AnalysisRun
     NO_MODEL_CONFIGURED = "NoModelConfigured"
     INVALID_ANSWER = "InvalidAnswer"

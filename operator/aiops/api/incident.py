@@ -79,6 +79,7 @@ class ExecutionStatus(StrEnum):
 class StepState(StrEnum):
     PENDING = "Pending"
     AWAITING_APPROVAL = "AwaitingApproval"
+    AWAITING_SYNC = "AwaitingSync"  # delivered as a pull request: until it is merged and Argo CD has synced it
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -111,21 +112,47 @@ class AnalysisOptions(Model):
     llm: bool | None = Field(default=None, description="Ask a model; false = deterministic analyzers only.")
 
 
+class ApprovalVerification(Model):
+    """What the operator's admission webhook saw of the approver, sealed with the operator's key: anyone else's
+    value fails the seal, and the approval counts as unverified (docs/security.md)."""
+
+    groups: list[str] = Field(default_factory=list, max_length=100, description="The approver's groups.")
+    seal: str = Field(min_length=1, max_length=128)
+
+
 class Approval(Model):
     """A person's go-ahead for one SOP step that changes the cluster."""
 
     step: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
-    approved_by: str = Field(min_length=1, max_length=253)
+    approved_by: str = Field(
+        min_length=1, max_length=253, description="The approver's Kubernetes username: the admission webhook's check."
+    )
     approved_at: UtcDatetime | None = None
     comment: str | None = Field(default=None, max_length=1024)
+    verification: ApprovalVerification | None = Field(
+        default=None, description="Written by the admission webhook only; absent: the approval is unverified."
+    )
 
 
 class Feedback(Model):
-    """An engineer's verdict on the diagnosis; it feeds per-SOP and per-model accuracy."""
+    """An engineer's verdict on the diagnosis; it feeds per-SOP and per-model accuracy. With a corrected root
+    cause it becomes a labelled example: shown to the model on similar incidents, exported for fine-tuning."""
 
     correct: bool
     by: str | None = Field(default=None, max_length=253)
     comment: str | None = Field(default=None, max_length=2048)
+    root_cause: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=400,  # what a model's rootCause may hold (aiops.inference.gateway.ModelAnswer)
+        description="The corrected root cause, with correct: false: what the diagnosis should have said.",
+    )
+
+    @model_validator(mode="after")
+    def _correction_of_a_wrong_diagnosis(self) -> Feedback:
+        if self.root_cause is not None and self.correct:
+            raise ValueError("rootCause corrects a wrong diagnosis: set correct: false, or leave rootCause out")
+        return self
 
 
 class IncidentSpec(Model):
@@ -153,10 +180,13 @@ class IncidentSpec(Model):
             raise ValueError("alert.fingerprint is required when source is alertmanager")
         if (self.source == IncidentSource.CORRELATION) != (self.shared_cause is not None):
             raise ValueError("sharedCause is set exactly when source is correlation (the operator opens those)")
-        steps = [a.step for a in self.approvals]
-        dup = sorted({s for s in steps if steps.count(s) > 1})
-        if dup:
-            raise ValueError(f"approvals: step {dup[0]!r} is approved more than once")
+        # Two approvals of one step are two people (a policy may ask for two); one person counts once.
+        seen: dict[tuple[str, str], int] = {}
+        for i, a in enumerate(self.approvals):
+            if (first := seen.setdefault((a.step, a.approved_by), i)) != i:
+                raise ValueError(
+                    f"approvals[{i}]: {a.approved_by} already approved step {a.step!r} in approvals[{first}]"
+                )
         return self
 
 
@@ -217,6 +247,32 @@ class Diagnosis(Model):
     prompt_version: str | None = Field(default=None, max_length=64)
 
 
+class PullRequestState(StrEnum):
+    OPEN = "open"
+    MERGED = "merged"
+    CLOSED = "closed"  # closed without merging
+
+
+class PullRequestStatus(Model):
+    """An action delivered as a pull request to the source repository of the workload's Argo CD Application."""
+
+    url: str = Field(max_length=2048)
+    number: int = Field(ge=1, description="The pull request's number (GitLab: the merge request's iid).")
+    forge: str = Field(max_length=16, description="github, gitlab or gitea")
+    repository: str = Field(max_length=2048, description="The Application's spec.source.repoURL.")
+    branch: str = Field(max_length=255)
+    base: str = Field(max_length=255)
+    files: list[str] = Field(default_factory=list, max_length=20, description="The files the commit changed.")
+    commit: str = Field(max_length=64, description="The commit pushed to the branch.")
+    application: str = Field(max_length=317, description="namespace/name of the Argo CD Application.")
+    source: int = Field(default=0, ge=0, description="The index of the Application's source (spec.sources).")
+    state: PullRequestState
+    merge_commit: str | None = Field(default=None, max_length=64)
+    synced_revision: str | None = Field(
+        default=None, max_length=64, description="The Application's synced revision when last looked at."
+    )
+
+
 class SOPStepStatus(Model):
     id: str = Field(min_length=1, max_length=63)
     type: str | None = Field(default=None, max_length=16)
@@ -225,6 +281,7 @@ class SOPStepStatus(Model):
     output: str | None = Field(default=None, max_length=4096)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    pull_request: PullRequestStatus | None = None
 
 
 class AuditEntry(Model):
@@ -234,11 +291,65 @@ class AuditEntry(Model):
     step: str = Field(min_length=1, max_length=63)
     action: str = Field(min_length=1, max_length=64)
     target: str = Field(max_length=512, description="Kind/namespace/name the action changed.")
-    approved_by: str | None = Field(default=None, max_length=253, description="Absent when a policy allowed it.")
+    approved_by: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The approvers, comma-separated, each marked (unverified) when no webhook vouched for it; "
+        "absent when a policy allowed the action.",
+    )
     dry_run: str = Field(max_length=1024, description="The server-side dry run's outcome, taken first.")
     before: str | None = Field(default=None, max_length=2048)
     after: str | None = Field(default=None, max_length=2048)
     outcome: str = Field(max_length=1024)
+    pull_request: str | None = Field(
+        default=None, max_length=2048, description="The pull request that carries the change, when delivered by Git."
+    )
+    undo: bool | None = Field(default=None, description="True: this entry puts back the step's earlier change.")
+    reason: str | None = Field(default=None, max_length=1024, description="On an undo: why the change was undone.")
+
+
+SNAPSHOT_VALUE_MAX = 32768  # characters of JSON per snapshotted field; a bigger one is not changed at all
+
+
+class ChangeState(StrEnum):
+    SNAPSHOT_TAKEN = "SnapshotTaken"  # recorded before the change, which the next pass makes
+    APPLIED = "Applied"  # made; the step asks for no verification
+    VERIFYING = "Verifying"
+    VERIFIED = "Verified"
+    NOT_MADE = "NotMade"  # refused, failed, or the object changed after the snapshot: nothing to undo
+    UNDONE = "Undone"
+    NOT_UNDONE = "NotUndone"  # it should have been undone and could not be: a person must
+
+
+class FieldSnapshot(Model):
+    """One field of the changed object, as JSON: before the change (the snapshot) and after it."""
+
+    path: str = Field(max_length=256, description="JSON pointer in the object, e.g. /spec/template.")
+    before: str | None = Field(default=None, max_length=SNAPSHOT_VALUE_MAX, description="Absent: the field was unset.")
+    after: str | None = Field(default=None, max_length=SNAPSHOT_VALUE_MAX)
+
+
+class GuardReading(Model):
+    name: str = Field(min_length=1, max_length=63)
+    before: float | None = None
+    after: float | None = None
+    note: str | None = Field(default=None, max_length=512, description="Where it was read from, or why it was not.")
+
+
+class Change(Model):
+    """One action's change as the operator keeps it: the snapshot taken before it, the guards, what became of it."""
+
+    step: str = Field(min_length=1, max_length=63)
+    action: str = Field(min_length=1, max_length=64)
+    target: str = Field(max_length=512, description="Kind/namespace/name.")
+    path: str = Field(max_length=512, description="The API path the snapshot was read from and is restored to.")
+    fields: list[FieldSnapshot] = Field(default_factory=list, max_length=4)
+    state: ChangeState
+    taken_at: datetime
+    applied_at: datetime | None = None
+    finished_at: datetime | None = None
+    guards: list[GuardReading] = Field(default_factory=list, max_length=20)
+    reason: str | None = Field(default=None, max_length=1024, description="Why it was not made, or undone.")
 
 
 class MatchedSOP(Model):
@@ -250,6 +361,7 @@ class MatchedSOP(Model):
     finished_at: datetime | None = None
     steps: list[SOPStepStatus] = Field(default_factory=list, max_length=100)
     audit: list[AuditEntry] = Field(default_factory=list, max_length=100)
+    changes: list[Change] = Field(default_factory=list, max_length=100)
 
 
 class IncidentReference(Model):
@@ -282,6 +394,17 @@ class NotificationStatus(Model):
     at: datetime | None = None
 
 
+class PostmortemStatus(Model):
+    """Where the resolved Incident's postmortem is stored (S3-compatible object storage, docs/knowledge.md)."""
+
+    bucket: str = Field(max_length=63)
+    key: str = Field(max_length=1024, description="The object key: postmortems/<namespace>/<name>-<uid>.md.")
+    url: str = Field(max_length=2048, description="Path-style URL of the object at the configured endpoint.")
+    written_at: UtcDatetime
+    sha256: str = Field(max_length=64, pattern=r"^[0-9a-f]{64}$", description="Of the Markdown as stored.")
+    generation: int = Field(ge=0, description="The Incident's generation it was written from; feedback rewrites it.")
+
+
 class IncidentStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
@@ -301,6 +424,7 @@ class IncidentStatus(Status):
     children: list[ChildIncident] = Field(default_factory=list, max_length=200, description="On a parent only.")
     clusters: list[str] = Field(default_factory=list, max_length=200, description="On a parent: the affected clusters.")
     notifications: list[NotificationStatus] = Field(default_factory=list, max_length=40)
+    postmortem: PostmortemStatus | None = None
 
 
 INCIDENT = Kind(

@@ -7,7 +7,16 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from aiops.api.common import DNS_LABEL, Condition, Kind, Model, PrinterColumn, SecretKeyReference, Status
+from aiops.api.common import (
+    DNS_LABEL,
+    Condition,
+    Kind,
+    Model,
+    PrinterColumn,
+    SecretKeyReference,
+    Status,
+    UtcDatetime,
+)
 from aiops.api.incident import Severity, WorkloadReference
 
 
@@ -76,6 +85,14 @@ class AnomalyScan(Model):
         return self
 
 
+class Suspension(Model):
+    """The kill switch of one cluster: set, the operator takes no SOP action and calls no model for its Incidents."""
+
+    reason: str | None = Field(default=None, max_length=1024)
+    by: str | None = Field(default=None, max_length=253, description="Who set it (`aiops suspend` writes it).")
+    since: UtcDatetime | None = None
+
+
 class ManagedClusterSpec(Model):
     display_name: str | None = Field(default=None, max_length=256)
     environment: Environment | None = None
@@ -85,6 +102,9 @@ class ManagedClusterSpec(Model):
     endpoints: ClusterEndpoints | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     anomaly_scan: AnomalyScan | None = Field(default=None, description="Needs endpoints.prometheus.")
+    suspend: Suspension | None = Field(
+        default=None, description="Present: SOP actions and model calls stop for this cluster (`aiops suspend`)."
+    )
 
 
 class GPUModel(Model):

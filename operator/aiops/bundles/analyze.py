@@ -83,12 +83,17 @@ def diagnose_target(
 
 
 def diagnose_incident(
-    incident: dict, spec: IncidentSpec, settings: Settings, snap: Snapshot, access: ClusterAccess | None = None
+    incident: dict,
+    spec: IncidentSpec,
+    settings: Settings,
+    snap: Snapshot,
+    access: ClusterAccess | None = None,
+    withheld: str | None = None,
 ) -> pipeline.PipelineResult:
     """An Incident diagnosed from a bundle instead of its cluster, at the bundle's time (so its window, unless
     the spec sets one, ends when the bundle was taken)."""
     now = snap.captured_at or datetime.now(UTC)
-    result = pipeline.diagnose_incident(incident, spec, settings, now, now, access or source.access(snap))
+    result = pipeline.diagnose_incident(incident, spec, settings, now, now, access or source.access(snap), withheld)
     # The pipeline's gap for an unconfigured Prometheus points at settings that cannot help here.
     result.evidence_gaps = [NO_METRICS if g.startswith("prometheus:") else g for g in result.evidence_gaps]
     return result

@@ -1,5 +1,5 @@
-"""The `aiops` command line: the operator, its analysis workers, runbooks, the event stream, history,
-notifications and GPU telemetry.
+"""The `aiops` command line: the operator, its analysis workers, runbooks, the event stream, history (and its
+exports), the knowledge index (search), notifications, GPU telemetry and the kill switch (suspend, resume).
 
 Development commands (generators, the local control plane, the demo, evaluations) are `aiops-dev`.
 """
@@ -116,6 +116,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_suspend(args: argparse.Namespace) -> int:
+    from aiops.cli import suspend
+
+    if args.command == "suspend":
+        return suspend.suspend(args.cluster, args.reason, args.operator_namespace)
+    return suspend.resume(args.cluster, args.operator_namespace)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from aiops.cli import watch
 
@@ -178,6 +186,57 @@ def cmd_history(args: argparse.Namespace) -> int:
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"aiops history: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from aiops.cli import search
+
+    dsn = _history_dsn(args)
+    if dsn is None:
+        return 2
+    return search.run(dsn, " ".join(args.text), set(args.kind) if args.kind else None, args.limit, args.mode)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import asyncpg
+
+    from aiops.cli import export
+    from aiops.stores.history import examples, migrate
+
+    dsn = _history_dsn(args)
+    if dsn is None:
+        return 2
+
+    async def read() -> list[examples.Example] | None:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            needed = next(m.version for m in migrate.migrations() if m.name == "feedback_examples")
+            if (await migrate.current_version(conn) or 0) < needed:
+                return None
+            return await examples.examples(conn)
+        finally:
+            await conn.close()
+
+    try:
+        found = asyncio.run(read())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"aiops export: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if found is None:
+        print(
+            "aiops export: the history schema has no feedback examples yet: run `aiops history migrate`",
+            file=sys.stderr,
+        )
+        return 1
+    if args.output in (None, "-"):
+        count = export.write_jsonl(found, sys.stdout)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            count = export.write_jsonl(found, out)
+    print(f"{count} labelled example(s) written to {args.output or 'stdout'}", file=sys.stderr)
+    return 0
 
 
 def cmd_notifications(args: argparse.Namespace) -> int:
@@ -314,6 +373,8 @@ def _stream_id(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from aiops.knowledge.index import KINDS, MODES
+
     p = argparse.ArgumentParser(prog="aiops", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -361,6 +422,22 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("-o", "--output", choices=("text", "json"), default="text")
     ask.set_defaults(fn=cmd_ask)
 
+    for name, text in (
+        ("suspend", "the kill switch: no SOP action runs and no model call starts, fleet-wide or for one cluster"),
+        ("resume", "lift the kill switch: runbooks go on where they stopped"),
+    ):
+        switch = sub.add_parser(name, help=text)
+        switch.add_argument("--cluster", help="only this ManagedCluster (its spec.suspend); default: the whole fleet")
+        if name == "suspend":
+            switch.add_argument("--reason", help="why, shown on every Incident it holds")
+        switch.add_argument(
+            "--operator-namespace",
+            default=os.environ.get("AIOPS_NAMESPACE") or "aiops-system",
+            help="where the fleet-wide switch (ConfigMap aiops-suspend) lives: the operator's namespace "
+            "(default: $AIOPS_NAMESPACE, else aiops-system)",
+        )
+        switch.set_defaults(fn=cmd_suspend)
+
     watch = sub.add_parser(
         "watch",
         help="print the operator's event stream (Redis stream aiops:events), one line an event; "
@@ -397,6 +474,21 @@ def parser() -> argparse.ArgumentParser:
             h.add_argument("text", nargs="+", metavar="TEXT")
             h.add_argument("--limit", type=int, default=5)
         h.set_defaults(fn=cmd_history)
+
+    srch = sub.add_parser("search", help="the knowledge index: SOP steps, past incidents, postmortems, documents")
+    srch.add_argument("text", nargs="+", metavar="TEXT")
+    srch.add_argument("--kind", action="append", choices=sorted(KINDS), help="only this kind (repeatable)")
+    srch.add_argument("-k", "--limit", type=int, default=5, help="hits to print, default 5")
+    srch.add_argument("--mode", choices=MODES, default="hybrid", help="hybrid (default), fulltext or vector alone")
+    srch.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
+    srch.set_defaults(fn=cmd_search)
+
+    exp = sub.add_parser("export", help="data sets from the history, e.g. feedback as JSONL for fine-tuning")
+    exp_sub = exp.add_subparsers(dest="export_command", required=True)
+    fb = exp_sub.add_parser("feedback", help="corrected diagnoses as chat-format JSONL (docs/knowledge.md)")
+    fb.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
+    fb.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
+    fb.set_defaults(fn=cmd_export)
 
     notes = sub.add_parser(
         "notifications", help="the notifications outbox: dead letters (default) or pending rows; requeue one"

@@ -9,6 +9,7 @@ from aiops.controllers import (  # noqa: F401
     managedcluster,
     notifications,
     pools,
+    postmortems,
     remediation,
     sop,
 )

@@ -5,7 +5,8 @@ Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow m
 neither kopf's handlers nor other objects. The hand-off is direct: the reconciler writes the
 acceptance itself and submits the run in the same call, so no handler waits or polls for another.
 Runs on a catalogue model go through a daemon instead (controllers/pools.py), which waits for the
-model. Runs of the other types wait in Pending until their executors exist.
+model. Runs of the other types wait in Pending until their executors exist. A run whose status write fails
+(the API server or etcd away) is run again after a backoff: nothing else would pick it up before a restart.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,6 +30,8 @@ from aiops.controllers import pools
 from aiops.controllers.common import MissingReference, kopf_emitter, reconciler, validated
 from aiops.core import kube
 from aiops.core.status import StatusBuilder, find_condition, now_utc, write
+
+log = logging.getLogger(__name__)
 
 
 def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
@@ -65,6 +69,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
 
 EXECUTABLE = frozenset(runs.EXECUTORS)
 ACCEPT_POLLS = 20  # the reconcile handler accepts a valid run within moments
+RETRY_S, RETRY_MAX_S = 2.0, 30.0  # backoff before running again a run whose writes failed (API server or etcd away)
 _in_flight: set[str] = set()
 _in_flight_lock = threading.Lock()
 
@@ -87,7 +92,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.current().analysis_workers, thread_name_prefix="analysis")
 
 
-def dispatch(run: dict) -> None:
+def dispatch(run: dict, backoff_s: float = RETRY_S) -> None:
     """Submits an accepted, unfinished run to the worker pool, once per process (a resumed run that was
     Running is run again, its attempt counted)."""
     if (run.get("status") or {}).get("phase") in (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value):
@@ -97,16 +102,45 @@ def dispatch(run: dict) -> None:
         if uid in _in_flight:
             return
         _in_flight.add(uid)
-    ctx = contextvars.copy_context()  # kopf.event() from the worker thread reaches the operator's loop
 
     def execute() -> None:
+        failed = None
         try:
-            ctx.run(runs.execute, runs.Context(kube.API, settings.current(), now_utc, kopf_emitter), run)
+            runs.execute(runs.Context(kube.API, settings.current(), now_utc, kopf_emitter), run)
+        except Exception as exc:  # noqa: BLE001  (executors end in status: this is a write that did not get through)
+            failed = exc
         finally:
             with _in_flight_lock:
                 _in_flight.discard(uid)
+        if failed is not None:
+            retry(run, failed, backoff_s)
 
-    _pool().submit(execute)
+    # In this context kopf.event() from the worker thread reaches the operator's loop, and settings are found.
+    _pool().submit(contextvars.copy_context().run, execute)
+
+
+def retry(run: dict, exc: Exception, backoff_s: float) -> None:
+    """Runs again, after a backoff, a run whose execution raised: its status could not be written (the API server
+    or etcd was away), so nothing but this process would ever run it again. It is read afresh first: a run written
+    finished meanwhile, or deleted, is left alone; the executors are safe to run again (aiops.runs.common). What
+    raises every time (a bug) is tried every RETRY_MAX_S, logged each time."""
+    meta = run["metadata"]
+    where = f"AnalysisRun {meta['namespace']}/{meta['name']}"
+    log.warning("%s: execution interrupted (%s: %s); running it again in %.0fs", where, type(exc).__name__,
+                str(exc)[:300], backoff_s)  # fmt: skip
+
+    def again() -> None:
+        try:
+            fresh = kube.get(ANALYSIS_RUN, meta["name"], meta["namespace"])
+        except Exception as away:  # noqa: BLE001  (still away: wait longer)
+            retry(run, away, min(backoff_s * 2, RETRY_MAX_S))
+            return
+        if fresh is not None:
+            dispatch(fresh, min(backoff_s * 2, RETRY_MAX_S))
+
+    timer = threading.Timer(backoff_s, contextvars.copy_context().run, (again,))
+    timer.daemon = True
+    timer.start()
 
 
 @kopf.daemon(GROUP, VERSION, ANALYSIS_RUN.plural, when=on_pool, cancellation_timeout=5)

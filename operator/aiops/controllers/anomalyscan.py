@@ -19,6 +19,7 @@ from aiops.anomaly import scan
 from aiops.api import MANAGED_CLUSTER
 from aiops.api.conditions import Reason
 from aiops.api.managedcluster import ManagedClusterSpec
+from aiops.clusters import suspension
 from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
 from aiops.core import kube
 from aiops.core.status import now_utc
@@ -51,7 +52,7 @@ def scan_cluster(body: dict[str, Any], patch: kopf.Patch | dict) -> None:
         now_utc(),
         namespace=spec.anomaly_scan.incident_namespace or config.namespace,
         batch=config.anomaly_scan_batch,
-        model=config.llm,
+        model=None if suspension.current(name, config.namespace) else config.llm,  # the kill switch: no model calls
         unavailable=unavailable,
     )
     if result is None:

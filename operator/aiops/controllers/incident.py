@@ -85,9 +85,10 @@ def record_feedback(body: kopf.Body, spec: IncidentSpec, builder: StatusBuilder)
     verdict = Reason.DIAGNOSIS_CORRECT if spec.feedback.correct else Reason.DIAGNOSIS_INCORRECT
     by = f" by {spec.feedback.by}" if spec.feedback.by else ""
     comment = f": {spec.feedback.comment}" if spec.feedback.comment else ""
+    corrected = f"; corrected root cause: {spec.feedback.root_cause}" if spec.feedback.root_cause else ""
     status = builder.status
     sop = status.sop.name if status.sop else None
-    message = f"feedback{by}{comment}"[:1024]
+    message = f"feedback{by}{comment}{corrected}"[:1024]
     if builder.condition(ConditionType.FEEDBACK, ConditionStatus.TRUE, verdict, message, event="Normal"):
         events.publish(
             EventType.FEEDBACK,

@@ -16,7 +16,7 @@ from aiops.api import INCIDENT
 from aiops.api.incident import IncidentSource
 from aiops.controllers.common import kopf_emitter
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, now_utc
+from aiops.core.status import StatusBuilder, now_utc, write
 from aiops.sops.remediation import flow
 
 INTERVAL_S = 5.0
@@ -33,7 +33,9 @@ INTERVAL_S = 5.0
         spec.get("source") != IncidentSource.CORRELATION and flow.is_pending(dict(status or {}))
     ),
 )
-def remediate(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+def remediate(body: kopf.Body, **_: Any) -> None:
     builder = StatusBuilder(INCIDENT, body, now_utc(), kopf_emitter(body))
     flow.follow(kube.API, body, builder, settings.current())
-    builder.apply(patch)
+    # Written here, not through kopf's patch: on SIGTERM kopf lets a running pass finish but drops its patch, and
+    # a change the pass made would go unaudited (the next pass finds it made and escalates "not made").
+    write(kube.API, builder, dict(body))

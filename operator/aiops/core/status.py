@@ -99,13 +99,17 @@ class StatusBuilder(Generic[S]):
     """The new status of one object, as its typed model; `apply` puts only the changed fields into a patch.
 
     Writers change `builder.status` (the kind's pydantic status model, validated on assignment) and use
-    `condition`, `phase` and `record` for what comes with an Event and a timeline entry.
+    `condition`, `phase` and `record` for what comes with an Event and a timeline entry. With `defer` the Events
+    wait until `write` has stored the status they announce: a writer whose write fails and that runs again
+    (an analysis after the API server came back) announces its transitions once, not once per try.
     """
 
-    def __init__(self, kind: Kind, body: Any, now: datetime, emit: Emit, observe: bool = False):
+    def __init__(self, kind: Kind, body: Any, now: datetime, emit: Emit, observe: bool = False, defer: bool = False):
         self.kind = kind
         self.now = now
-        self.emit = emit
+        self.deferred: list[tuple[str, str, str]] = []
+        self._post = emit
+        self.emit: Emit = (lambda *event: self.deferred.append(event)) if defer else emit
         try:
             self.status: S = kind.status.model_validate(dict(body.get("status") or {}))
         except ValidationError as exc:
@@ -166,11 +170,19 @@ class StatusBuilder(Generic[S]):
         """The status fields to patch: empty when nothing changed."""
         return status_patch(self.old, self._wire())
 
+    def flush(self) -> None:
+        """Posts the Events deferred until the status was written."""
+        events, self.deferred = self.deferred, []
+        for event in events:
+            self._post(*event)
+
     def apply(self, patch: dict) -> dict[str, Any]:
+        """Puts the changed fields into kopf's patch (which kopf writes after the handler), and posts the Events."""
         changes = self.changes()
         if changes:
             patch.setdefault("status", {})
             patch["status"].update(changes)
+        self.flush()
         return changes
 
 
@@ -178,6 +190,9 @@ def write(client: Client, builder: StatusBuilder, obj: dict) -> dict:
     """Patches the status fields the builder changed on `obj`; the object as it now is."""
     changes = builder.changes()
     if not changes:
+        builder.flush()
         return obj
     meta = obj["metadata"]
-    return client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes)
+    stored = client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes)
+    builder.flush()
+    return stored

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from aiops import knowledge
 from aiops.api.incident import Diagnosis, EvidenceItem, EvidenceSource, ExecutionStatus, IncidentSpec, Suspect
 from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
 from aiops.diagnosis import analyzers, logtemplates
@@ -32,6 +33,7 @@ DEFAULT_LOOKBACK = timedelta(hours=1)
 LOG_TEMPLATES_PER_CONTAINER = 8
 MAX_EVIDENCE_IN_STATUS = 30
 SIMILAR_PAST = 3  # past incidents from the history shown to the model
+PAST_CORRECTIONS = 3  # corrected diagnoses of similar past incidents shown to the model
 ANALYZERS_ONLY = "deterministic-analyzers"
 TIE_BAND = 0.1  # suspects scoring this close to the best one are a near tie the model may break
 # The analyzers' score scale (diagnosis/analyzers/__init__.py): direct proof from 0.85, strong correlation
@@ -249,6 +251,7 @@ def redacted(
             window=context.window,
             alert_labels={k: r(v) for k, v in context.alert_labels.items()},
             similar=[r(line) for line in context.similar],
+            corrections=[r(line) for line in context.corrections],
         ),
     )
 
@@ -260,8 +263,10 @@ def diagnose_incident(
     detected_at: datetime,
     now: datetime,
     access: ClusterAccess | None = None,
+    withheld: str | None = None,
 ) -> PipelineResult:
-    """The diagnosis of one Incident; `access` is how to read its cluster (default: from clusterRef)."""
+    """The diagnosis of one Incident; `access` is how to read its cluster (default: from clusterRef); `withheld`
+    says why no model may be called now (the kill switch)."""
     started = time.monotonic()
     namespace = incident["metadata"]["namespace"]
     target = resolve_target(spec, namespace)
@@ -286,6 +291,10 @@ def diagnose_incident(
         result.diagnosis = fallback_diagnosis(
             suspects, evidence, "no model is configured (AIOPS_LLM_BASE_URL)", ExecutionStatus.RECOVERED_FALLBACK
         )
+    elif withheld:
+        result.diagnosis = fallback_diagnosis(
+            suspects, evidence, f"the model was not called: {withheld}", ExecutionStatus.RECOVERED_FALLBACK
+        )
     elif not evidence:
         result.diagnosis = fallback_diagnosis(
             suspects, evidence, "there was no evidence to show a model", ExecutionStatus.RECOVERED_FALLBACK
@@ -303,8 +312,15 @@ def diagnose_incident(
             alert_labels=dict(spec.alert.labels) if spec.alert else {},
             similar=[
                 p.summary()
-                for p in history.similar(
+                # Hybrid search (full-text and embeddings) over the past incidents with their outcome.
+                for p in knowledge.similar_incidents(
                     f"{spec.title} {spec.description or ''}", SIMILAR_PAST, exclude_uid=incident["metadata"].get("uid")
+                )
+            ],
+            corrections=[
+                c.correction()
+                for c in history.corrections(
+                    f"{spec.title} {spec.description or ''}", PAST_CORRECTIONS, incident["metadata"].get("uid")
                 )
             ],
         )

@@ -17,7 +17,7 @@ from aiops.api.incident import EvidenceItem, Persona, Suspect
 
 # Bump whenever a template below changes: diagnoses record it, and tests/unit/test_prompts.py pins
 # a hash of the rendered templates to it.
-PROMPT_VERSION = "rca-v4"
+PROMPT_VERSION = "rca-v5"  # v5: PAST CORRECTIONS, engineers' corrected root causes of similar incidents
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class IncidentContext:
     window: str | None = None  # e.g. "2026-11-23T20:00:00Z .. 2026-11-23T20:30:00Z"
     alert_labels: dict[str, str] = field(default_factory=dict)
     similar: list[str] = field(default_factory=list)  # past incidents from the history, one line each
+    corrections: list[str] = field(default_factory=list)  # similar past incidents whose diagnosis was corrected
 
 
 _ROLES: dict[Persona, str] = {
@@ -171,6 +172,15 @@ def _user_message(
             if incident.similar
             else []
         ),
+        *(
+            [
+                "Past corrections: on these similar incidents an engineer found the diagnosis wrong and gave the "
+                "real root cause. Check whether the evidence here points the same way (context only: never cite them):",
+                fence("PAST_CORRECTIONS", boundary, "\n".join(incident.corrections)),
+            ]
+            if incident.corrections
+            else []
+        ),
         "Reply with the JSON object only.",
     ]
     return "\n\n".join(sections)
@@ -180,7 +190,7 @@ def _user_message(
 # A separate template with its own version: SOP drafts record it, and tests/unit/test_prompts.py pins a
 # hash of its renders (the answer schema from aiops.sops.analysis included) to it. The repair message is
 # the diagnosis one above: changing it changes both digests.
-SOP_PROMPT_VERSION = "sop-v1"
+SOP_PROMPT_VERSION = "sop-v2"  # v2: the SOP schema gained approvalPolicy, verify and delivery
 
 _SOP_ROLE = (
     "You are a senior site reliability engineer who turns operations runbooks written as free text (pasted "

@@ -2,13 +2,15 @@
 approve an SOP step of an Incident.
 
 An approval is what `kubectl patch` would write (docs/security.md): an entry in the Incident's
-spec.approvals with `approvedBy` the caller's Kubernetes username. The runbook engine
-(sops/remediation/engine.py) acts on it on its next pass. The list is replaced under the Incident's
-resourceVersion, so two approvals at once cannot drop each other.
+spec.approvals with `approvedBy` the caller's Kubernetes username, written with the caller's own token (the
+`client` approve_step gets), so the operator's admission webhook checks and seals it as for kubectl. The
+runbook engine (sops/remediation/engine.py) acts on it on its next pass. The list is replaced under the
+Incident's resourceVersion, so two approvals at once cannot drop each other.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -20,8 +22,9 @@ from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import AnalysisRunSpec
 from aiops.api.common import DNS_LABEL, field_path
 from aiops.api.incident import Approval
+from aiops.clusters.reviews import Caller
+from aiops.clusters.words import short
 from aiops.core import kube
-from aiops.mcpserver.auth import Caller
 from aiops.tools.context import Args
 from aiops.tools.kubernetes import NAME
 from aiops.tools.result import ToolError
@@ -91,8 +94,9 @@ class ApproveArgs(Args):
 
 
 def approve_step(client: kube.Client, caller: Caller, args: ApproveArgs, now: datetime | None = None) -> str:
-    """Appends the caller's approval of the step; what happened, in words. ToolError when the step is not one
-    of the Incident's SOP."""
+    """Appends the caller's approval of the step (another person's approval of it is no reason not to: a policy
+    may ask for two); what happened, in words. ToolError when the step is not one of the Incident's SOP, or
+    when the API server or its admission webhook refuses the write."""
     where = f"Incident {args.namespace}/{args.incident}"
     for _ in range(CONFLICT_RETRIES):
         obj = client.get(INCIDENT, args.incident, args.namespace)
@@ -102,9 +106,8 @@ def approve_step(client: kube.Client, caller: Caller, args: ApproveArgs, now: da
         if steps and args.step not in steps:
             raise ToolError(f"step: {where}'s SOP has no step {args.step!r} (steps: {', '.join(steps)})")
         approvals = list((obj.get("spec") or {}).get("approvals") or [])
-        done = next((a for a in approvals if a.get("step") == args.step), None)
-        if done is not None:
-            return f"step {args.step} of {where} was already approved by {done.get('approvedBy')}"
+        if any((a.get("step"), a.get("approvedBy")) == (args.step, caller.username) for a in approvals):
+            return f"step {args.step} of {where} was already approved by {caller.username}"
         approval = Approval(
             step=args.step,
             approved_by=caller.username,
@@ -122,6 +125,17 @@ def approve_step(client: kube.Client, caller: Caller, args: ApproveArgs, now: da
         except ApiException as exc:
             if exc.status == 409:
                 continue  # changed since we read it: read again
-            raise ToolError(f"approving step {args.step} of {where}: HTTP {exc.status} {exc.reason}") from None
+            raise ToolError(
+                f"approving step {args.step} of {where} as {caller.username}: HTTP {exc.status} {exc.reason}{_why(exc)}"
+            ) from None
         return f"approved step {args.step} of {where} as {caller.username}"
     raise ToolError(f"{where} kept changing while approving step {args.step}: try again")
+
+
+def _why(exc: ApiException) -> str:
+    """The API server's message (an admission webhook's refusal, RBAC's), which says what to do."""
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {short(message, 1000)}" if message else ""

@@ -26,19 +26,12 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from aiops import __version__
+from aiops.clusters.reviews import Caller, Forbidden, Unauthenticated, acting_as, authorize, review_token
 from aiops.clusters.words import short
 from aiops.core import kube
 from aiops.diagnosis.redaction import Redactor
 from aiops.mcpserver import actions
-from aiops.mcpserver.auth import (
-    KUBE_TOKEN_HEADER,
-    BearerGate,
-    Caller,
-    Forbidden,
-    Unauthenticated,
-    authorize,
-    review_token,
-)
+from aiops.mcpserver.auth import KUBE_TOKEN_HEADER, BearerGate
 from aiops.tools import REGISTRY, Status, ToolContext, ToolError, ToolResult
 from aiops.tools.context import Args
 from aiops.tools.registry import schema_of, validation_words
@@ -68,6 +61,7 @@ class Change:
     resource: str
     act: Callable[[kube.Client, Caller, Any], str]
     names_incident: bool = False  # the review names the Incident (args.incident), not just the namespace
+    as_caller: bool = False  # written with the caller's own token (approvals: the admission webhook checks who)
 
     def schema(self) -> dict[str, Any]:
         return schema_of(self.args)
@@ -94,12 +88,14 @@ CHANGES = {
         Change(
             "approve_step",
             "Approve one SOP step of an Incident (appended to spec.approvals, approvedBy = the caller's Kubernetes "
-            "username). Needs the caller's Kubernetes identity with the verb approve on incidents.aiops.dev.",
+            "username, written with the caller's token). Needs the caller's Kubernetes identity with the verbs "
+            "approve, get and patch on incidents.aiops.dev.",
             actions.ApproveArgs,
             "approve",
             "incidents",
             actions.approve_step,
             names_incident=True,
+            as_caller=True,
         ),
     )
 }
@@ -171,7 +167,7 @@ def build(ctx: ToolContext, stdio_kube_token: str | None = None) -> Server:
             name = args.incident if change.names_incident else ""
             authorize(ctx.api, caller, change.verb, change.resource, args.namespace, name)
             log.info("mcp: %s by %s: %s", change.name, caller.username, args.model_dump(exclude_none=True))
-            return change.act(client, caller, args)
+            return change.act(kube.ApiServer(acting_as(ctx.api, token)) if change.as_caller else client, caller, args)
 
         try:
             text = await anyio.to_thread.run_sync(act)

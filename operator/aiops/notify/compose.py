@@ -20,6 +20,7 @@ from aiops.core.status import parse_time
 from aiops.diagnosis.causes import claims
 from aiops.diagnosis.redaction import Redactor
 from aiops.notify.notice import Notice, Stage
+from aiops.sops.approvals import APPROVER
 
 HOLD = timedelta(seconds=30)
 EVIDENCE = 3
@@ -28,7 +29,7 @@ EVIDENCE = 3
 def approve_command(incident: dict[str, Any], step: str) -> str:
     """The exact kubectl line that approves `step`: appends to spec.approvals, or creates the list."""
     meta = incident["metadata"]
-    entry = {"step": step, "approvedBy": "YOUR-NAME"}
+    entry = {"step": step, "approvedBy": APPROVER}
     if (incident.get("spec") or {}).get("approvals"):
         kind, body = "json", [{"op": "add", "path": "/spec/approvals/-", "value": entry}]
     else:

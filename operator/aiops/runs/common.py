@@ -35,7 +35,8 @@ class Context:
     fence: Callable[[], bool] = lambda: True  # the operator that accepted a run is its only executor
 
     def builder(self, kind, obj: dict) -> StatusBuilder:
-        return StatusBuilder(kind, obj, self.now(), self.emit_for(obj))
+        # Events once the write went through: a run whose write failed is run again (controllers/analysisrun.py).
+        return StatusBuilder(kind, obj, self.now(), self.emit_for(obj), defer=True)
 
     def fresh(self, kind, obj: dict) -> dict:
         """The object as stored now (after our own writes changed its resourceVersion and status)."""

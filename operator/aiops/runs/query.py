@@ -25,6 +25,7 @@ from aiops.api import ANALYSIS_RUN
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, RunPhase
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
+from aiops.clusters import suspension
 from aiops.clusters.access import ClusterAccessError, cluster_access
 from aiops.core.status import StatusBuilder, write
 from aiops.inference import agent
@@ -94,6 +95,10 @@ def execute(ctx: Context, run: dict) -> None:
         return
     if config is None:
         no_model(ctx, run)
+        return
+    held = suspension.current(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings.namespace, ctx.client)
+    if held is not None:
+        no_model(ctx, run, f"the model was not called: {held.message()}; ask again once it is lifted", Reason.SUSPENDED)
         return
     try:
         access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
@@ -230,13 +235,17 @@ def record_refusal(ctx: Context, run: dict, why: str) -> None:
     write(ctx.client, b, run)
 
 
-def no_model(ctx: Context, run: dict) -> None:
-    message = "no model is configured (AIOPS_LLM_BASE_URL): a question needs one to be answered"
+def no_model(
+    ctx: Context,
+    run: dict,
+    message: str = "no model is configured (AIOPS_LLM_BASE_URL): a question needs one to be answered",
+    reason: Reason = Reason.NO_MODEL_CONFIGURED,
+) -> None:
     if not still_ours(ctx, run):
         return
     b: StatusBuilder[AnalysisRunStatus] = ctx.builder(ANALYSIS_RUN, run)
-    b.status.error = message
+    b.status.error = message[:4096]
     b.status.completed_at = b.now
-    b.condition(ConditionType.MODEL_ANSWERED, ConditionStatus.FALSE, Reason.NO_MODEL_CONFIGURED, message, event=None)
-    b.phase(RunPhase.FAILED, message, event="Warning")
+    b.condition(ConditionType.MODEL_ANSWERED, ConditionStatus.FALSE, reason, message[:1024], event=None)
+    b.phase(RunPhase.FAILED, message[:1024], event="Warning")
     write(ctx.client, b, run)

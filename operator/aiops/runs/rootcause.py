@@ -15,6 +15,7 @@ from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import Diagnosis, ExecutionStatus, IncidentPhase, IncidentSpec, IncidentStatus
 from aiops.bundles import analyze, stored
 from aiops.bundles.archive import BundleError
+from aiops.clusters import suspension
 from aiops.core import events, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder, parse_time, write
@@ -43,6 +44,7 @@ def execute(ctx: Context, run: dict) -> None:
         diagnosis = Diagnosis.model_validate(istatus["diagnosis"])
         if still_ours(ctx, run):
             record_run(ctx, run, pipeline.PipelineResult(diagnosis=diagnosis))
+            publish(incident, diagnosis)  # it went out after the run's write, which did not happen
         return
     snapshot = None
     if run["spec"].get("bundle"):
@@ -54,11 +56,14 @@ def execute(ctx: Context, run: dict) -> None:
     run = start_attempt(ctx, run, "collecting evidence and analysing")
     incident = mark_analyzing(ctx, incident, meta["name"])
     detected = (incident.get("status") or {}).get("detectedAt") or incident["metadata"]["creationTimestamp"]
+    withheld = model_withheld(ctx, spec)
     try:
         if snapshot is not None:  # the evidence is the bundle's, at the time it was taken
-            result = analyze.diagnose_incident(incident, spec, ctx.settings, snapshot)
+            result = analyze.diagnose_incident(incident, spec, ctx.settings, snapshot, withheld=withheld)
         else:
-            result = pipeline.diagnose_incident(incident, spec, ctx.settings, parse_time(detected), ctx.now())
+            result = pipeline.diagnose_incident(
+                incident, spec, ctx.settings, parse_time(detected), ctx.now(), withheld=withheld
+            )
     except pipeline.PipelineError as exc:
         result = pipeline.PipelineResult(
             diagnosis=pipeline.fallback_diagnosis([], [], str(exc), ExecutionStatus.FAILED)
@@ -68,7 +73,16 @@ def execute(ctx: Context, run: dict) -> None:
         log.exception("analysis %s/%s crashed", meta["namespace"], meta["name"])
         fail_run(ctx, run, f"internal error: {type(exc).__name__}: {exc}")
         return
-    record(ctx, run, incident, result)
+    record(ctx, run, incident, result, withheld)
+
+
+def model_withheld(ctx: Context, spec: IncidentSpec) -> str | None:
+    """Why the model must not be called for this Incident now (the kill switch), when it would be called."""
+    if ctx.settings.llm is None or (spec.analysis and spec.analysis.llm is False):
+        return None
+    cluster = spec.cluster_ref.name if spec.cluster_ref else None
+    held = suspension.current(cluster, ctx.settings.namespace, ctx.client)
+    return held.message() if held else None
 
 
 def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
@@ -80,9 +94,12 @@ def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
     return write(ctx.client, b, incident)
 
 
-def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineResult) -> None:
+def record(
+    ctx: Context, run: dict, incident: dict, result: pipeline.PipelineResult, withheld: str | None = None
+) -> None:
     """The Incident first, then the run: a crash in between re-runs the analysis, and the
-    transition-based conditions keep the second pass from repeating Events or timeline entries."""
+    transition-based conditions keep the second pass from repeating Events or timeline entries. `withheld`:
+    why the model was not called (the kill switch)."""
     if not still_ours(ctx, run):
         return
     d = result.diagnosis
@@ -94,7 +111,12 @@ def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineRes
     b.status.diagnosed_at = b.now
     b.status.redaction = result.redaction
     b.status.evidence_gaps = result.evidence_gaps
-    if d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
+    if withheld and d.model == pipeline.ANALYZERS_ONLY:
+        b.condition(
+            ConditionType.MODEL_ANSWERED, ConditionStatus.FALSE, Reason.SUSPENDED,
+            f"the model was not called, the analyzers' diagnosis stands: {withheld}", event="Warning",
+        )  # fmt: skip
+    elif d.execution_status == ExecutionStatus.RECOVERED_FALLBACK:
         why = (result.llm_error or d.reasoning or "")[:900]
         b.condition(
             ConditionType.MODEL_ANSWERED, ConditionStatus.FALSE, Reason.ANALYSIS_FALLBACK,
@@ -122,6 +144,11 @@ def record(ctx: Context, run: dict, incident: dict, result: pipeline.PipelineRes
     write(ctx.client, b, incident)
     record_run(ctx, run, result)
     observe(result)
+    publish(incident, d)
+
+
+def publish(incident: dict, d: Diagnosis) -> None:
+    """DIAGNOSED on the event bus; the sinks take a replay (same Incident, generation and payload) once."""
     meta = incident["metadata"]
     key = f"{meta['namespace']}/{meta['name']}"
     events.publish(EventType.DIAGNOSED, key, {"diagnosis": d.wire(), "title": incident["spec"].get("title")}, incident)

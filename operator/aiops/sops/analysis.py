@@ -1,6 +1,6 @@
 """SOP analysis: a free-text runbook becomes a structured SOP draft and a list of improvements.
 
-    runbook text -> Redactor -> prompt (sop-v1) -> gateway.ask(SOPAnswer) -> SOPSpec -> lint -> findings
+    runbook text -> Redactor -> prompt (sop-v2) -> gateway.ask(SOPAnswer) -> SOPSpec -> lint -> findings
 
 The model answers with a reduced shape (SOPAnswer: what json_schema structured output can carry, no
 free-form maps, lists instead of `params` dicts) plus its review of the runbook as written. The answer is

@@ -40,8 +40,10 @@ STEP_FIELDS = {
     "on success": "onSuccess",
     "on failure": "onFailure",
     "timeout": "timeoutSeconds",
+    "delivery": "delivery",
 }
 APPROVAL = {"required": True, "not required": False}
+DELIVERY = {"live": "live", "pullrequest": "pullRequest", "auto": "auto"}  # written as `pull request`, ...
 MAX_NAME = 63  # the object name becomes a label value on what the operator creates for it
 
 # The blank runs before a title or value are matched possessively (`\s++`) and a value ends at its last
@@ -484,6 +486,8 @@ class _Reader:
             step[alias] = parse_duration(value)
             if step[alias] is None:
                 self.error(line, where, f"{value!r} is not a duration such as 90s, 10m or 1h30m")
+        elif alias == "delivery":
+            step[alias] = DELIVERY.get(re.sub(r"[\s_-]", "", value.lower()), value)
         else:
             step[alias] = value.lower() if alias == "automation" else value
         return i
@@ -620,6 +624,8 @@ def _fields(s: SOPStep) -> list[str]:
         out.append(f"- approval: {'required' if s.approval_required else 'not required'}")
     if s.timeout_seconds is not None:
         out.append(f"- timeout: {format_duration(s.timeout_seconds)}")
+    if s.delivery is not None:
+        out.append(f"- delivery: {s.delivery}")
     for value, key in ((s.on_success, "on success"), (s.on_failure, "on failure")):
         if value is not None:
             out.append(f"- {key}: {value}")

@@ -25,15 +25,19 @@ append and does not append again.
 Compatibility: for one release the sink also PUBLISHes each event, as before, on `aiops:events` and
 `aiops:events:<TYPE>` (AIOPS_EVENTS_PUBSUB, default true); pub/sub goes in the next release.
 
-Without AIOPS_REDIS_URL nothing is appended. With Redis down an append is retried a bounded number of
-times, then logged and counted; the operator goes on either way.
+Without AIOPS_REDIS_URL nothing is appended. With Redis down an append is retried a few times; then the event
+is held, with every event after it, in a bounded backlog that a thread of the sink appends, in order, once
+Redis answers again (a restart loses nothing, and the bus's other sinks are never held up by it); only events
+beyond the backlog are logged, counted and lost. The operator goes on either way.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 import redis
@@ -47,6 +51,8 @@ STREAM = f"{PREFIX}events"  # the stream's key (keys and pub/sub channels are se
 CHANNEL = f"{PREFIX}events"  # pub/sub, every type: deprecated, see AIOPS_EVENTS_PUBSUB
 STATS = f"{PREFIX}events:stats"  # a hash: published, deduplicated, rate_limited
 RATE_WINDOW_TTL_S = 120  # a per-minute counter outlives its minute, then goes
+BACKLOG = 10_000  # events held while Redis is away (about 0.8 KB each)
+MAX_BACKOFF_S = 5.0  # between the backlog's tries while Redis is away
 
 # KEYS: dedup, rate counter, stream, stats.
 # ARGV: claim, dedup TTL, rate limit, MAXLEN, type, payload, pub/sub ("1"/"0"), type channel, all-types channel,
@@ -104,7 +110,8 @@ class Counters:
     deduplicated: int = 0
     rate_limited: int = 0
     retries: int = 0
-    failed: int = 0  # Redis unreachable after the retries
+    held: int = 0  # waited in the backlog for Redis to come back
+    failed: int = 0  # lost: the backlog was full (or the sink closed with events still held)
 
 
 class RedisSink:
@@ -120,6 +127,7 @@ class RedisSink:
         timeout_s: float = 2.0,
         maxlen: int = 100_000,
         pubsub: bool = True,
+        backlog: int = BACKLOG,
     ):
         self.url = url
         self.rate_limit = rate_limit
@@ -133,9 +141,57 @@ class RedisSink:
         self.last_id: str | None = None  # the stream id of the last event appended
         self.client = connect(url, timeout_s)
         self._append = self.client.register_script(_APPEND)
+        self.backlog: deque[Event] = deque()  # events waiting for Redis, oldest first
+        self.backlog_size = backlog
+        self._lock = threading.Lock()
+        self._drainer: threading.Thread | None = None
 
     def handle(self, event: Event) -> None:
-        """Appends the event once; never raises for Redis being away."""
+        """Appends the event once, or holds it until Redis is back; never raises for Redis being away."""
+        with self._lock:
+            if self._drainer is not None:  # Redis is away: behind the events held before it, in order
+                self._hold(event)
+                return
+        if not self._send(event, self.attempts):
+            with self._lock:
+                self._hold(event)
+
+    def _hold(self, event: Event) -> None:
+        if len(self.backlog) >= self.backlog_size:
+            self.counters.failed += 1
+            log.warning(
+                "events: %s %s not appended: Redis %s is away and %d events wait already (%d lost so far)",
+                event.type, event.key, where(self.client), len(self.backlog), self.counters.failed,
+            )  # fmt: skip
+            return
+        self.backlog.append(event)
+        self.counters.held += 1
+        if self._drainer is None:
+            log.warning("events: Redis %s unreachable (%s); holding events until it is back", where(self.client),
+                        self.last_error)  # fmt: skip
+            self._drainer = threading.Thread(target=self._drain, name="aiops-events-backlog", daemon=True)
+            self._drainer.start()
+
+    def _drain(self) -> None:
+        """Appends the held events in order, waiting longer between tries while Redis stays away."""
+        delay, sent = self.backoff_s, 0
+        while True:
+            with self._lock:
+                if not self.backlog:
+                    self._drainer = None
+                    log.info("events: Redis %s is back; %d held events appended", where(self.client), sent)
+                    return
+                event = self.backlog[0]
+            if self._send(event, 1):
+                with self._lock:
+                    self.backlog.popleft()
+                sent, delay = sent + 1, self.backoff_s
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _send(self, event: Event, attempts: int) -> bool:
+        """Appends the event (or finds it appended already); False when Redis did not answer `attempts` times."""
         payload = event.model_dump_json(by_alias=True, exclude_none=True)
         minute = int(time.time() // 60)
         keys = [
@@ -148,12 +204,12 @@ class RedisSink:
         args = [claim, self.dedup_ttl_s, self.rate_limit, self.maxlen, str(event.type), payload,
                 "1" if self.pubsub else "0", channel(event.type), CHANNEL, RATE_WINDOW_TTL_S]  # fmt: skip
         delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 outcome, *rest = self._append(keys=keys, args=args)
             except redis.RedisError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                if attempt < self.attempts:
+                if attempt < attempts:
                     self.counters.retries += 1
                     time.sleep(delay)
                     delay *= 2
@@ -168,14 +224,16 @@ class RedisSink:
                 self.counters.rate_limited += 1
                 if rest[0] == self.rate_limit + 1:  # once per object, type and minute
                     log.warning("events: %s %s over %d/min: skipped", event.type, event.key, self.rate_limit)
-            return
-        self.counters.failed += 1
-        log.warning(
-            "events: %s %s not appended to %s on %s after %d attempts: %s (%d not appended so far)",
-            event.type, event.key, STREAM, where(self.client), self.attempts, self.last_error, self.counters.failed,
-        )  # fmt: skip
+            return True
+        return False
 
     def close(self) -> None:
+        with self._lock:
+            if self.backlog:
+                self.counters.failed += len(self.backlog)
+                log.warning("events: closing with %d events held for Redis %s: not appended", len(self.backlog),
+                            where(self.client))  # fmt: skip
+                self.backlog.clear()
         self.client.close()
 
 

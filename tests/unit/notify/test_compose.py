@@ -91,7 +91,7 @@ def test_the_approve_command_is_one_valid_shell_line_for_kubectl(existing):
     inc["spec"]["approvals"] = existing
     argv = shlex.split(compose.approve_command(inc, "rollback"))
     assert argv[:6] == ["kubectl", "-n", "shop", "patch", "incident", "checkout-latency"]
-    entry = {"step": "rollback", "approvedBy": "YOUR-NAME"}
+    entry = {"step": "rollback", "approvedBy": "YOUR-KUBERNETES-USERNAME"}
     body = json.loads(argv[argv.index("-p") + 1])
     if existing:  # appended, so the approvals already given stay
         assert argv[6] == "--type=json" and body == [{"op": "add", "path": "/spec/approvals/-", "value": entry}]

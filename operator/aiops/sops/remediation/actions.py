@@ -24,6 +24,7 @@ REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,22 @@ def rollout_restart(api, action: Action, t: Targets, dry_run: bool) -> tuple[str
     return f"Deployment/{t.namespace}/{name}", f"{RESTARTED_AT}={before}", f"{RESTARTED_AT}={stamp}"
 
 
-def rollback_deployment(api, action: Action, t: Targets, dry_run: bool) -> tuple[str, str, str]:
-    """What `kubectl rollout undo` does: the template of the previous revision's ReplicaSet, without its
-    pod-template-hash label, replaces the Deployment's template."""
+@dataclass(frozen=True)
+class Rollback:
+    """Where a rollback goes: the Deployment as it is, and the template of the revision to go back to."""
+
+    name: str
+    deployment: dict[str, Any]
+    current: int
+    revision: int
+    replicaset: str
+    template: dict[str, Any]
+
+
+def rollback_target(api, action: Action, t: Targets) -> Rollback:
+    """The previous revision's ReplicaSet (or params.revision's), as `kubectl rollout undo` picks it."""
     name = _param(action, "deployment", t.deployment)
-    path = _deployment_path(t.namespace, name)
-    dep = _json(api, "GET", path)
+    dep = _json(api, "GET", _deployment_path(t.namespace, name))
     uid = dep["metadata"]["uid"]
     rsets = _json(api, "GET", f"/apis/apps/v1/namespaces/{t.namespace}/replicasets")["items"]
     owned = [rs for rs in rsets if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences", []))]
@@ -117,12 +128,19 @@ def rollback_deployment(api, action: Action, t: Targets, dry_run: bool) -> tuple
     revision, rs = older[-1]
     template = json.loads(json.dumps(rs["spec"]["template"]))
     template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-    body = [{"op": "replace", "path": "/spec/template", "value": template}]
-    _json(api, "PATCH", path, dry_run=dry_run, body=body, content_type=JSON_PATCH)
+    return Rollback(name, dep, current, revision, rs["metadata"]["name"], template)
+
+
+def rollback_deployment(api, action: Action, t: Targets, dry_run: bool) -> tuple[str, str, str]:
+    """What `kubectl rollout undo` does: the template of the previous revision's ReplicaSet, without its
+    pod-template-hash label, replaces the Deployment's template."""
+    back = rollback_target(api, action, t)
+    body = [{"op": "replace", "path": "/spec/template", "value": back.template}]
+    _json(api, "PATCH", _deployment_path(t.namespace, back.name), dry_run=dry_run, body=body, content_type=JSON_PATCH)
     return (
-        f"Deployment/{t.namespace}/{name}",
-        f"revision {current}: {_images(dep['spec']['template'])}",
-        f"template of revision {revision} (ReplicaSet {rs['metadata']['name']}): {_images(template)}",
+        f"Deployment/{t.namespace}/{back.name}",
+        f"revision {back.current}: {_images(back.deployment['spec']['template'])}",
+        f"template of revision {back.revision} (ReplicaSet {back.replicaset}): {_images(back.template)}",
     )
 
 
@@ -135,6 +153,52 @@ def scale_deployment(api, action: Action, t: Targets, dry_run: bool) -> tuple[st
     before = _json(api, "GET", path)["spec"].get("replicas")
     _json(api, "PATCH", path, dry_run=dry_run, body={"spec": {"replicas": int(raw)}}, content_type=MERGE)
     return f"Deployment/{t.namespace}/{name}", f"replicas={before}", f"replicas={raw}"
+
+
+RESOURCE_PARAMS = ("limits.cpu", "limits.memory", "requests.cpu", "requests.memory")
+
+
+def resource_changes(action: Action) -> dict[str, dict[str, str]]:
+    """setResources' params as {"limits": {"memory": "512Mi"}, "requests": {...}}."""
+    unknown = sorted(set(action.params) - {*RESOURCE_PARAMS, "container", "deployment"})
+    if unknown:
+        raise ActionError(f"setResources: params.{unknown[0]} is not one of {', '.join(RESOURCE_PARAMS)}")
+    changes: dict[str, dict[str, str]] = {}
+    for key in RESOURCE_PARAMS:
+        if value := action.params.get(key):
+            kind, resource = key.split(".")
+            changes.setdefault(kind, {})[resource] = value
+    if not changes:
+        raise ActionError(f"setResources: give at least one of params.{', params.'.join(RESOURCE_PARAMS)}")
+    return changes
+
+
+def container_name(action: Action, template: dict[str, Any], deployment: str) -> str:
+    """params.container, or the pod's only container."""
+    names = [c["name"] for c in template.get("spec", {}).get("containers", [])]
+    wanted = action.params.get("container") or (names[0] if len(names) == 1 else None)
+    if wanted not in names:
+        which = f"has no container {wanted!r}" if wanted else "has several containers: set params.container"
+        raise ActionError(f"setResources: Deployment {deployment} {which} (containers: {', '.join(names)})")
+    return wanted
+
+
+def set_resources(api, action: Action, t: Targets, dry_run: bool) -> tuple[str, str, str]:
+    """Limits and requests of one container; those not named stay as they are (a strategic merge patch)."""
+    name = _param(action, "deployment", t.deployment)
+    changes = resource_changes(action)
+    path = _deployment_path(t.namespace, name)
+    template = _json(api, "GET", path)["spec"]["template"]
+    container = container_name(action, template, name)
+    before = next(c for c in template["spec"]["containers"] if c["name"] == container).get("resources") or {}
+    body = {"spec": {"template": {"spec": {"containers": [{"name": container, "resources": changes}]}}}}
+    _json(api, "PATCH", path, dry_run=dry_run, body=body, content_type=STRATEGIC_MERGE)
+    after = {kind: {**before.get(kind, {}), **values} for kind, values in changes.items()}
+    return (
+        f"Deployment/{t.namespace}/{name}",
+        f"{container}: {json.dumps(before, sort_keys=True)}",
+        f"{container}: {json.dumps({**before, **after}, sort_keys=True)}",
+    )
 
 
 def cordon_node(api, action: Action, t: Targets, dry_run: bool) -> tuple[str, str, str]:
@@ -151,10 +215,25 @@ CATALOGUE: dict[ActionType, Callable[..., tuple[str, str, str]]] = {
     ActionType.ROLLBACK_DEPLOYMENT: rollback_deployment,
     ActionType.SCALE_DEPLOYMENT: scale_deployment,
     ActionType.CORDON_NODE: cordon_node,
+    ActionType.SET_RESOURCES: set_resources,
 }
 
 
-def _refusal(exc: ApiException) -> str:
+def subject(action: Action, t: Targets) -> tuple[str, str]:
+    """The object the action changes: (Kind/namespace/name, the API path its snapshot is read from and
+    restored to). The scale subresource for scaleDeployment, which the chart grants on its own."""
+    if action.type == ActionType.RESTART_POD:
+        pod = _param(action, "pod", t.pod)
+        return f"Pod/{t.namespace}/{pod}", f"/api/v1/namespaces/{t.namespace}/pods/{pod}"
+    if action.type == ActionType.CORDON_NODE:
+        node = _param(action, "node", t.node)
+        return f"Node/{node}", f"/api/v1/nodes/{node}"
+    name = _param(action, "deployment", t.deployment)
+    path = _deployment_path(t.namespace, name)
+    return f"Deployment/{t.namespace}/{name}", f"{path}/scale" if action.type == ActionType.SCALE_DEPLOYMENT else path
+
+
+def refusal(exc: ApiException) -> str:
     try:
         return f"HTTP {exc.status}: {json.loads(exc.body)['message']}"[:900]
     except (TypeError, ValueError, KeyError):
@@ -169,13 +248,11 @@ def run(api: client.ApiClient, action: Action, targets: Targets) -> ActionResult
     except ActionError as exc:
         return ActionResult("-", f"not attempted: {exc}", None, None, str(exc), False)
     except ApiException as exc:
-        refusal = _refusal(exc)
-        return ActionResult(
-            "-", f"refused: {refusal}", None, None, f"dry run refused, nothing changed: {refusal}", False
-        )
+        why = refusal(exc)
+        return ActionResult("-", f"refused: {why}", None, None, f"dry run refused, nothing changed: {why}", False)
     try:
         target, before, after = do(api, action, targets, False)
     except (ActionError, ApiException) as exc:
-        reason = _refusal(exc) if isinstance(exc, ApiException) else str(exc)
+        reason = refusal(exc) if isinstance(exc, ApiException) else str(exc)
         return ActionResult(target, "passed", before, None, f"failed after a passing dry run: {reason}", False)
     return ActionResult(target, "passed", before, after, "done", True)

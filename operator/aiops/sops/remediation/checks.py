@@ -1,4 +1,5 @@
-"""Read-only checks behind SOP check and decision steps: a PromQL expression or a kubectl command.
+"""Read-only checks behind SOP check and decision steps and action verifications: a PromQL expression, a
+kubectl command, or (verifying an action) a condition of the object it changed.
 
 A PromQL check passes when the expression returns at least one series, as an alerting rule fires:
 write the threshold into the expression (`... > 0.9`). A command check passes when kubectl exits 0
@@ -10,17 +11,21 @@ with the reason as its output, and the runbook takes its failure branch.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
 
 from aiops.api.sop import SOPStep
 from aiops.clusters.prometheus import PrometheusSource
+from aiops.core.kube import request
 
 TIMEOUT_S = 20
 MAX_OUTPUT = 1500
@@ -120,3 +125,23 @@ def run_check(step: SOPStep, source: PrometheusSource | None, variables: dict[st
     if step.command:
         return run_command(step.command, variables)
     raise CheckError(f"step {step.id} has neither promql nor command to check")
+
+
+def run_condition(api: client.ApiClient, path: str, type_: str) -> CheckResult:
+    """Holds when the object's condition `type_` is True and its controller has seen its latest spec
+    (status.observedGeneration, where the kind has one, at least metadata.generation): a Deployment that was
+    Available before a change says nothing about the change until then."""
+    try:
+        obj = json.loads(request(api, "GET", path) or b"{}")
+    except ApiException as exc:
+        raise CheckError(f"cannot read {path}: HTTP {exc.status} {exc.reason}") from None
+    status, generation = obj.get("status") or {}, obj["metadata"].get("generation")
+    observed = status.get("observedGeneration")
+    if observed is not None and generation is not None and observed < generation:
+        return CheckResult(False, f"its controller has observed generation {observed} of {generation}")
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
+    if cond is None:
+        known = ", ".join(c.get("type", "?") for c in status.get("conditions") or []) or "none"
+        return CheckResult(False, f"no condition {type_} (conditions: {known})")
+    said = f"{type_}={cond.get('status')}" + "".join(f" {cond[k]}" for k in ("reason", "message") if cond.get(k))
+    return CheckResult(cond.get("status") == "True", said[:MAX_OUTPUT])

@@ -4,10 +4,13 @@
 - check and decision steps run at once (read-only) and branch on their result; a check with a
   `timeoutSeconds` that does not hold yet stays Running and is tried again on each pass until it holds
   or the time is up (a verification right after a change needs the change to take effect);
-- an action runs only when the step says `automation: auto` and the Incident carries an approval for it
-  (or the step says `approvalRequired: false`, the policy for changes judged safe); it is dry-run on the
-  server first and audited. A `suggest` or `manual` action is never run by the operator: an approval
-  records that a person did it. Without an approval the step waits in AwaitingApproval, announced once;
+- an action runs only when the step says `automation: auto` and the Incident carries the approvals its
+  policy asks for (sops/approvals.py: one person by default, two distinct people, a group, or none, as for
+  `approvalRequired: false`); it is dry-run on the server first and audited. A `suggest` or `manual` action
+  is never run by the operator: an approval records that a person did it. Until the approvals are there the
+  step waits in AwaitingApproval, announced once, its output saying who still has to approve;
+- a live change is snapshotted first and, with `verify`, judged after it is made: undone and escalated when
+  it fails or makes a guard worse (execution.py);
 - a step's `timeoutSeconds`, or the SOP's `escalation.afterMinutes` for the whole runbook, ends the wait:
   the step fails and the runbook follows its failure branch or escalates;
 - an escalate step, or a failure with nowhere to go, escalates; reaching the end resolves.
@@ -21,10 +24,11 @@ from datetime import datetime, timedelta
 
 from kubernetes import client
 
-from aiops.api.incident import Approval, AuditEntry, MatchedSOP, SOPStepStatus, StepState
+from aiops.api.incident import MatchedSOP, SOPStepStatus, StepState
 from aiops.api.sop import Automation, SOPSpec, SOPStep, StepType, next_steps
 from aiops.clusters.prometheus import PrometheusSource
-from aiops.sops.remediation import actions, checks
+from aiops.sops.approvals import APPROVER, Verdict
+from aiops.sops.remediation import actions, checks, execution, gitops
 from aiops.sops.remediation.matching import Match
 
 MAX_OUTPUT = 4096
@@ -32,14 +36,15 @@ MAX_OUTPUT = 4096
 
 @dataclass(frozen=True)
 class World:
-    """What the steps reach: the cluster, Prometheus, the Incident's names and its approvals."""
+    """What the steps reach: the cluster, Prometheus, the Incident's names, the verdict on each action's approvals."""
 
     api: client.ApiClient
     prometheus: PrometheusSource | None
     variables: dict[str, str]
     targets: actions.Targets
-    approvals: dict[str, Approval]
+    approvals: dict[str, Verdict]
     incident: str  # namespace/name, for the hints in messages
+    gitops: gitops.GitOps | None = None  # None: every change is a live patch
 
 
 @dataclass
@@ -62,7 +67,7 @@ def start(match: Match, spec: SOPSpec, now: datetime) -> MatchedSOP:
 
 def _approval_hint(world: World, step: SOPStep) -> str:
     ns, name = world.incident.split("/", 1)
-    patch = f'{{"spec":{{"approvals":[{{"step":"{step.id}","approvedBy":"YOUR-NAME"}}]}}}}'
+    patch = f'{{"spec":{{"approvals":[{{"step":"{step.id}","approvedBy":"{APPROVER}"}}]}}}}'
     return f"kubectl -n {ns} patch incident {name} --type merge -p '{patch}'"
 
 
@@ -79,39 +84,23 @@ def _check(step: SOPStep, world: World) -> tuple[bool, str]:
 
 
 def _action(step: SOPStep, st: SOPStepStatus, world: World, progress: Progress, now: datetime) -> tuple[bool, str]:
-    """(succeeded, output); raises _Wait while the step needs an approval it does not have."""
-    approval = world.approvals.get(step.id)
-    policy_allows = step.approval_required is False
-    if step.automation == Automation.AUTO and (approval or policy_allows):
-        result = actions.run(world.api, step.action, world.targets)
-        who = approval.approved_by if approval else None
-        progress.sop.audit.append(
-            AuditEntry(
-                at=now,
-                step=step.id,
-                action=str(step.action.type),
-                target=result.target,
-                approved_by=who,
-                dry_run=result.dry_run[:1024],
-                before=result.before,
-                after=result.after,
-                outcome=result.outcome[:1024],
-            )
-        )
-        allowed = f"approved by {who}" if who else "allowed by policy (approvalRequired: false)"
-        progress.events.append(
-            ("Normal" if result.succeeded else "Warning", "ActionExecuted" if result.succeeded else "ActionFailed",
-             f"step {step.id}: {step.action.type} on {result.target} ({allowed}): {result.outcome}")
-        )  # fmt: skip
-        detail = f"; before: {result.before}; after: {result.after}" if result.succeeded else ""
-        return result.succeeded, f"{step.action.type} {result.outcome} ({allowed}){detail}"
-    if approval:
-        return True, f"done by hand, confirmed by {approval.approved_by} (automation {step.automation or 'manual'})"
-    raise _Wait
+    """(succeeded, output); raises _Wait while the step needs approvals it does not have."""
+    verdict = world.approvals[step.id]
+    if not verdict.satisfied:
+        raise _Wait(verdict.message)
+    who = ", ".join(verdict.approvers)[:253] or None
+    if step.automation == Automation.AUTO:
+        if world.gitops is not None:  # an Argo CD-managed workload gets a pull request, not a live patch
+            args = (world.api, step, st, world.targets, world.gitops, who, progress.sop.audit, progress.events, now)
+            if (delivered := gitops.run(*args)) is not None:
+                return delivered
+        allowed = f"approved by {who}" if who else f"allowed by policy ({verdict.source})"
+        return execution.run(step, world, progress, now, who, allowed)  # snapshot, change, verify, undo
+    return True, f"done by hand, confirmed by {who} (automation {step.automation or 'manual'})"
 
 
 class _Wait(Exception):
-    """The current step needs a person."""
+    """The current step needs a person; the message says who."""
 
 
 def _finish(progress: Progress, outcome: str, now: datetime) -> None:
@@ -154,16 +143,33 @@ def advance(sop: MatchedSOP, spec: SOPSpec, world: World, now: datetime) -> Prog
                 progress.events.append(("Warning", "Escalated", f"step {step.id}: {step.title} {contacts}".strip()))
                 _finish(progress, "escalated", now)
                 break
-        except _Wait:
+        except gitops.AwaitingSync as wait:  # its pull request waits to be merged and synced
+            if _timed_out(st.started_at, step.timeout_seconds, now) or _timed_out(sop.started_at, deadline, now):
+                ok, output = False, f"not merged and synced in time: {wait}"
+            else:
+                st.state, st.output = StepState.AWAITING_SYNC, str(wait)[:MAX_OUTPUT]
+                progress.outcome = "waiting"
+                break
+        except execution.Running as running:  # its change is snapshotted, or being verified
+            st.state, st.output = StepState.RUNNING, str(running)[:MAX_OUTPUT]
+            progress.outcome = "waiting"
+            break
+        except execution.Escalate as stop:  # its change was undone, or was not safe to make: a person takes over
+            st.state, st.output, st.finished_at = StepState.FAILED, str(stop)[:MAX_OUTPUT], now
+            progress.events.append(("Warning", "Escalated", f"step {step.id}: {str(stop)[:900]}"))
+            _finish(progress, "escalated", now)
+            break
+        except _Wait as wait:
             if _timed_out(st.started_at, step.timeout_seconds, now) or _timed_out(sop.started_at, deadline, now):
                 limit = f"{step.timeout_seconds}s" if step.timeout_seconds else f"{deadline // 60} minutes"
                 ok, output = False, f"no approval within {limit}"
             else:
+                st.output = str(wait)[:MAX_OUTPUT]  # who still has to approve
                 if st.state != StepState.AWAITING_APPROVAL:
                     st.state = StepState.AWAITING_APPROVAL
                     progress.events.append(
                         ("Normal", "ApprovalRequired",
-                         f"step {step.id} ({step.action.type}) waits for an approval: {_approval_hint(world, step)}")
+                         f"{wait} ({step.action.type}): {_approval_hint(world, step)}")
                     )  # fmt: skip
                 progress.outcome = "waiting"
                 break

@@ -15,15 +15,25 @@ from pydantic import ValidationError
 from aiops.api import SOP
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
-from aiops.api.incident import Diagnosis, IncidentPhase, IncidentSpec, IncidentStatus
+from aiops.api.incident import (
+    ChangeState,
+    Diagnosis,
+    IncidentPhase,
+    IncidentSpec,
+    IncidentStatus,
+    MatchedSOP,
+    StepState,
+)
 from aiops.api.sop import SOPSpec
+from aiops.clusters import suspension
 from aiops.clusters.access import cluster_access
 from aiops.core import events, kube, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder
 from aiops.diagnosis import pipeline
 from aiops.settings import Settings
-from aiops.sops.remediation import actions, effects, engine, matching
+from aiops.sops import approvals
+from aiops.sops.remediation import actions, effects, engine, gitops, matching, undo
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,8 @@ def follow(
         spec = IncidentSpec.model_validate(body.get("spec") or {})
     except ValidationError:
         return  # the Incident reconciler has already said what is wrong
+    if _suspended(client, builder, spec, settings):
+        return  # the kill switch: nothing is matched, run, verified or undone until it is lifted
     status = builder.status
     diagnosis = status.diagnosis
     sops = valid_sops(client, namespace)
@@ -117,12 +129,25 @@ def follow(
         targets=actions.Targets(
             vars_["NAMESPACE"] or namespace, vars_["DEPLOYMENT"] or None, vars_["POD"] or None, vars_["NODE"] or None
         ),  # fmt: skip
-        approvals={a.step: a for a in spec.approvals},
+        approvals=(verdicts := approvals.judge(spec, sops[sop.name], meta.get("uid", ""), settings.approvals)),
         incident=f"{namespace}/{meta['name']}",
+        gitops=gitops.GitOps(
+            settings=settings.gitops,
+            incident=f"{namespace}/{meta['name']}",
+            uid=meta.get("uid", ""),
+            sop=sop.name,
+            diagnosis=diagnosis.root_cause if diagnosis else "",
+            token=gitops.secret_tokens(settings.namespace, settings.gitops.token_secret),
+            token_source=f"Secret {settings.namespace}/{settings.gitops.token_secret}",
+        ),
     )
     progress = engine.advance(sop, sops[sop.name], world, builder.now)
     for entry in progress.sop.audit[len(sop.audit) :]:
-        metrics.SOP_ACTIONS.labels(entry.action, "done" if entry.outcome == "done" else "failed").inc()
+        proposed = entry.outcome.startswith(gitops.OPENED)  # a pull request: "done" comes once Argo CD synced it
+        outcome = "done" if entry.outcome == "done" else "proposed" if proposed else "failed"
+        if entry.undo:
+            outcome = "undone" if entry.outcome.startswith(undo.UNDONE) else "undo-failed"
+        metrics.SOP_ACTIONS.labels(entry.action, outcome).inc()
         events.publish(
             EventType.SOP_ACTION, f"{namespace}/{meta['name']}", {"sop": sop.name, **entry.wire()}, dict(body)
         )
@@ -130,6 +155,8 @@ def follow(
         builder.emit(type_, reason, message[:1024])
         builder.record(reason, message[:1024])
     status.sop = progress.sop.wire()  # as the engine built it: every list it filled, even empty
+    _approved(builder, sop, progress.sop, verdicts)
+    _change_verified(builder, sop, progress.sop)
     if progress.outcome == "resolved":
         builder.phase(IncidentPhase.RESOLVED, f"SOP {sop.name} completed")
         status.resolved_at = builder.now
@@ -137,6 +164,75 @@ def follow(
         builder.phase(IncidentPhase.ESCALATED, f"SOP {sop.name} escalated", event="Warning")
     if progress.outcome in ("resolved", "escalated"):
         effects.refresh(client, namespace, sop.name, {**body, "status": status.wire()})
+
+
+def _approved(
+    builder: StatusBuilder[IncidentStatus],
+    before: MatchedSOP,
+    after: MatchedSOP,
+    verdicts: dict[str, approvals.Verdict],
+) -> None:
+    """Condition Approved: who still has to approve the step that waits, or who approved the action just done;
+    an unverified approval, counted or not, is a Warning."""
+    false, true = ConditionStatus.FALSE, ConditionStatus.TRUE
+    waiting = next(
+        (st for st in after.steps if st.id == after.current and st.state == StepState.AWAITING_APPROVAL), None
+    )
+    if waiting is not None:
+        verdict = verdicts[waiting.id]
+        if verdict.refused_unverified:
+            builder.condition(ConditionType.APPROVED, false, Reason.UNVERIFIED_APPROVAL, verdict.message, "Warning")
+        else:
+            builder.condition(ConditionType.APPROVED, false, Reason.AWAITING_APPROVAL, verdict.message)
+        return
+    was = {st.id: st.state for st in before.steps}
+    for st in after.steps:  # the actions this pass finished: approved, or given up waiting for approvals
+        if (
+            st.id not in verdicts
+            or st.state == was.get(st.id)
+            or st.state not in (StepState.SUCCEEDED, StepState.FAILED)
+        ):
+            continue
+        verdict = verdicts[st.id]
+        if verdict.approvers and verdict.unverified:
+            builder.condition(ConditionType.APPROVED, true, Reason.APPROVED_UNVERIFIED, verdict.message, "Warning")
+        elif verdict.approvers:
+            builder.condition(ConditionType.APPROVED, true, Reason.APPROVED, verdict.message, "Normal")
+        elif was.get(st.id) == StepState.AWAITING_APPROVAL:
+            builder.condition(ConditionType.APPROVED, false, Reason.TIMEOUT, f"step {st.id}: {st.output}"[:1024])
+
+
+def _suspended(
+    client: kube.Client, builder: StatusBuilder[IncidentStatus], spec: IncidentSpec, settings: Settings
+) -> bool:
+    """Condition Suspended; True while the kill switch (fleet-wide, or the Incident's cluster's) holds."""
+    held = suspension.current(spec.cluster_ref.name if spec.cluster_ref else None, settings.namespace, client)
+    if held is not None:
+        builder.condition(ConditionType.SUSPENDED, ConditionStatus.TRUE, Reason.SUSPENDED, held.message(), "Warning")
+        return True
+    was = builder.find(ConditionType.SUSPENDED)
+    if was is not None and was.status == ConditionStatus.TRUE:
+        message = "the kill switch was lifted: the runbook goes on where it stopped"
+        builder.condition(ConditionType.SUSPENDED, ConditionStatus.FALSE, Reason.RESUMED, message, "Normal")
+    return False
+
+
+def _change_verified(builder: StatusBuilder[IncidentStatus], before: MatchedSOP, after: MatchedSOP) -> None:
+    """Condition ChangeVerified: a change verified, undone, or that should have been undone, in this pass. The
+    engine's Events (ChangeVerified, ActionUndone, UndoFailed) tell it already."""
+    was = {c.step: c.state for c in before.changes}
+    for c in after.changes:
+        if c.state == was.get(c.step):
+            continue
+        said = f"step {c.step}: {c.action} on {c.target}"
+        if c.state == ChangeState.VERIFIED:
+            builder.condition(ConditionType.CHANGE_VERIFIED, ConditionStatus.TRUE, Reason.VERIFIED, f"{said} verified")
+        elif c.state == ChangeState.UNDONE:
+            message = f"{said} undone: {c.reason}"[:1024]
+            builder.condition(ConditionType.CHANGE_VERIFIED, ConditionStatus.FALSE, Reason.UNDONE, message)
+        elif c.state == ChangeState.NOT_UNDONE:
+            message = f"{said} should have been undone and was not, put it back by hand: {c.reason}"[:1024]
+            builder.condition(ConditionType.CHANGE_VERIFIED, ConditionStatus.FALSE, Reason.UNDO_FAILED, message)
 
 
 def is_pending(status: dict[str, Any]) -> bool:

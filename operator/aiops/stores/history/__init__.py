@@ -6,6 +6,8 @@ Without it the operator works on Kubernetes state alone and `status()` says hist
     start(settings)          registers the sink on the event bus (called once by `aiops run`)
     status() -> (bool, str)  whether history is being recorded, in words, for a condition or a log line
     similar(text, limit)     past incidents like `text`, with their diagnosis and outcome (full-text search)
+    corrections(text, limit) past incidents like `text` whose diagnosis an engineer corrected (labelled examples)
+    call(fn, *args)          `await fn(conn, *args)` on the sink's pool from any thread (HistoryOff when off)
 """
 
 from __future__ import annotations
@@ -13,12 +15,25 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from aiops.stores.history import examples, store
+from aiops.stores.history.examples import Example
 from aiops.stores.history.sink import HistorySink, describe
 from aiops.stores.history.store import PastIncident
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HistorySink", "PastIncident", "resolve_dsn", "similar", "start", "status"]
+__all__ = [
+    "Example",
+    "HistoryOff",
+    "HistorySink",
+    "PastIncident",
+    "call",
+    "corrections",
+    "resolve_dsn",
+    "similar",
+    "start",
+    "status",
+]
 
 _sink: HistorySink | None = None
 _off_reason = "history is off: AIOPS_POSTGRES_DSN is not set"
@@ -83,11 +98,36 @@ def similar(text: str, limit: int = 5, exclude_uid: str | None = None) -> list[P
     Empty when history is off or PostgreSQL cannot answer: context for the model, never a reason to fail.
     `exclude_uid` leaves out the incident being diagnosed.
     """
+    return _context("similar incidents", store.similar, text, limit, exclude_uid)
+
+
+class HistoryOff(RuntimeError):
+    """History is off (no DSN, or the sink did not start): the message says why."""
+
+
+def call(fn, *args):
+    """`await fn(conn, *args)` on a pooled connection of the running sink, from any thread; its result.
+
+    Raises HistoryOff when history is off, and what fn or PostgreSQL raise."""
+    sink = _sink
+    if sink is None:
+        raise HistoryOff(_off_reason)
+    return sink.call(fn, *args)
+
+
+def corrections(text: str, limit: int = 3, exclude_uid: str | None = None) -> list[Example]:
+    """Past incidents like `text` whose diagnosis an engineer corrected (feedback with a rootCause), closest first.
+
+    Empty when history is off or PostgreSQL cannot answer, as `similar`."""
+    return _context("past corrections", examples.corrections, text, limit, exclude_uid)
+
+
+def _context(what: str, fn, *args) -> list:
     sink = _sink
     if sink is None:
         return []
     try:
-        return sink.similar(text, limit, exclude_uid)
+        return sink.call(fn, *args)
     except Exception as exc:  # noqa: BLE001
-        log.warning("history: similar incidents unavailable: %s: %s", type(exc).__name__, exc)
+        log.warning("history: %s unavailable: %s: %s", what, type(exc).__name__, exc)
         return []

@@ -28,6 +28,7 @@ TRANSIENT = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,  # the connection went away under us
+    asyncpg.InternalClientError,  # ... in the middle of a commit (the writes are idempotent: retried)
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # 57P0x: shutting down, starting up
 )

@@ -176,8 +176,8 @@ async def _sop_action(conn: asyncpg.Connection, event: Event, data: dict) -> Non
     uid = await _touch(conn, event)
     await conn.execute(
         """INSERT INTO sop_actions (incident_uid, sop, step, action, at, target, approved_by, dry_run, before, after,
-                                    outcome, event_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                    outcome, event_id, undo, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            ON CONFLICT (incident_uid, step, action, at) DO NOTHING""",
         uid,
         _text(data.get("sop"), 253),
@@ -191,6 +191,8 @@ async def _sop_action(conn: asyncpg.Connection, event: Event, data: dict) -> Non
         _text(data.get("after"), 2048),
         _text(data.get("outcome"), 1024),
         event.id,
+        data.get("undo") is True,
+        _text(data.get("reason"), 1024),
     )
 
 
@@ -199,11 +201,13 @@ async def _feedback(conn: asyncpg.Connection, event: Event, data: dict) -> None:
         raise ValueError(f"FEEDBACK without a boolean 'correct': {data.get('correct')!r}")
     uid = await _touch(conn, event)
     await conn.execute(
-        """INSERT INTO feedback (incident_uid, generation, at, correct, by_whom, comment, model, sop, event_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        """INSERT INTO feedback (incident_uid, generation, at, correct, by_whom, comment, model, sop, event_id,
+                                 root_cause)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (incident_uid, generation) DO UPDATE SET
                at = excluded.at, correct = excluded.correct, by_whom = excluded.by_whom, comment = excluded.comment,
-               model = excluded.model, sop = excluded.sop, event_id = excluded.event_id
+               model = excluded.model, sop = excluded.sop, event_id = excluded.event_id,
+               root_cause = excluded.root_cause
            WHERE feedback.at <= excluded.at""",
         uid,
         event.generation or 0,
@@ -214,6 +218,7 @@ async def _feedback(conn: asyncpg.Connection, event: Event, data: dict) -> None:
         _text(data.get("model"), 253),
         _text(data.get("sop"), 253),
         event.id,
+        _text(data.get("rootCause"), 400),
     )
 
 
@@ -258,30 +263,50 @@ class PastIncident:
         return "; ".join(parts)
 
 
-SIMILAR_SQL = r"""
+# Any of the words of $1, as a tsquery: the query side of the history's full-text searches.
+ANY_WORD_CTE = r"""
 WITH q AS (
     SELECT to_tsquery('simple', string_agg(
         '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')) AS query
     FROM unnest(to_tsvector('english', $1))
 )
-SELECT i.uid, i.key, i.title, i.severity, i.created_at,
-       ts_rank(i.search || coalesce(a.search, ''::tsvector), q.query) AS rank,
+"""
+
+# A PastIncident's columns: the incident, its latest diagnosis and verdict, the SOP actions taken. RANK and JOIN
+# are filled in by the two queries below.
+_PAST_SQL = r"""
+SELECT i.uid, i.key, i.title, i.severity, i.created_at, i.description, i.stub, RANK AS rank,
+       concat_ws('|', i.updated_at, a.event_id, f.event_id,
+                 (SELECT count(*) FROM sop_actions s WHERE s.incident_uid = i.uid)) AS version,
        a.root_cause, a.confidence, a.model, a.suspects, f.correct, f.comment,
        (SELECT coalesce(array_agg(s.step || ': ' || s.action || ' ' || coalesce(s.target, '') || ' -> '
                                   || coalesce(s.outcome, '?') ORDER BY s.at), '{}')
         FROM sop_actions s WHERE s.incident_uid = i.uid) AS actions
 FROM incidents i
-CROSS JOIN q
+JOIN
 LEFT JOIN LATERAL (SELECT * FROM analyses WHERE incident_uid = i.uid ORDER BY generation DESC, at DESC LIMIT 1) a
        ON true
 LEFT JOIN LATERAL (SELECT * FROM feedback WHERE incident_uid = i.uid ORDER BY generation DESC, at DESC LIMIT 1) f
        ON true
-WHERE q.query IS NOT NULL
+"""
+
+SIMILAR_SQL = (
+    ANY_WORD_CTE
+    + _PAST_SQL.replace("RANK", "ts_rank(i.search || coalesce(a.search, ''::tsvector), q.query)").replace(
+        "\nJOIN\n", "\nCROSS JOIN q\n"
+    )
+    + r"""WHERE q.query IS NOT NULL
   AND (i.search || coalesce(a.search, ''::tsvector)) @@ q.query
   AND ($3::text IS NULL OR i.uid <> $3)
 ORDER BY rank DESC, i.created_at DESC
 LIMIT $2
 """
+)
+
+# Every incident with what it is made of; `version` changes with each event about it (event times are whole
+# seconds: not enough on their own).
+PAST_ROWS_SQL = _PAST_SQL.replace("RANK", "0.0").replace("\nJOIN\n", "\n")
+PASTS_SQL = PAST_ROWS_SQL + "WHERE i.uid = ANY($1::text[])\n"
 
 
 async def similar(
@@ -292,27 +317,33 @@ async def similar(
     if not text.strip() or limit < 1:
         return []
     rows = await conn.fetch(SIMILAR_SQL, text, min(limit, 100), exclude_uid)
-    found = []
-    for r in rows:
-        suspects = json.loads(r["suspects"]) if r["suspects"] else []
-        found.append(
-            PastIncident(
-                uid=r["uid"],
-                key=r["key"],
-                title=r["title"],
-                severity=r["severity"],
-                created_at=r["created_at"],
-                rank=float(r["rank"]),
-                root_cause=r["root_cause"],
-                confidence=r["confidence"],
-                model=r["model"],
-                failure_modes=[str(s.get("failureMode")) for s in suspects if s.get("failureMode")],
-                correct=r["correct"],
-                feedback=r["comment"],
-                actions=list(r["actions"]),
-            )
-        )
-    return found
+    return [_past(r) for r in rows]
+
+
+def _past(r: asyncpg.Record) -> PastIncident:
+    suspects = json.loads(r["suspects"]) if r["suspects"] else []
+    return PastIncident(
+        uid=r["uid"],
+        key=r["key"],
+        title=r["title"],
+        severity=r["severity"],
+        created_at=r["created_at"],
+        rank=float(r["rank"]),
+        root_cause=r["root_cause"],
+        confidence=r["confidence"],
+        model=r["model"],
+        failure_modes=[str(s.get("failureMode")) for s in suspects if s.get("failureMode")],
+        correct=r["correct"],
+        feedback=r["comment"],
+        actions=list(r["actions"]),
+    )
+
+
+async def pasts(conn: asyncpg.Connection, uids: list[str]) -> list[tuple[PastIncident, str, str]]:
+    """The incidents of `uids` that exist, in that order, each with its description and its version (what the
+    knowledge index re-indexes on); rank 0."""
+    by_uid = {r["uid"]: r for r in await conn.fetch(PASTS_SQL, uids)}
+    return [(_past(by_uid[u]), by_uid[u]["description"], by_uid[u]["version"]) for u in uids if u in by_uid]
 
 
 async def apply_retention(conn: asyncpg.Connection, days: int) -> dict[str, int]:

@@ -1,0 +1,91 @@
+"""The knowledge index's surfaces on a real PostgreSQL: the query runs' and MCP's `search_knowledge` tool (kept to
+the session's namespaces, errors said) and `aiops search TEXT`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from aiops.core.events import Event, EventType
+from aiops.knowledge.embed import LocalEmbedder
+from aiops.knowledge.index import Document, upsert
+from aiops.stores.history import HistorySink
+from aiops.tools import REGISTRY, Status, ToolContext
+
+
+@pytest.fixture
+def indexed(dsn):
+    sink = HistorySink(dsn, attempts=3, backoff_s=0.1, retention_interval_s=0, timeout_s=3).start()
+    try:
+        for key, uid, title, cause in (
+            ("shop/checkout", "u-1", "checkout pods restarting under load", "memory limit 256Mi too low"),
+            ("bank/ledger", "u-2", "ledger pods restarting", "a leak in the ledger cache"),
+        ):
+            sink.handle(Event(type=EventType.INCIDENT_CREATED, key=key, uid=uid, generation=1, data={"title": title}))
+            diagnosis = {"rootCause": cause, "confidence": 80, "executionStatus": "COMPLETED", "suspects": []}
+            sink.handle(Event(type=EventType.DIAGNOSED, key=key, uid=uid, generation=1, data=diagnosis))
+        assert sink.flush()
+    finally:
+        sink.close()
+
+    async def add_sop():
+        conn = await asyncpg.connect(dsn)
+        try:
+            step = Document(
+                "sop-step",
+                "shop/oom-killed#check-limits",
+                "OOMKilled containers: check limits",
+                "Compare the container's memory limit with its working set.",
+                {"sop": "shop/oom-killed"},
+            )
+            await upsert(conn, step, LocalEmbedder())
+        finally:
+            await conn.close()
+
+    asyncio.run(add_sop())
+    return dsn
+
+
+def test_search_knowledge_finds_incidents_and_sop_steps_by_meaning(indexed):
+    result = REGISTRY.call(
+        "search_knowledge", {"text": "containers killed for exceeding RAM"}, ToolContext(api=None, history_dsn=indexed)
+    )
+    assert result.status == Status.OK, result.text
+    assert "shop/oom-killed#check-limits" in result.text and "shop/checkout" in result.text
+    shop = ToolContext(api=None, history_dsn=indexed, namespaces=frozenset({"shop"}))
+    kept = REGISTRY.call("search_knowledge", {"text": "pods restarting", "kinds": ["incident"]}, shop)
+    assert "shop/checkout" in kept.text and "bank/ledger" not in kept.text and "sop-step" not in kept.text
+    bad = REGISTRY.call(
+        "search_knowledge", {"text": "x", "kinds": ["runbook"]}, ToolContext(api=None, history_dsn=indexed)
+    )
+    assert bad.status == Status.ERROR and "kinds" in bad.text
+
+
+def test_search_knowledge_without_history_says_why():
+    result = REGISTRY.call("search_knowledge", {"text": "anything"}, ToolContext(api=None, history_dsn=None))
+    assert result.status == Status.ERROR and "AIOPS_POSTGRES_DSN" in result.text
+
+
+def aiops(*args, dsn=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+    if dsn:
+        env["AIOPS_POSTGRES_DSN"] = dsn
+    return subprocess.run([sys.executable, "-m", "aiops.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+
+
+def test_aiops_search_prints_hits_with_scores(indexed):
+    out = aiops("search", "container", "ran", "out", "of", "memory", dsn=indexed)
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0].split()
+    assert float(first[0]) > 0 and first[1] in ("sop-step", "incident")
+    assert "shop/oom-killed#check-limits" in out.stdout and "vector #" in out.stdout
+    only = aiops("search", "--kind", "sop-step", "--mode", "fulltext", "working set", dsn=indexed)
+    assert only.returncode == 0 and "fulltext #1 vector #-" in only.stdout and "incident" not in only.stdout
+    none = aiops("search", "anything")
+    assert none.returncode == 2 and "AIOPS_POSTGRES_DSN" in none.stderr
