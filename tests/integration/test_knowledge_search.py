@@ -11,27 +11,21 @@ import sys
 import asyncpg
 import pytest
 
-from aiops.core.events import Event, EventType
 from aiops.knowledge.embed import LocalEmbedder
 from aiops.knowledge.index import Document, upsert
-from aiops.stores.history import HistorySink
 from aiops.tools import REGISTRY, Status, ToolContext
+from support.history import record_incidents
 
 
 @pytest.fixture
 def indexed(dsn):
-    sink = HistorySink(dsn, attempts=3, backoff_s=0.1, retention_interval_s=0, timeout_s=3).start()
-    try:
-        for key, uid, title, cause in (
+    record_incidents(
+        dsn,
+        [
             ("shop/checkout", "u-1", "checkout pods restarting under load", "memory limit 256Mi too low"),
             ("bank/ledger", "u-2", "ledger pods restarting", "a leak in the ledger cache"),
-        ):
-            sink.handle(Event(type=EventType.INCIDENT_CREATED, key=key, uid=uid, generation=1, data={"title": title}))
-            diagnosis = {"rootCause": cause, "confidence": 80, "executionStatus": "COMPLETED", "suspects": []}
-            sink.handle(Event(type=EventType.DIAGNOSED, key=key, uid=uid, generation=1, data=diagnosis))
-        assert sink.flush()
-    finally:
-        sink.close()
+        ],
+    )
 
     async def add_sop():
         conn = await asyncpg.connect(dsn)

@@ -3,24 +3,18 @@ namespaces, and a database without the schema said so."""
 
 from __future__ import annotations
 
-from aiops.core.events import Event, EventType
-from aiops.stores.history import HistorySink
 from aiops.tools import REGISTRY, Status, ToolContext
+from support.history import record_incidents
 
 
 def test_history_search_finds_past_incidents_of_the_sessions_namespaces(dsn):
-    sink = HistorySink(dsn, attempts=3, backoff_s=0.1, retention_interval_s=0, timeout_s=3).start()
-    try:
-        for key, uid, title, cause in (
+    record_incidents(
+        dsn,
+        [
             ("shop/checkout", "u-1", "checkout pods OOMKilled", "memory limit 256Mi too low"),
             ("bank/ledger", "u-2", "ledger pods OOMKilled", "a leak in the ledger cache"),
-        ):
-            sink.handle(Event(type=EventType.INCIDENT_CREATED, key=key, uid=uid, generation=1, data={"title": title}))
-            diagnosis = {"rootCause": cause, "confidence": 80, "executionStatus": "COMPLETED", "suspects": []}
-            sink.handle(Event(type=EventType.DIAGNOSED, key=key, uid=uid, generation=1, data=diagnosis))
-        assert sink.flush()
-    finally:
-        sink.close()
+        ],
+    )
 
     everywhere = REGISTRY.call("history_search", {"text": "pods OOMKilled"}, ToolContext(api=None, history_dsn=dsn))
     assert everywhere.status == Status.OK and "shop/checkout" in everywhere.text and "bank/ledger" in everywhere.text

@@ -36,41 +36,42 @@ CHECK_ID = "approvals-check"
 FORBIDDEN = 403
 
 
+def self_signed(hostnames: Collection[str], password: str | None = None) -> tuple[bytes, bytes]:
+    """A serving certificate for `hostnames` (IP addresses as IP SANs) that is its own CA, and its key, as PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hostnames):
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            names.append(x509.DNSName(host))
+        else:
+            if not address.is_unspecified:
+                names.append(x509.IPAddress(address))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, next(iter(hostnames)))])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return cert.public_bytes(serialization.Encoding.PEM), pem_key
+
+
 class _Server(kopf.WebhookServer):
     """kopf's HTTPS server, its self-signed certificate made with `cryptography` (kopf's own needs certbuilder)."""
 
-    @staticmethod
-    def build_certificate(hostnames: Collection[str], password: str | None = None) -> tuple[bytes, bytes]:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        names: list[x509.GeneralName] = []
-        for host in dict.fromkeys(hostnames):
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                names.append(x509.DNSName(host))
-            else:
-                if not address.is_unspecified:
-                    names.append(x509.IPAddress(address))
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, next(iter(hostnames)))])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        encryption = (
-            serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-        )
-        pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-        return cert.public_bytes(serialization.Encoding.PEM), pem_key
+    build_certificate = staticmethod(self_signed)
 
 
 def server(conf: AdmissionSettings) -> kopf.WebhookServer:
