@@ -156,6 +156,14 @@ def ready_reason(obj: dict) -> str | None:
     return cond["reason"] if cond else None
 
 
+def rollback_sop(name: str, title: str, **spec: Any) -> dict:
+    """An SOP of one automatic, approved `rollbackDeployment` step (id `rollback`), `spec` fields added."""
+    step = {"id": "rollback", "type": "action", "title": "Roll back to the previous revision",
+            "action": {"type": "rollbackDeployment"}, "automation": "auto", "approvalRequired": True}  # fmt: skip
+    return {"apiVersion": "aiops.dev/v1alpha1", "kind": "SOP", "metadata": {"name": name},
+            "spec": {"title": title, **spec, "steps": [step]}}  # fmt: skip
+
+
 def checkout_incident(name: str, **spec: Any) -> dict:
     """The Incident of scenario checkout-oomkilled (about Deployment/checkout) named `name`, `spec` fields added;
     critical, as the tests' SOPs and metrics expect."""

@@ -11,23 +11,17 @@ import time
 import yaml
 
 from aiops_dev.eval import cases
-from harness import checkout_incident, phase
+from harness import checkout_incident, phase, rollback_sop
 from support import counting
 from support.receivers import HttpReceiver, Received, Reply, self_signed
 
 ADMISSION_S = 3.0  # each of the action's requests (its dry run, then the change) waits this long for admission
 SLOW = "chaos.aiops.dev/slow-admission"
-RUNBOOK = {
-    "apiVersion": "aiops.dev/v1alpha1",
-    "kind": "SOP",
-    "metadata": {"name": "oom-rollback"},
-    "spec": {
-        "title": "Roll back an OOMKilled release",
-        "match": {"symptoms": ["OOMKilled"], "resourceKinds": ["Deployment"]},
-        "steps": [{"id": "rollback", "type": "action", "title": "Roll back to the previous revision",
-                   "action": {"type": "rollbackDeployment"}, "automation": "auto", "approvalRequired": True}],
-    },
-}  # fmt: skip
+RUNBOOK = rollback_sop(
+    "oom-rollback",
+    "Roll back an OOMKilled release",
+    match={"symptoms": ["OOMKilled"], "resourceKinds": ["Deployment"]},
+)
 
 
 class SlowAdmission:

@@ -7,21 +7,12 @@ import time
 
 from aiops.controllers.remediation import INTERVAL_S
 from aiops_dev.eval import cases
-from harness import OPERATOR_NS, checkout_incident, condition, managed_cluster, phase
+from harness import OPERATOR_NS, checkout_incident, condition, managed_cluster, phase, rollback_sop
 from support.bundles import run_cli
 from support.scripted_openai import ScriptedOpenAI
 
 IMAGE = "{.spec.template.spec.containers[0].image}"
-RUNBOOK = {
-    "apiVersion": "aiops.dev/v1alpha1",
-    "kind": "SOP",
-    "metadata": {"name": "rollback"},
-    "spec": {
-        "title": "Roll back checkout",
-        "steps": [{"id": "rollback", "type": "action", "title": "Roll back to the previous revision",
-                   "action": {"type": "rollbackDeployment"}, "automation": "auto", "approvalRequired": True}],
-    },
-}  # fmt: skip
+RUNBOOK = rollback_sop("rollback", "Roll back checkout")
 APPROVED = [{"step": "rollback", "approvedBy": "jane@example.com"}]
 
 
