@@ -140,11 +140,26 @@ def test_one_bad_image_on_three_clusters_is_one_page(
                 and any(c["namespace"] == namespace for c in (i.get("status") or {}).get("children") or [])
             ]
 
-        [parent] = wait_for(
-            lambda: [p for p in parents() if len((p.get("status") or {}).get("children") or []) == 3] or None,
-            timeout=180,
-            what="a parent with three children",
-        )
+        def state() -> str:
+            """What the wait saw, for the failure message: each child's phase and claim, the parents."""
+            rows = []
+            for name in ("cart-hub", "cart-s1", "cart-s2", "search-s1"):
+                st = (kubectl.get("incident", name, namespace) or {}).get("status") or {}
+                rows.append(f"{name}: {st.get('phase')} parent={st.get('parentRef')} "
+                            f"rootCause={((st.get('diagnosis') or {}).get('rootCause') or '')[:80]!r}")  # fmt: skip
+            rows += [
+                f"parent {p['metadata']['name']}: {len(p['status'].get('children') or [])} children" for p in parents()
+            ]
+            return "; ".join(rows)
+
+        try:
+            [parent] = wait_for(
+                lambda: [p for p in parents() if len((p.get("status") or {}).get("children") or []) == 3] or None,
+                timeout=180,
+                what="a parent with three children",
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}: {state()}") from None
         st = parent["status"]
         assert parent["spec"]["sharedCause"] == {"kind": "image", "value": f"registry.example.com/shop/cart@{DIGEST}"}
         assert sorted(c["name"] for c in st["children"]) == ["cart-hub", "cart-s1", "cart-s2"]
@@ -154,9 +169,9 @@ def test_one_bad_image_on_three_clusters_is_one_page(
             obj = kubectl.get("incident", child, namespace)
             assert obj["status"]["parentRef"]["name"] == parent["metadata"]["name"]
             # Other writers of `conditions` may drop it; the next correlation pass writes it again.
-            wait_for(lambda c=child: condition(kubectl.get("incident", c, namespace), "Correlated"), timeout=15,
-                     what=f"{child}'s Correlated condition")  # fmt: skip
-            assert condition(kubectl.get("incident", child, namespace), "Correlated")["status"] == "True"
+            correlated = wait_for(lambda c=child: condition(kubectl.get("incident", c, namespace), "Correlated"),
+                                  timeout=15, what=f"{child}'s Correlated condition")  # fmt: skip
+            assert correlated["status"] == "True" and correlated["reason"] == "SharedCause", correlated
         assert "parentRef" not in (kubectl.get("incident", "search-s1", namespace)["status"])
         assert len(parents()) == 1
 

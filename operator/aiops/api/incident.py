@@ -421,7 +421,12 @@ class IncidentStatus(Status):
     parent_ref: IncidentReference | None = Field(
         default=None, description="The fleet-wide parent this Incident was folded into; it notifies for both."
     )
-    children: list[ChildIncident] = Field(default_factory=list, max_length=200, description="On a parent only.")
+    children: list[ChildIncident] = Field(
+        default_factory=list, max_length=200, description="On a parent only: its first 200 children by detection."
+    )
+    child_count: int | None = Field(
+        default=None, ge=0, description="On a parent: how many Incidents it stands for, `children` listing 200 at most."
+    )
     clusters: list[str] = Field(default_factory=list, max_length=200, description="On a parent: the affected clusters.")
     notifications: list[NotificationStatus] = Field(default_factory=list, max_length=40)
     postmortem: PostmortemStatus | None = None

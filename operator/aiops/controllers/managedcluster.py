@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kopf
@@ -40,20 +42,31 @@ ENDPOINT_CONDITIONS = tuple(f"{title}Reachable" for title in probe.TITLES.values
 PROBE_INTERVAL_S = settings.current().cluster_probe_interval_s
 
 
-# When each cluster was last probed (monotonic): the timer skips a tick that would race the change
-# handler's probe (kopf starts the timer as soon as it sees the object, before that patch lands).
+# When each cluster was last probed (monotonic), and which probes are under way: the timer skips a tick that
+# would race another probe of the same cluster (kopf starts the timer as soon as it sees the object, before the
+# change handler's patch lands; a probe may take longer than the interval). Two probes from the same stale
+# status would each announce the same change.
 _last_probe: dict[str, float] = {}
+_probing: set[str] = set()
 _last_probe_lock = threading.Lock()
 
 
-def _claim(name: str, force: bool) -> bool:
-    now = time.monotonic()
+@contextmanager
+def _claim(name: str, force: bool) -> Iterator[bool]:
+    """Yields whether to probe now; the change handler (force) always does."""
     with _last_probe_lock:
         last = _last_probe.get(name)
-        if not force and last is not None and now - last < PROBE_INTERVAL_S / 2:
-            return False
-        _last_probe[name] = now
-        return True
+        busy = name in _probing or (last is not None and time.monotonic() - last < PROBE_INTERVAL_S / 2)
+        claimed = force or not busy
+        if claimed:
+            _probing.add(name)
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            with _last_probe_lock:
+                _probing.discard(name)
+                _last_probe[name] = time.monotonic()
 
 
 def _set(builder: StatusBuilder, type_: str, ok: bool, reason: str, message: str, quiet: bool = False) -> None:
@@ -201,8 +214,8 @@ def probe_and_record(body: Any, patch: kopf.Patch | dict, builder: StatusBuilder
 
 @reconciler(MANAGED_CLUSTER)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
-    _claim(body["metadata"]["name"], force=True)
-    probe_and_record(body, patch, builder, first=True)
+    with _claim(body["metadata"]["name"], force=True):
+        probe_and_record(body, patch, builder, first=True)
 
 
 @kopf.timer(
@@ -214,7 +227,9 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     initial_delay=PROBE_INTERVAL_S,  # the change handler runs the first probe
 )
 def periodic_probe(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    if _claim(body["metadata"]["name"], force=False):
+    with _claim(body["metadata"]["name"], force=False) as claimed:
+        if not claimed:
+            return
         probe_and_record(
             body, patch, StatusBuilder(MANAGED_CLUSTER, body, now_utc(), kopf_emitter(body), observe=True), first=False
         )

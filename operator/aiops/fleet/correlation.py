@@ -21,6 +21,7 @@ a shared cause is named only from each child's own analyzer evidence.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,12 +48,15 @@ from aiops.core.status import StatusBuilder, parse_time, write
 from aiops.diagnosis.analyzers.common import evidence_id
 from aiops.diagnosis.causes import claims
 
+log = logging.getLogger(__name__)
+
 WINDOW = timedelta(minutes=30)
 MIN_CLUSTERS = 2
 LOCAL = "local"
 SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.WARNING, Severity.HIGH, Severity.CRITICAL]
 CAUSE_LABEL_VALUE_LEN = 16
 CAUSE_LABEL = f"{GROUP}/shared-cause"
+MAX_CHILDREN = 200  # IncidentStatus.children's bound
 
 
 @dataclass(frozen=True)
@@ -213,14 +217,16 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
                 detected_at=m.detected_at,
             )
     children = sorted(known.values(), key=lambda c: (c.detected_at or now, c.cluster, c.namespace, c.name))
-    status.children = children
-    status.clusters = sorted({c.cluster for c in children})
+    # A parent of a storm stands for every child, but its status lists the first MAX_CHILDREN: the rest are
+    # counted, pointed at it, and found again by their parentRef (settle).
+    status.children = children[:MAX_CHILDREN]
+    status.child_count = len(children)
+    status.clusters = sorted({c.cluster for c in children})[:MAX_CHILDREN]
     status.detected_at = status.detected_at or group.first
     status.diagnosis = _diagnosis(group.cause, children, incidents)
     status.diagnosed_at = status.diagnosed_at or now
-    message = (
-        f"{len(children)} Incidents on {len(status.clusters)} clusters share {group.cause.kind} {group.cause.value}"
-    )
+    clusters = len({c.cluster for c in children})
+    message = f"{len(children)} Incidents on {clusters} clusters share {group.cause.kind} {group.cause.value}"
     builder.condition(ConditionType.READY, ConditionStatus.TRUE, Reason.SHARED_CAUSE, message[:1024])
     if status.phase in (None, IncidentPhase.NEW):
         builder.phase(IncidentPhase.DIAGNOSED, message[:1024])
@@ -250,9 +256,11 @@ def settle(client: kube.Client, parent: dict[str, Any], incidents: dict[str, dic
     status = builder.status
     if not status.children or status.phase == IncidentPhase.RESOLVED:
         return
-    phases = [
-        ((incidents.get(f"{c.namespace}/{c.name}") or {}).get("status") or {}).get("phase") for c in status.children
-    ]
+    me = {"namespace": parent["metadata"]["namespace"], "name": parent["metadata"]["name"]}
+    keys = {f"{c.namespace}/{c.name}" for c in status.children} | {
+        key for key, i in incidents.items() if ((i.get("status") or {}).get("parentRef") or None) == me
+    }
+    phases = [((incidents.get(key) or {}).get("status") or {}).get("phase") for key in keys]
     if all(p == IncidentPhase.RESOLVED for p in phases):
         builder.phase(IncidentPhase.RESOLVED, f"all {len(phases)} children resolved")
         status.resolved_at = now
@@ -262,7 +270,13 @@ def settle(client: kube.Client, parent: dict[str, Any], incidents: dict[str, dic
 def sweep(client: kube.Client, namespace: str, now, window: timedelta = WINDOW) -> list[str]:
     """One pass over the hub's Incidents: groups folded, finished parents resolved. Returns the parents."""
     incidents = {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in client.list(INCIDENT)}
-    folded = {fold(client, g, incidents, namespace, now) for g in groups(list(incidents.values()), window)}
+    folded = set()
+    for group in groups(list(incidents.values()), window):
+        try:
+            folded.add(fold(client, group, incidents, namespace, now))
+        except Exception as exc:  # noqa: BLE001  (one group's failure must not hold up the others')
+            log.warning("fleet correlation: the group sharing %s %s (%d Incidents) failed, retried next pass: %s: %s",
+                        group.cause.kind, group.cause.value, len(group.members), type(exc).__name__, exc)  # fmt: skip
     for key, incident in incidents.items():
         spec, status = incident.get("spec") or {}, incident.get("status") or {}
         if spec.get("source") == IncidentSource.CORRELATION and status.get("phase") != IncidentPhase.RESOLVED:

@@ -111,6 +111,41 @@ def test_a_late_child_joins_the_existing_parent_and_the_parent_resolves_with_its
     assert parent["status"]["resolvedAt"]
 
 
+def test_a_storm_past_the_status_limit_is_folded_counted_and_does_not_hold_up_other_groups():
+    other = {"kind": "image", "value": "shop/search@sha256:" + "cd" * 32}
+    storm = [incident(f"s{i:03d}", f"c{i % 3}", i % 20) for i in range(230)]
+    client = fleet(*storm, incident("x", "east", 1, causes=(other,)), incident("y", "west", 2, causes=(other,)))
+    assert len(correlation.sweep(client, "aiops-system", T0 + timedelta(minutes=25))) == 2
+    big = next(p for p in parents(client) if p["spec"]["sharedCause"] == IMAGE)
+    assert big["status"]["childCount"] == 230 and len(big["status"]["children"]) == correlation.MAX_CHILDREN
+    assert "230 Incidents on 3 clusters" in big["status"]["conditions"][0]["message"]
+    assert all(client.get(INCIDENT, i["metadata"]["name"], "shop")["status"].get("parentRef") for i in storm)
+    # The parent resolves with its last child, listed or not.
+    for i in storm[:-1]:
+        client.patch_status(INCIDENT, i["metadata"]["name"], "shop", {"phase": "Resolved"})
+    correlation.sweep(client, "aiops-system", T0 + timedelta(minutes=26))
+    assert client.get(INCIDENT, big["metadata"]["name"], "aiops-system")["status"]["phase"] == "Diagnosed"
+    client.patch_status(INCIDENT, storm[-1]["metadata"]["name"], "shop", {"phase": "Resolved"})
+    correlation.sweep(client, "aiops-system", T0 + timedelta(minutes=27))
+    assert client.get(INCIDENT, big["metadata"]["name"], "aiops-system")["status"]["phase"] == "Resolved"
+
+
+def test_one_failing_group_does_not_hold_up_the_others(monkeypatch):
+    other = {"kind": "image", "value": "shop/search@sha256:" + "cd" * 32}
+    client = fleet(incident("a", "east"), incident("b", "west", 3),
+                   incident("x", "east", 1, causes=(other,)), incident("y", "west", 2, causes=(other,)))  # fmt: skip
+    fold = correlation.fold
+
+    def broken_for_one(client, group, *args):
+        if group.cause.value == IMAGE["value"]:
+            raise RuntimeError("the API server refused the parent")
+        return fold(client, group, *args)
+
+    monkeypatch.setattr(correlation, "fold", broken_for_one)
+    [parent] = correlation.sweep(client, "aiops-system", T0 + timedelta(minutes=10))
+    assert client.get(INCIDENT, parent.split("/")[1], "aiops-system")["spec"]["sharedCause"] == other
+
+
 def test_claims_take_the_top_suspects_only():
     assert claims(incident("a", "east")) == [Cause.model_validate(IMAGE)]
     assert claims(incident("a", "east", score=0.3, top=0.9)) == []
