@@ -30,7 +30,7 @@ demo: setup
 	$(VENV)/bin/aiops-dev demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -213,3 +213,12 @@ def symptom_incident(name: str) -> dict:
         "metadata": {"name": name},
         "spec": {"title": f"symptom {name}", "severity": "warning", "analysis": {"llm": False}},
     }
+
+
+def aiops_cli(*args: str, dsn: str | None = None) -> subprocess.CompletedProcess:
+    """`aiops ARGS` as a user runs it: none of this process's AIOPS_* settings, the history at `dsn`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+    if dsn:
+        env["AIOPS_POSTGRES_DSN"] = dsn
+    return subprocess.run([sys.executable, "-m", "aiops.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip

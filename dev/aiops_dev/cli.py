@@ -142,6 +142,10 @@ EVALUATIONS = {
         "query-agent answers to questions about the failure scenarios: facts found and cited, valid tool calls",
     ),
     "nab": ("aiops_dev.eval.nab", "NAB score per category beside NAB's published scoreboard (DATA)"),
+    "knowledge": (
+        "aiops_dev.eval.knowledge",
+        "knowledge search recall@1/@3 and MRR, full-text vs vector vs hybrid, on labelled incident descriptions",
+    ),
     "nezha": (
         "aiops_dev.eval.nezha",
         "root-cause service ranking on Nezha's Online Boutique faults, beside BARO (DATA)",

@@ -67,11 +67,12 @@ def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: st
     With leader election on, it first waits for its shard's Lease (a standby waits here, kopf not started).
     """
     from aiops import controllers, ingest  # noqa: F401  (importing them registers the handlers)
-    from aiops.controllers import admission
+    from aiops.controllers import admission, knowledge
 
     conf = config.current()
     if conf.admission:
         admission.register(conf)
+    knowledge.register(conf)
     if port := conf.metrics_port:
         server.serve(port)
 

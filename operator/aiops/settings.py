@@ -29,6 +29,11 @@
 | AIOPS_EMBEDDINGS_MODEL_PATH | local: the model's model.zip or extracted folder, instead of the installed package |
 | AIOPS_EMBEDDINGS_BASE_URL / AIOPS_EMBEDDINGS_MODEL | openai: the endpoint, e.g. http://embed:8000/v1, and model |
 | AIOPS_EMBEDDINGS_API_KEY | openai: the key, for external endpoints |
+| AIOPS_KNOWLEDGE_CONFIGMAPS | index the .md/.txt keys of ConfigMaps labelled aiops.dev/knowledge=true, default true |
+| AIOPS_KNOWLEDGE_GIT_URL | a Git repository whose .md/.txt files are indexed (https, ssh, file URL); unset = none |
+| AIOPS_KNOWLEDGE_GIT_REF / AIOPS_KNOWLEDGE_GIT_PATH | its branch or tag (default: the default one), folder (all) |
+| AIOPS_KNOWLEDGE_GIT_INTERVAL_S | seconds between pulls of that repository, default 300 |
+| AIOPS_KNOWLEDGE_GIT_TOKEN_SECRET | Secret in AIOPS_NAMESPACE: its token (key: host, or `token`); default GitOps one |
 | AIOPS_REDIS_URL | redis:// URL for the event stream (the Redis stream aiops:events); unset = no stream |
 | AIOPS_EVENTS_RATE_LIMIT | events published per object and type per minute, default 120 |
 | AIOPS_EVENTS_DEDUP_TTL_S | how long a replayed event is recognised and not published again, default 3600 |
@@ -139,6 +144,7 @@ class Settings:
     admission: AdmissionSettings | None = None  # None: this process serves no admission webhook
     gitops: GitOpsSettings = field(default_factory=lambda: GitOpsSettings())
     embeddings: EmbeddingSettings = field(default_factory=lambda: EmbeddingSettings())
+    knowledge: KnowledgeSettings = field(default_factory=lambda: KnowledgeSettings())
     postmortems: PostmortemSettings | None = None  # None: no postmortems written
 
 
@@ -163,6 +169,18 @@ class EmbeddingSettings:
     model: str = ""
     api_key: str = field(default="not-needed", repr=False)
     timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    """Documents the knowledge index loads (aiops.controllers.knowledge): labelled ConfigMaps and a Git path."""
+
+    configmaps: bool = True
+    git_url: str = ""  # "": no Git documents
+    git_ref: str = ""  # a branch or tag; "": the default branch
+    git_path: str = ""  # a folder of the repository; "": all of it
+    git_interval_s: int = 300
+    git_token_secret: str = "aiops-gitops"
 
 
 FORGE_KINDS = ("github", "gitlab", "gitea")
@@ -302,6 +320,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         admission=_admission(env),
         gitops=_gitops(env),
         embeddings=_embeddings(env),
+        knowledge=_knowledge(env),
         postmortems=_postmortems(env),
     )
 
@@ -334,6 +353,22 @@ def _embeddings(env: dict[str, str]) -> EmbeddingSettings:
         raise SystemExit("AIOPS_EMBEDDINGS=openai needs AIOPS_EMBEDDINGS_BASE_URL and AIOPS_EMBEDDINGS_MODEL")
     return EmbeddingSettings(
         backend, base_url=base_url, model=model, api_key=env.get("AIOPS_EMBEDDINGS_API_KEY") or "not-needed"
+    )
+
+
+def _knowledge(env: dict[str, str]) -> KnowledgeSettings:
+    url = (env.get("AIOPS_KNOWLEDGE_GIT_URL") or "").strip()
+    if url and not re.match(r"^(https?|ssh|file|git)://|^[\w.-]+@[\w.-]+:", url):
+        raise SystemExit(f"AIOPS_KNOWLEDGE_GIT_URL={url!r}: expected https://, ssh://, file:// or user@host:path")
+    return KnowledgeSettings(
+        configmaps=_flag(env, "AIOPS_KNOWLEDGE_CONFIGMAPS", True),
+        git_url=url,
+        git_ref=(env.get("AIOPS_KNOWLEDGE_GIT_REF") or "").strip(),
+        git_path=(env.get("AIOPS_KNOWLEDGE_GIT_PATH") or "").strip().strip("/"),
+        git_interval_s=_positive(env, "AIOPS_KNOWLEDGE_GIT_INTERVAL_S", 300),
+        git_token_secret=env.get("AIOPS_KNOWLEDGE_GIT_TOKEN_SECRET")
+        or env.get("AIOPS_GITOPS_TOKEN_SECRET")
+        or "aiops-gitops",
     )
 
 

@@ -4,9 +4,6 @@ the session's namespaces, errors said) and `aiops search TEXT`."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import asyncpg
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from aiops.knowledge.embed import LocalEmbedder
 from aiops.knowledge.index import Document, upsert
 from aiops.tools import REGISTRY, Status, ToolContext
+from harness import aiops_cli
 from support.history import record_incidents
 
 
@@ -65,21 +63,13 @@ def test_search_knowledge_without_history_says_why():
     assert result.status == Status.ERROR and "AIOPS_POSTGRES_DSN" in result.text
 
 
-def aiops(*args, dsn=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-    if dsn:
-        env["AIOPS_POSTGRES_DSN"] = dsn
-    return subprocess.run([sys.executable, "-m", "aiops.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
-
-
 def test_aiops_search_prints_hits_with_scores(indexed):
-    out = aiops("search", "container", "ran", "out", "of", "memory", dsn=indexed)
+    out = aiops_cli("search", "container", "ran", "out", "of", "memory", dsn=indexed)
     assert out.returncode == 0, out.stderr
     first = out.stdout.splitlines()[0].split()
     assert float(first[0]) > 0 and first[1] in ("sop-step", "incident")
     assert "shop/oom-killed#check-limits" in out.stdout and "vector #" in out.stdout
-    only = aiops("search", "--kind", "sop-step", "--mode", "fulltext", "working set", dsn=indexed)
+    only = aiops_cli("search", "--kind", "sop-step", "--mode", "fulltext", "working set", dsn=indexed)
     assert only.returncode == 0 and "fulltext #1 vector #-" in only.stdout and "incident" not in only.stdout
-    none = aiops("search", "anything")
+    none = aiops_cli("search", "anything")
     assert none.returncode == 2 and "AIOPS_POSTGRES_DSN" in none.stderr

@@ -1,8 +1,7 @@
 """PostgreSQL, Redis and Alertmanager as real servers on loopback (Debian's packages), and an S3-compatible object
 store (moto's standalone server, from its own virtualenv .venv-s3: `make setup`), started and stopped by tests.
 
-PostgreSQL refuses to run as root: when the tests run as root, the data directory belongs to the
-`postgres` user (or `nobody`) and initdb / pg_ctl run as that user through runuser.
+PostgresServer lives in aiops_dev.postgres (the dev evaluations start it too) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -10,94 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import asyncpg
 import yaml
 
-from aiops_dev.controlplane import free_port
+from aiops_dev.controlplane import free_port, wait_port
+from aiops_dev.postgres import PostgresServer  # noqa: F401  (one implementation, shared with aiops-dev eval)
 
-PG_BIN = Path(os.environ.get("AIOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("AIOPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 # moto cannot share .venv: its botocore wants python-dateutil<3, kubernetes 37 wants >=3.
 MOTO_SERVER = Path(os.environ.get("AIOPS_TEST_MOTO_SERVER", Path(__file__).parents[2] / ".venv-s3/bin/moto_server"))
-
-
-def _wait_port(port: int, timeout: float, what: str, alive=lambda: True) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"{what} exited at start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
-
-
-class PostgresServer:
-    """initdb into a temporary folder, then pg_ctl start/stop on a free loopback port."""
-
-    user = "aiops"
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="aiops-pg-"))
-        self.data = self.root / "data"
-        self.sockets = self.root / "sockets"
-        self.log = self.root / "postgres.log"
-        self.run_as: str | None = None
-        if os.geteuid() == 0:
-            self.run_as = "postgres" if _user_exists("postgres") else "nobody"
-            self.root.chmod(0o755)
-            shutil.chown(self.root, self.run_as)
-        self._cmd("mkdir", "-p", str(self.sockets))
-        self._cmd(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync"
-        )  # fmt: skip
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
-
-    def _cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        argv = ["runuser", "-u", self.run_as, "--", *args] if self.run_as else list(args)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=self.root)
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-        return proc
-
-    def database(self) -> str:
-        """The DSN of a new, empty database on this server: each test gets its own."""
-        name = f"t_{uuid.uuid4().hex[:10]}"
-        self._cmd(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
-        return self.dsn.rpartition("/")[0] + f"/{name}"
-
-    def start(self) -> PostgresServer:
-        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
-        _wait_port(self.port, 30, "postgres")
-        return self
-
-    def stop(self, mode: str = "fast") -> None:
-        self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
-
-    def running(self) -> bool:
-        return self._cmd(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status", check=False).returncode == 0
-
-    def close(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def query(dsn: str, sql: str, *args) -> list:
@@ -137,7 +65,7 @@ class RedisServer:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
-        _wait_port(self.port, 15, "redis-server", alive=lambda: self.proc.poll() is None)
+        wait_port(self.port, 15, "redis-server", alive=lambda: self.proc.poll() is None)
         return self
 
     def stop(self) -> None:
@@ -153,14 +81,6 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 class AlertmanagerServer:
@@ -242,7 +162,7 @@ class MotoServer:
             [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        _wait_port(self.port, 30, "moto_server", alive=lambda: self.proc.poll() is None)
+        wait_port(self.port, 30, "moto_server", alive=lambda: self.proc.poll() is None)
         return self
 
     def close(self) -> None:

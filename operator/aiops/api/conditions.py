@@ -23,6 +23,8 @@ class ConditionType(StrEnum):
     SUSPENDED = "Suspended"  # the kill switch holds its runbook (fleet-wide or its cluster's)
     CHANGE_VERIFIED = "ChangeVerified"  # the last SOP change: verified, or undone
     POSTMORTEM_WRITTEN = "PostmortemWritten"  # the resolved Incident's postmortem is in object storage
+    # SOP
+    INDEXED = "Indexed"  # its steps are in the knowledge index (history on only)
     # AnalysisRun
     SCHEDULED = "Scheduled"
     MODEL_READY = "ModelReady"
@@ -70,6 +72,11 @@ class Reason(StrEnum):
     STORE_UNREACHABLE = "StoreUnreachable"
     BUCKET_MISSING = "BucketMissing"
     STORE_REJECTED = "StoreRejected"
+    # Indexed (SOP)
+    INDEXED = "Indexed"
+    INDEX_FAILED = "IndexFailed"  # PostgreSQL or the embedder failed: retried with backoff
+    STEP_REJECTED = "StepRejected"  # a step the index refuses (aiops.knowledge.chunking): fixed in the spec
+    DOCUMENT_REJECTED = "DocumentRejected"  # Event on a knowledge ConfigMap: a key the index refuses
     # Suspended (also ModelAnswered: the model was not called), ChangeVerified
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"

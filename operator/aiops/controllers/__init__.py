@@ -6,6 +6,7 @@ from aiops.controllers import (  # noqa: F401
     cache,
     correlation,
     incident,
+    knowledge,
     managedcluster,
     notifications,
     pools,

@@ -109,12 +109,14 @@ def validated(
     raise AssertionError("unreachable: reject and wait_for_reference raise")
 
 
-def reconciler(kind: Kind):
-    """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts."""
+def reconciler(kind: Kind, retries: bool = False):
+    """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts; with
+    `retries`, `reconcile(body, patch, builder, retry)`: how many times in a row it raised kopf.TemporaryError."""
 
-    def register(reconcile: Callable[[Any, Any, StatusBuilder], None]):
-        def handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-            reconcile(body, patch, StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True))
+    def register(reconcile: Callable[..., None]):
+        def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
+            builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True)
+            reconcile(body, patch, builder, *((retry,) if retries else ()))
 
         for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
             on(GROUP, VERSION, kind.plural, id="reconcile")(handler)

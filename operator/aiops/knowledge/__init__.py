@@ -5,6 +5,7 @@ index in the history database, ranked by full-text and embeddings together (docs
     embed.default_embedder(settings)   the configured embedder (local all-MiniLM-L6-v2, or /v1/embeddings)
     search_history(text, kinds, k)     search through the operator's history sink, from any thread
     index_document(doc)                upsert through the history sink, from any thread
+    index_sop / forget_sop             an SOP's steps in the index, through the history sink (sops.sync, forget)
     similar_incidents(text, limit)     past incidents for the diagnosis prompt, by hybrid search
 """
 
@@ -14,7 +15,7 @@ import asyncio
 import logging
 
 from aiops import settings as settings_module
-from aiops.knowledge import incidents
+from aiops.knowledge import incidents, sops
 from aiops.knowledge.embed import default_embedder
 from aiops.knowledge.index import Document, Hit, search, upsert
 from aiops.stores import history
@@ -22,7 +23,7 @@ from aiops.stores.history.store import PastIncident
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Document", "Hit", "index_document", "search_history", "similar_incidents"]
+__all__ = ["Document", "Hit", "forget_sop", "index_document", "index_sop", "search_history", "similar_incidents"]
 
 
 async def _embedder():
@@ -47,6 +48,21 @@ def index_document(doc: Document) -> bool:
         return await upsert(conn, doc, await _embedder())
 
     return history.call(run)
+
+
+def index_sop(namespace: str, name: str, spec: dict) -> tuple[int, int, int]:
+    """Indexes an SOP's steps, deleting those it no longer has: (steps, written, deleted). Raises
+    history.HistoryOff when history is off and DocumentError for a step that cannot be indexed."""
+
+    async def run(conn):
+        return await sops.sync(conn, namespace, name, spec, await _embedder())
+
+    return history.call(run)
+
+
+def forget_sop(namespace: str, name: str) -> int:
+    """Deletes an SOP's steps from the index (how many); raises history.HistoryOff when history is off."""
+    return history.call(sops.forget, namespace, name)
 
 
 def similar_incidents(text: str, limit: int, exclude_uid: str | None = None) -> list[PastIncident]:

@@ -1,9 +1,16 @@
 """An SOP (runbook) as documents of the index: one per step, keyed namespace/name#step-id, each carrying the
-runbook's title, description and symptoms so that a step is found by the situation it is for."""
+runbook's title, description and symptoms so that a step is found by the situation it is for.
+
+`sync` brings the index in line with one SOP (the SOP controller calls it on every reconcile): steps whose
+content hash is unchanged are not written, steps that left the runbook are deleted; `forget` drops them all.
+"""
 
 from __future__ import annotations
 
-from aiops.knowledge.index import Document
+import asyncpg
+
+from aiops.knowledge.embed import Embedder
+from aiops.knowledge.index import Document, delete, keys, upsert
 
 
 def documents(namespace: str, name: str, spec: dict) -> list[Document]:
@@ -33,3 +40,24 @@ def documents(namespace: str, name: str, spec: dict) -> list[Document]:
             )
         )
     return docs
+
+
+async def sync(
+    db: asyncpg.Pool | asyncpg.Connection, namespace: str, name: str, spec: dict, embedder: Embedder
+) -> tuple[int, int, int]:
+    """Indexes the SOP's steps; (steps, written, deleted). Raises DocumentError for a step that cannot be indexed
+    (the steps before it are written, the others keep their previous version)."""
+    docs = documents(namespace, name, spec)
+    written = sum([await upsert(db, doc, embedder) for doc in docs])
+    gone = await keys(db, "sop-step", f"{namespace}/{name}#") - {d.key for d in docs}
+    for key in gone:
+        await delete(db, "sop-step", key)
+    return len(docs), written, len(gone)
+
+
+async def forget(db: asyncpg.Pool | asyncpg.Connection, namespace: str, name: str) -> int:
+    """Deletes every indexed step of the SOP; how many there were."""
+    gone = await keys(db, "sop-step", f"{namespace}/{name}#")
+    for key in gone:
+        await delete(db, "sop-step", key)
+    return len(gone)

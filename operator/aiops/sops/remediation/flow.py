@@ -93,7 +93,7 @@ def follow(
     sops = valid_sops(client, namespace)
     matched, true, false = ConditionType.SOP_MATCHED, ConditionStatus.TRUE, ConditionStatus.FALSE
     if status.sop is None:
-        match, why = matching.choose(spec, diagnosis, sops)
+        match, why = matching.choose(spec, diagnosis, sops, *matching.embedder(settings))
         if match is None:
             builder.condition(matched, false, Reason.NO_MATCH, why, event="Normal")
             return
