@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from aiops.knowledge import sops  # noqa: E402
 from aiops.knowledge.embed import LocalEmbedder  # noqa: E402
-from aiops.knowledge.index import upsert  # noqa: E402
+from aiops.knowledge.index import upsert_many  # noqa: E402
 from aiops.sops import sopfile  # noqa: E402
 from aiops.stores.history import migrate  # noqa: E402
 from support.servers import PostgresServer  # noqa: E402
@@ -112,7 +112,7 @@ async def index(dsn: str, docs: list, embedder) -> tuple[float, int]:
     try:
         await migrate.migrate(conn)
         start = time.perf_counter()
-        written = sum([await upsert(conn, d, embedder) for d in docs])
+        written = sum(await upsert_many(conn, docs, embedder))
         return time.perf_counter() - start, written
     finally:
         await conn.close()

@@ -106,38 +106,54 @@ async def upsert(db: asyncpg.Pool | asyncpg.Connection, doc: Document, embedder:
 
     Raises DocumentError (a ValueError) for a document that cannot be indexed: nothing is written then.
     """
-    pieces, meta = _validate(doc)
-    digest = content_hash(doc, embedder.name)
+    return (await upsert_many(db, [doc], embedder))[0]
+
+
+async def upsert_many(db: asyncpg.Pool | asyncpg.Connection, docs: list[Document], embedder: Embedder) -> list[bool]:
+    """Indexes `docs`, each in its own transaction; per document, whether it was written (False: unchanged).
+
+    The changed documents' chunks are embedded in one call, so the embedder can spread them over every core.
+    Raises DocumentError for the first document that cannot be indexed, before anything is written.
+    """
+    checked = [(doc, *_validate(doc), content_hash(doc, embedder.name)) for doc in docs]
     async with _connection(db) as conn:
-        stored = await conn.fetchval("SELECT content_hash FROM knowledge_documents WHERE kind = $1 AND key = $2",
-                                     doc.kind, doc.key)  # fmt: skip
-        if stored == digest:
-            return False
+        stored = {
+            (r["kind"], r["key"]): r["content_hash"]
+            for r in await conn.fetch(
+                "SELECT kind, key, content_hash FROM knowledge_documents WHERE (kind, key) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [d.kind for d in docs], [d.key for d in docs],
+            )
+        }  # fmt: skip
+        changed = [c for c in checked if stored.get((c[0].kind, c[0].key)) != c[3]]
         # The title rides along in each chunk's vector: a step's text alone often lacks the runbook's subject.
-        vectors = await asyncio.to_thread(embedder.embed, [f"{doc.title}\n{p}" for p in pieces])
-        pgvector = await _has_pgvector(conn)
-        async with conn.transaction():
-            await conn.execute("DELETE FROM knowledge_documents WHERE kind = $1 AND key = $2", doc.kind, doc.key)
-            await conn.execute(
-                """INSERT INTO knowledge_documents (kind, key, title, meta, content_hash, model)
-                   VALUES ($1, $2, $3, $4::jsonb, $5, $6)""",
-                doc.kind, doc.key, clean(doc.title), json.dumps(meta), digest, embedder.name,
-            )  # fmt: skip
+        texts = [f"{doc.title}\n{p}" for doc, pieces, _, _ in changed for p in pieces]
+        vectors = iter(await asyncio.to_thread(embedder.embed, texts) if texts else [])
+        pgvector = await _has_pgvector(conn) if changed else False
+        for doc, pieces, meta, digest in changed:
             rows = [
-                (doc.kind, doc.key, i, clean(p), vectors[i].tolist(), clean(doc.title))
-                + ((_vector_literal(vectors[i]),) if pgvector else ())
+                (doc.kind, doc.key, i, clean(p), (v := next(vectors)).tolist(), clean(doc.title))
+                + ((_vector_literal(v),) if pgvector else ())
                 for i, p in enumerate(pieces)
             ]
-            await conn.executemany(
-                """INSERT INTO knowledge_chunks (kind, key, ordinal, text, embedding, search{vec})
-                   VALUES ($1, $2, $3, $4, $5,
-                           setweight(to_tsvector('english', $6), 'A') || setweight(to_tsvector('english', $4), 'B')
-                           {vec_value})""".format(
-                    vec=", vec" if pgvector else "", vec_value=", $7::vector" if pgvector else ""
-                ),
-                rows,
-            )
-    return True
+            async with conn.transaction():
+                await conn.execute("DELETE FROM knowledge_documents WHERE kind = $1 AND key = $2", doc.kind, doc.key)
+                await conn.execute(
+                    """INSERT INTO knowledge_documents (kind, key, title, meta, content_hash, model)
+                       VALUES ($1, $2, $3, $4::jsonb, $5, $6)""",
+                    doc.kind, doc.key, clean(doc.title), json.dumps(meta), digest, embedder.name,
+                )  # fmt: skip
+                await conn.executemany(
+                    """INSERT INTO knowledge_chunks (kind, key, ordinal, text, embedding, search{vec})
+                       VALUES ($1, $2, $3, $4, $5,
+                               setweight(to_tsvector('english', $6), 'A') || setweight(to_tsvector('english', $4), 'B')
+                               {vec_value})""".format(
+                        vec=", vec" if pgvector else "", vec_value=", $7::vector" if pgvector else ""
+                    ),
+                    rows,
+                )
+    done = {(c[0].kind, c[0].key) for c in changed}
+    return [(d.kind, d.key) in done for d in docs]
 
 
 async def delete(db: asyncpg.Pool | asyncpg.Connection, kind: str, key: str) -> None:
@@ -273,4 +289,4 @@ async def search(
     return hits
 
 
-__all__ = ["KINDS", "Document", "DocumentError", "Hit", "delete", "keys", "search", "upsert"]
+__all__ = ["KINDS", "Document", "DocumentError", "Hit", "delete", "keys", "search", "upsert", "upsert_many"]

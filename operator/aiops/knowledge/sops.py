@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from aiops.knowledge.embed import Embedder
-from aiops.knowledge.index import Document, delete, keys, upsert
+from aiops.knowledge.index import Document, delete, keys, upsert_many
 
 
 def documents(namespace: str, name: str, spec: dict) -> list[Document]:
@@ -45,10 +45,10 @@ def documents(namespace: str, name: str, spec: dict) -> list[Document]:
 async def sync(
     db: asyncpg.Pool | asyncpg.Connection, namespace: str, name: str, spec: dict, embedder: Embedder
 ) -> tuple[int, int, int]:
-    """Indexes the SOP's steps; (steps, written, deleted). Raises DocumentError for a step that cannot be indexed
-    (the steps before it are written, the others keep their previous version)."""
+    """Indexes the SOP's steps; (steps, written, deleted). Raises DocumentError for a step that cannot be indexed,
+    before any is written (the indexed steps keep their previous version)."""
     docs = documents(namespace, name, spec)
-    written = sum([await upsert(db, doc, embedder) for doc in docs])
+    written = sum(await upsert_many(db, docs, embedder))
     gone = await keys(db, "sop-step", f"{namespace}/{name}#") - {d.key for d in docs}
     for key in gone:
         await delete(db, "sop-step", key)
