@@ -142,6 +142,10 @@ EVALUATIONS = {
         "query-agent answers to questions about the failure scenarios: facts found and cited, valid tool calls",
     ),
     "nab": ("aiops_dev.eval.nab", "NAB score per category beside NAB's published scoreboard (DATA)"),
+    "forecast": (
+        "aiops_dev.eval.forecast",
+        "capacity forecast backtest (MASE, 80% interval coverage) beside seasonal naive on NAB and Nezha series (DATA)",
+    ),
     "knowledge": (
         "aiops_dev.eval.knowledge",
         "knowledge search recall@1/@3 and MRR, full-text vs vector vs hybrid, on labelled incident descriptions",

@@ -132,6 +132,7 @@ class Settings:
     kube_cache: bool = True  # watch-fed caches for the Kubernetes collector (local cluster)
     correlation_interval_s: int = 15  # 0: no fleet correlation
     anomaly_scan_tick_s: int = 30  # 0: no periodic anomaly scans
+    capacity_forecast_tick_s: int = 60  # 0: no periodic capacity forecasts
     tool_calling: str = "json"  # query runs: json | native
     query_max_steps: int = 8
     query_max_tokens: int = 24_000
@@ -307,6 +308,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kube_cache=(env.get("AIOPS_KUBE_CACHE") or "true").lower() not in ("0", "false", "no", "off"),
         correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
         anomaly_scan_tick_s=max(_int(env, "AIOPS_ANOMALY_SCAN_TICK_S", 30), 0),
+        capacity_forecast_tick_s=max(_int(env, "AIOPS_CAPACITY_FORECAST_TICK_S", 60), 0),
         tool_calling=_tool_calling(env),
         query_max_steps=_positive(env, "AIOPS_QUERY_MAX_STEPS", 8),
         query_max_tokens=_positive(env, "AIOPS_QUERY_MAX_TOKENS", 24_000),

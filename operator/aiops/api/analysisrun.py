@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field, model_validator
 
 from aiops.api.common import (
+    DNS_LABEL,
     DNS_SUBDOMAIN,
     Condition,
     Kind,
@@ -26,6 +27,7 @@ class AnalysisType(StrEnum):
     ANOMALY_DETECTION = "anomalyDetection"
     QUERY = "query"
     SOP_ANALYSIS = "sopAnalysis"
+    CAPACITY_FORECAST = "capacityForecast"
 
 
 class RunPhase(StrEnum):
@@ -61,6 +63,60 @@ class AnomalyIncident(Model):
     target: WorkloadReference | None = Field(default=None, description="The workload the Incident is about.")
 
 
+class ForecastResource(StrEnum):
+    CPU = "cpu"  # cores in use (cAdvisor)
+    MEMORY = "memory"  # working-set bytes (cAdvisor)
+    STORAGE = "storage"  # bytes used on a PersistentVolumeClaim (kubelet volume stats)
+    GPU_MEMORY = "gpuMemory"  # GPU framebuffer bytes in use (dcgm-exporter)
+
+
+class ForecastTargetKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+    DAEMONSET = "DaemonSet"
+    POD = "Pod"
+    NAMESPACE = "Namespace"
+    PERSISTENT_VOLUME_CLAIM = "PersistentVolumeClaim"
+
+
+class ForecastTarget(Model):
+    """What to forecast: a workload (its pods together), a namespace, or a PersistentVolumeClaim."""
+
+    kind: ForecastTargetKind
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=DNS_LABEL, description="Default the run's namespace."
+    )
+
+
+class CapacityForecastInputs(Model):
+    """capacityForecast: forecast the target's usage from its Prometheus history and when it reaches a limit."""
+
+    target: ForecastTarget
+    resources: list[ForecastResource] = Field(
+        default_factory=list, max_length=4, description="Default cpu and memory; storage for a PersistentVolumeClaim."
+    )
+    horizon_hours: float = Field(ge=0.25, le=8760, description="How far ahead to forecast.")
+    history_days: float = Field(
+        default=21,
+        ge=0.1,
+        le=90,
+        description="History read (at most what Prometheus keeps); a weekly season needs ~19.",
+    )
+    level: float = Field(default=0.8, ge=0.5, le=0.99, description="The prediction interval's coverage.")
+
+    @model_validator(mode="after")
+    def _resources_fit_target(self) -> CapacityForecastInputs:
+        claim = self.target.kind == ForecastTargetKind.PERSISTENT_VOLUME_CLAIM
+        wrong = [r for r in self.resources if (r == ForecastResource.STORAGE) != claim]
+        if wrong and not (self.target.kind == ForecastTargetKind.NAMESPACE and wrong == [ForecastResource.STORAGE]):
+            raise ValueError(
+                f"resources: {', '.join(wrong)} cannot be forecast for a {self.target.kind} (storage is forecast for "
+                "a PersistentVolumeClaim or a Namespace, the others for workloads, pods and namespaces)"
+            )
+        return self
+
+
 class AnalysisInputs(Model):
     queries: list[str] = Field(default_factory=list, max_length=50, description="PromQL expressions.")
     window: TimeWindow | None = None
@@ -72,6 +128,7 @@ class AnalysisInputs(Model):
     incident: AnomalyIncident | None = Field(
         default=None, description="anomalyDetection: open an Incident (at most one per run) when anomalies are found."
     )
+    forecast: CapacityForecastInputs | None = Field(default=None, description="capacityForecast: what and how far.")
 
 
 class ConfigMapBundle(Model):
@@ -127,6 +184,8 @@ class AnalysisRunSpec(Model):
             raise ValueError("inputs.question is required for type query")
         if self.type == AnalysisType.SOP_ANALYSIS and not inputs.text:
             raise ValueError("inputs.text (the runbook) is required for type sopAnalysis")
+        if self.type == AnalysisType.CAPACITY_FORECAST and inputs.forecast is None:
+            raise ValueError("inputs.forecast (target, horizonHours) is required for type capacityForecast")
         return self
 
 
@@ -191,6 +250,48 @@ class ToolCallRecord(Model):
     seconds: float | None = Field(default=None, ge=0)
 
 
+class ForecastValue(Model):
+    mean: float
+    lower: float
+    upper: float
+
+
+class LimitKind(StrEnum):
+    REQUESTS = "requests"
+    LIMITS = "limits"
+    QUOTA = "quota"  # the namespace's ResourceQuota (hard)
+    NODE_ALLOCATABLE = "nodeAllocatable"  # the cluster's nodes together
+    CAPACITY = "capacity"  # a PersistentVolumeClaim's size, or the GPUs' memory
+
+
+class LimitCrossing(Model):
+    kind: LimitKind
+    value: float
+    exhausted_at: datetime | None = Field(
+        default=None, description="When the forecast reaches it; absent: not in the horizon."
+    )
+    earliest_at: datetime | None = Field(
+        default=None, description="When the interval's upper bound reaches it: the earliest plausible time."
+    )
+
+
+class ResourceForecast(Model):
+    """capacityForecast: one resource of one object."""
+
+    resource: ForecastResource
+    object: str = Field(max_length=320, description="Kind/namespace/name of what was forecast.")
+    unit: str = Field(max_length=16, description="cores or bytes.")
+    method: str | None = Field(default=None, max_length=128)
+    points: int = Field(default=0, ge=0, description="History points the forecast used.")
+    current: float | None = None
+    at_horizon: ForecastValue | None = None
+    limits: list[LimitCrossing] = Field(default_factory=list, max_length=8)
+    exhausted_at: datetime | None = Field(default=None, description="The first limit the forecast reaches, when.")
+    error: str | None = Field(
+        default=None, max_length=1024, description="Why there is no forecast (too short, no data)."
+    )
+
+
 class AnalysisResult(Model):
     summary: str | None = Field(default=None, max_length=8192)
     diagnosis: Diagnosis | None = None
@@ -223,6 +324,7 @@ class AnalysisResult(Model):
         description="query: why the question was refused (it asked for more than reading).",
     )
     steps: int | None = Field(default=None, ge=0, description="query: model replies.")
+    forecasts: list[ResourceForecast] = Field(default_factory=list, max_length=4, description="capacityForecast.")
 
 
 class AnalysisRunStatus(Status):
@@ -251,7 +353,7 @@ ANALYSIS_RUN = Kind(
     namespaced=True,
     spec=AnalysisRunSpec,
     status=AnalysisRunStatus,
-    description="One unit of inference work: root cause, anomaly detection, a query or an SOP analysis.",
+    description="One unit of analysis: root cause, anomaly detection, a query, an SOP analysis or a capacity forecast.",
     columns=(
         PrinterColumn("Type", ".spec.type"),
         PrinterColumn("Phase", ".status.phase"),

@@ -29,6 +29,7 @@ class ConditionType(StrEnum):
     SCHEDULED = "Scheduled"
     MODEL_READY = "ModelReady"
     ANOMALIES_FOUND = "AnomaliesFound"
+    EXHAUSTION_FORECAST = "ExhaustionForecast"  # capacityForecast: a resource reaches a limit inside the horizon
     CLAIMED = "Claimed"  # a worker (aiops worker) holds its Lease; written only when claiming failed or resumed
     # ManagedCluster
     API_SERVER_REACHABLE = "APIServerReachable"
@@ -101,6 +102,9 @@ class Reason(StrEnum):
     TIMEOUT = "Timeout"
     NO_ANOMALIES = "NoAnomalies"
     ANOMALY_SCAN_FAILED = "AnomalyScanFailed"  # Event on a ManagedCluster: a scan query could not run
+    EXHAUSTION_FORECAST = "ExhaustionForecast"
+    NO_EXHAUSTION = "NoExhaustion"
+    CAPACITY_FORECAST_FAILED = "CapacityForecastFailed"  # Event on a ManagedCluster: a forecast query could not run
     QUESTION_REFUSED = "QuestionRefused"  # query runs: the question asked for more than reading
     BUDGET_EXHAUSTED = "BudgetExhausted"
     TOOLS_FAILED = "ToolsFailed"

@@ -37,6 +37,7 @@ class IncidentSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     ANOMALY = "anomaly"
     CORRELATION = "correlation"  # a fleet-wide parent the operator opened over Incidents sharing a cause
+    FORECAST = "forecast"  # the periodic capacity forecast: a resource reaches a limit inside the warn horizon
 
 
 class TargetKind(StrEnum):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field, model_validator
 
+from aiops.api.analysisrun import ForecastResource
 from aiops.api.common import (
     DNS_LABEL,
     Condition,
@@ -85,6 +87,41 @@ class AnomalyScan(Model):
         return self
 
 
+class CapacityForecast(Model):
+    """A periodic capacity forecast of the cluster's Prometheus: per namespace (cpu, memory, gpuMemory) and per
+    PersistentVolumeClaim (storage). A resource of an object expected to reach a limit (requests, limits, quota,
+    capacity) within warnHours opens one Incident, and no other while that one is open."""
+
+    resources: list[ForecastResource] = Field(
+        default_factory=lambda: [ForecastResource.CPU, ForecastResource.MEMORY, ForecastResource.STORAGE],
+        min_length=1,
+        max_length=4,
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, max_length=50, description="Only these namespaces; empty: every namespace."
+    )
+    interval_seconds: int = Field(default=3600, ge=60, le=604800, description="How often the forecast runs.")
+    horizon_hours: float = Field(default=168, ge=0.25, le=8760, description="How far ahead each forecast looks.")
+    warn_hours: float = Field(
+        default=72, ge=0.25, le=8760, description="Exhaustion sooner than this opens an Incident."
+    )
+    history_days: float = Field(default=21, ge=0.1, le=90, description="History read; see AnalysisRun inputs.forecast.")
+    severity: Severity = Severity.WARNING
+    incident_namespace: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL, description="Where Incidents open; default the operator's."
+    )
+    suspend: bool = Field(default=False, description="Stop forecasting; the state in status is kept.")
+
+    @model_validator(mode="after")
+    def _warn_inside_horizon(self) -> CapacityForecast:
+        if self.warn_hours > self.horizon_hours:
+            raise ValueError(f"warnHours: {self.warn_hours:g} is past horizonHours ({self.horizon_hours:g})")
+        bad = [n for n in self.namespaces if not re.match(DNS_LABEL, n)]
+        if bad:
+            raise ValueError(f"namespaces: not namespace names: {', '.join(bad[:5])}")
+        return self
+
+
 class Suspension(Model):
     """The kill switch of one cluster: set, the operator takes no SOP action and calls no model for its Incidents."""
 
@@ -102,6 +139,7 @@ class ManagedClusterSpec(Model):
     endpoints: ClusterEndpoints | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     anomaly_scan: AnomalyScan | None = Field(default=None, description="Needs endpoints.prometheus.")
+    capacity_forecast: CapacityForecast | None = Field(default=None, description="Needs endpoints.prometheus.")
     suspend: Suspension | None = Field(
         default=None, description="Present: SOP actions and model calls stop for this cluster (`aiops suspend`)."
     )
@@ -164,6 +202,17 @@ class AnomalyScanStatus(Model):
     )
 
 
+class CapacityForecastStatus(Model):
+    last_run_time: datetime | None = None
+    objects: int | None = Field(default=None, ge=0, description="Resource forecasts made by the last run.")
+    at_risk: list[str] = Field(
+        default_factory=list, max_length=20, description="What the last run expects to reach a limit in warnHours."
+    )
+    errors: list[str] = Field(default_factory=list, max_length=10, description="What the last run could not read.")
+    incidents_opened: int = Field(default=0, ge=0, description="Since the forecast was configured.")
+    last_incident: str | None = Field(default=None, max_length=320, description="namespace/name.")
+
+
 class ManagedClusterStatus(Status):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(default_factory=list)
@@ -181,6 +230,7 @@ class ManagedClusterStatus(Status):
         default=None, description="When the periodic probe last ran ($AIOPS_CLUSTER_PROBE_INTERVAL_S, default 60 s)."
     )
     anomaly_scan: AnomalyScanStatus | None = None
+    capacity_forecast: CapacityForecastStatus | None = None
 
 
 MANAGED_CLUSTER = Kind(

@@ -4,6 +4,7 @@ from aiops.controllers import (  # noqa: F401
     analysisrun,
     anomalyscan,
     cache,
+    capacityforecast,
     correlation,
     incident,
     knowledge,

@@ -4,6 +4,7 @@ rootcause     the diagnosis pipeline, recorded on the Incident and the run
 sopanalysis   a runbook's text -> an SOP draft and findings
 anomaly       PromQL queries -> detectors -> anomalies, and an optional Incident
 query         a question -> the agent with the read-only tools -> a cited answer
+capacityforecast  Prometheus history -> forecasts and times to exhaustion
 lease         claims on runs for `aiops worker` (a Lease per run)
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from aiops.api.analysisrun import AnalysisType, RunPhase
 from aiops.api.conditions import ConditionType, Reason
 from aiops.core.status import find_condition
-from aiops.runs import anomaly, query, rootcause, sopanalysis
+from aiops.runs import anomaly, capacityforecast, query, rootcause, sopanalysis
 from aiops.runs.common import Context, fail_run
 
 EXECUTORS = {
@@ -20,6 +21,7 @@ EXECUTORS = {
     AnalysisType.SOP_ANALYSIS.value: sopanalysis.execute,
     AnalysisType.ANOMALY_DETECTION.value: anomaly.execute,
     AnalysisType.QUERY.value: query.execute,
+    AnalysisType.CAPACITY_FORECAST.value: capacityforecast.execute,
 }
 
 __all__ = ["EXECUTORS", "Context", "claimable", "execute", "fail_run"]

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import ValidationError
-
 from aiops.anomaly import incident
 from aiops.anomaly import run as queries
 from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, AnalysisType, RunPhase
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
-from aiops.clusters.access import ClusterAccessError, cluster_access
 from aiops.core import events, metrics
 from aiops.core.events import EventType
 from aiops.core.status import StatusBuilder, write
-from aiops.runs.common import Context, fail_run, start_attempt, still_ours
+from aiops.runs.common import Context, fail_run, prometheus_of, start_attempt, still_ours
 
 log = logging.getLogger(__name__)
 INCIDENT_SUFFIX = "-anomaly"
@@ -27,23 +24,15 @@ RUN_LABEL = "aiops.dev/analysis-run"
 def execute(ctx: Context, run: dict) -> None:
     """One attempt at an anomalyDetection run; every outcome ends in status, never in an exception."""
     meta = run["metadata"]
-    try:
-        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
-        access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
-    except (ValidationError, ClusterAccessError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        fail_run(ctx, run, f"cannot analyse: {message}")
+    found = prometheus_of(ctx, run)
+    if found is None:
         return
-    if access.prometheus is None:
-        where = f"ManagedCluster {spec.cluster_ref.name}'s endpoints.prometheus" if spec.cluster_ref else (
-            "AIOPS_PROMETHEUS_URL")  # fmt: skip
-        fail_run(ctx, run, f"cannot analyse: no Prometheus endpoint is configured ({where})")
-        return
+    spec, prometheus = found
     inputs = spec.inputs
     start, end = queries.resolve_window(inputs.window, ctx.now())
     run = start_attempt(ctx, run, f"{len(inputs.queries)} PromQL queries over {start:%H:%M}..{end:%H:%M}Z")
     try:
-        outcome = queries.run_queries(access.prometheus, inputs.queries, start, end)
+        outcome = queries.run_queries(prometheus, inputs.queries, start, end)
         opened = open_incident(ctx, run, spec, outcome) if outcome.ran and outcome.anomalies else None
     except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
         log.exception("anomaly detection %s/%s crashed", meta["namespace"], meta["name"])

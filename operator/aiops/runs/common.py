@@ -13,8 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from aiops.api import ANALYSIS_RUN
-from aiops.api.analysisrun import AnalysisRunStatus, RunPhase
+from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, RunPhase
+from aiops.clusters.access import ClusterAccessError, cluster_access
+from aiops.clusters.prometheus import PrometheusSource
 from aiops.core import kube
 from aiops.core.status import Emit, StatusBuilder, write
 from aiops.settings import Settings
@@ -71,3 +75,21 @@ def start_attempt(ctx: Context, run: dict, message: str) -> dict:
     b.status.started_at = b.now
     b.phase(RunPhase.RUNNING, message)
     return write(ctx.client, b, run)  # the patch's answer is the run as stored now
+
+
+def prometheus_of(ctx: Context, run: dict) -> tuple[AnalysisRunSpec, PrometheusSource] | None:
+    """The run's spec and the Prometheus of its cluster (spec.clusterRef, else AIOPS_PROMETHEUS_URL); None when
+    either is missing, after failing the run saying which."""
+    try:
+        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
+        access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
+    except (ValidationError, ClusterAccessError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        fail_run(ctx, run, f"cannot analyse: {message}")
+        return None
+    if access.prometheus is None:
+        where = f"ManagedCluster {spec.cluster_ref.name}'s endpoints.prometheus" if spec.cluster_ref else (
+            "AIOPS_PROMETHEUS_URL")  # fmt: skip
+        fail_run(ctx, run, f"cannot analyse: no Prometheus endpoint is configured ({where})")
+        return None
+    return spec, access.prometheus
