@@ -112,7 +112,10 @@ async def index(dsn: str, docs: list, embedder) -> tuple[float, int]:
     try:
         await migrate.migrate(conn)
         start = time.perf_counter()
-        written = sum(await upsert_many(conn, docs, embedder))
+        runbooks: dict[str, list] = {}
+        for d in docs:  # one call per runbook, as the SOP controller indexes them
+            runbooks.setdefault(d.meta["sop"], []).append(d)
+        written = sum([sum(await upsert_many(conn, steps, embedder)) for steps in runbooks.values()])
         return time.perf_counter() - start, written
     finally:
         await conn.close()
