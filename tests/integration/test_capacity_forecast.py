@@ -16,7 +16,6 @@ from harness import condition, managed_cluster, phase
 
 pytestmark = pytest.mark.skipif(not shutil.which("prometheus"), reason="needs prometheus and promtool")
 
-NOW = int(time.time()) // 60 * 60
 MINUTES = 180
 MIB = 1024 * 1024
 PODS = ("api-7d9f8b6c5-abcde", "api-7d9f8b6c5-fghij")
@@ -25,12 +24,12 @@ START_MIB, GROWTH_MIB, LIMIT_MIB = 100.0, 0.5, 256  # per pod: together +1 MiB a
 DONE = {"until": lambda o: phase(o) in ("Succeeded", "Failed"), "timeout": 60, "what": "a finished run"}
 
 
-def openmetrics(namespace: str) -> str:
+def openmetrics(namespace: str, now: int) -> str:
     memory, cpu = "container_memory_working_set_bytes", "container_cpu_usage_seconds"  # a counter: samples _total
     limits, requests = "kube_pod_container_resource_limits", "kube_pod_container_resource_requests"
     lines = [f"# TYPE {memory} gauge", f"# TYPE {cpu} counter", f"# TYPE {limits} gauge", f"# TYPE {requests} gauge"]
     for minute in range(MINUTES + 1):
-        t = NOW - MINUTES * 60 + minute * 60
+        t = now - MINUTES * 60 + minute * 60
         for seed, pod in enumerate(PODS):
             where = f'namespace="{namespace}",pod="{pod}",container="api"'
             used = (START_MIB + GROWTH_MIB * minute + 0.4 * math.sin(minute * 1.3 + seed)) * MIB
@@ -43,9 +42,16 @@ def openmetrics(namespace: str) -> str:
 
 
 @pytest.fixture
-def prom(tmp_path, namespace):
+def now() -> int:
+    """When the backfilled history ends: taken as the test starts, not at import (the whole suite runs in
+    between, and a history that stopped minutes ago reads as flat, then missing)."""
+    return int(time.time()) // 60 * 60
+
+
+@pytest.fixture
+def prom(tmp_path, namespace, now):
     server = PrometheusServer(tmp_path)
-    server.backfill(openmetrics(namespace))
+    server.backfill(openmetrics(namespace, now))
     server.start()
     yield server
     server.stop()
@@ -56,7 +62,7 @@ def at(text: str) -> datetime:
 
 
 def test_forecast_run_and_the_periodic_forecast_warn_once_before_memory_runs_out(
-    kubectl, operator_env, namespace, prom
+    kubectl, operator_env, namespace, prom, now
 ):
     operator_env({"AIOPS_PROMETHEUS_URL": prom.url, "AIOPS_CAPACITY_FORECAST_TICK_S": "2"})
     spec = {
@@ -83,7 +89,7 @@ def test_forecast_run_and_the_periodic_forecast_warn_once_before_memory_runs_out
     assert h["lower"] <= h["mean"] <= h["upper"] and h["mean"] == pytest.approx(740 * MIB, rel=0.05), h
     crossings = {c["kind"]: c for c in memory["limits"]}
     assert set(crossings) == {"limits", "requests"}, crossings  # no quota nor node figures were recorded
-    expected = datetime.fromtimestamp(NOW, UTC) + timedelta(minutes=132)
+    expected = datetime.fromtimestamp(now, UTC) + timedelta(minutes=132)
     assert abs(at(crossings["limits"]["exhaustedAt"]) - expected) <= timedelta(minutes=15), crossings
     assert at(crossings["limits"]["earliestAt"]) <= at(crossings["limits"]["exhaustedAt"])
     assert at(crossings["requests"]["exhaustedAt"]) == at(crossings["requests"]["earliestAt"])  # already over: now
