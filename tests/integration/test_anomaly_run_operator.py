@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aiops_dev.prometheus import PrometheusServer
-from harness import condition, phase
+from harness import condition, phase, wait_for
 
 NOW = int(time.time()) // 60 * 60
 MINUTES = 120
@@ -54,8 +54,15 @@ def anomaly_run(name: str, queries: list[str], **inputs) -> dict:
     }
 
 
-def reasons(kubectl, namespace, name) -> dict[str, str]:
-    return {e["reason"]: e["type"] for e in kubectl.events(namespace, name)}
+def reasons(kubectl, namespace, name, *expected: str) -> dict[str, str]:
+    """The run's Event reasons and types, once every `expected` reason is there: the Events are posted after
+    the status write the test waited for, so they may lag it."""
+
+    def found() -> dict[str, str] | None:
+        events = {e["reason"]: e["type"] for e in kubectl.events(namespace, name)}
+        return events if all(r in events for r in expected) else None
+
+    return wait_for(found, timeout=15, what=f"{name}'s Events {', '.join(expected)}")
 
 
 def anomaly_incidents(kubectl, namespace, run: str) -> list[dict]:
@@ -83,7 +90,7 @@ def test_level_shift_is_found_on_the_shifted_series_only(kubectl, operator_env, 
     assert status["attempts"] == 1 and status["durationSeconds"] >= 0 and "incidentRef" not in result
     assert condition(run, "AnomaliesFound")["status"] == "True"
     assert condition(run, "Ready")["reason"] == "Accepted"
-    events = reasons(kubectl, namespace, "latency")
+    events = reasons(kubectl, namespace, "latency", "AnomaliesFound", "Succeeded")
     assert events.get("AnomaliesFound") == "Normal" and events.get("Succeeded") == "Normal", events
     assert anomaly_incidents(kubectl, namespace, "latency") == []
 
@@ -92,7 +99,7 @@ def test_level_shift_is_found_on_the_shifted_series_only(kubectl, operator_env, 
     run = kubectl.wait("analysisrun", "level", namespace, **DONE)
     assert phase(run) == "Succeeded" and "anomalies" not in run["status"]["result"], run["status"]
     assert condition(run, "AnomaliesFound")["reason"] == "NoAnomalies"
-    assert reasons(kubectl, namespace, "level").get("NoAnomalies") == "Normal"
+    assert reasons(kubectl, namespace, "level", "NoAnomalies").get("NoAnomalies") == "Normal"
 
 
 def test_incident_is_opened_once(kubectl, operator_env, namespace, prom):
@@ -110,7 +117,7 @@ def test_incident_is_opened_once(kubectl, operator_env, namespace, prom):
     assert "found 1 anomal" in spec["description"] or "anomalies" in spec["description"]
     (owner,) = incident["metadata"]["ownerReferences"]
     assert owner["kind"] == "AnalysisRun" and owner["uid"] == run["metadata"]["uid"]
-    assert reasons(kubectl, namespace, "shift").get("IncidentOpened") == "Normal"
+    assert reasons(kubectl, namespace, "shift", "IncidentOpened").get("IncidentOpened") == "Normal"
 
     # The operator stops mid-run (the run is found Running again): the run is redone, the Incident is not.
     kubectl(
@@ -150,5 +157,5 @@ def test_prometheus_down_fails_the_run_clearly(kubectl, operator_env, namespace)
     assert status["error"].startswith("no query could run: query 1 ("), status["error"]
     assert "ConnectionError" in status["error"]
     assert [q.get("error", "")[:15] for q in status["result"]["queries"]] == ["ConnectionError", "not run: Promet"]
-    events = reasons(kubectl, namespace, "down")
+    events = reasons(kubectl, namespace, "down", "Failed")
     assert events.get("Failed") == "Warning", events
