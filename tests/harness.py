@@ -113,12 +113,14 @@ class OperatorProcess:
         self.env = env or {}
         self.command = command
         self.proc: subprocess.Popen | None = None
+        self.started_at = 0  # the log's size when the last start began: its lines since are this run's
 
     def start(self, env: dict[str, str] | None = None, until: str = "Initial authentication has finished") -> None:
         """Starts `aiops run` and waits for the log line `until` (a standby never logs in to kopf);
         `env` replaces the operator configuration given at construction."""
         if env is not None:
             self.env = env
+        self.started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
@@ -126,7 +128,7 @@ class OperatorProcess:
         )
         log.close()
         wait_for(
-            lambda: until in self.log_path.read_text(errors="replace") or self.proc.poll() is not None,
+            lambda: until in self.log(since_start=True) or self.proc.poll() is not None,
             30,
             "the operator to log in",
         )
@@ -143,8 +145,11 @@ class OperatorProcess:
                 self.proc.wait()
         self.proc = None
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def log(self, since_start: bool = False) -> str:
+        """The log; `since_start`: only what the process started last wrote (earlier runs share the file)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.started_at if since_start else 0)
+            return f.read().decode(errors="replace")
 
 
 def phase(obj: dict) -> str | None:

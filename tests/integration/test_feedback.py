@@ -42,7 +42,7 @@ def test_a_corrected_root_cause_reaches_the_next_similar_diagnosis_and_the_expor
         operator = operator_env(
             {"AIOPS_POSTGRES_DSN": dsn, "AIOPS_LLM_BASE_URL": llm.url, "AIOPS_LLM_MODEL": llm.model}
         )
-        wait_for(lambda: "history is on" in operator.log(), 30, "the operator to say history is on")
+        wait_for(lambda: "history is on" in operator.log(since_start=True), 30, "the operator to say history is on")
 
         # First Incident: diagnosed by the analyzers alone; an engineer then says the diagnosis was wrong.
         kubectl.apply(incident("first", llm=False), namespace)

@@ -227,7 +227,7 @@ def test_the_operator_records_incidents_and_streams_them(dsn, operator_env, kube
     try:
         operator = operator_env({"AIOPS_POSTGRES_DSN": dsn, "AIOPS_REDIS_URL": server.url})
         wait_for(
-            lambda: "history is on" in operator.log() and "event stream is on" in operator.log(),
+            lambda: "history is on" in (log := operator.log(since_start=True)) and "event stream is on" in log,
             30,
             "the operator to say history and the event stream are on",
         )

@@ -10,6 +10,7 @@ import base64
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import yaml
 
 from harness import aiops_cli, wait_for
@@ -24,8 +25,12 @@ BROKEN = "# Broken\n\n```bash\nkubectl get pods\n\nthe fence is never closed\n"
 
 
 def doc_keys(dsn: str, prefix: str) -> dict[str, str]:
-    rows = query(dsn, "SELECT key, content_hash FROM knowledge_documents WHERE kind = 'doc' AND starts_with(key, $1)",
-                 prefix)  # fmt: skip
+    """The indexed documents under `prefix`; none while the operator has not migrated the fresh database yet."""
+    try:
+        sql = "SELECT key, content_hash FROM knowledge_documents WHERE kind = 'doc' AND starts_with(key, $1)"
+        rows = query(dsn, sql, prefix)
+    except asyncpg.UndefinedTableError:
+        return {}
     return {r["key"]: r["content_hash"] for r in rows}
 
 
@@ -53,7 +58,7 @@ def rejections(kubectl, namespace: str) -> dict[str, str]:
 
 def test_a_labelled_configmap_is_indexed_refusals_are_events_and_edits_follow(dsn, operator_env, kubectl, namespace):
     operator = operator_env({"AIOPS_POSTGRES_DSN": dsn})
-    wait_for(lambda: "history is on" in operator.log(), 30, "the operator to say history is on")
+    wait_for(lambda: "history is on" in operator.log(since_start=True), 30, "the operator to say history is on")
     prefix = f"configmap/{namespace}/runbooks/"
     data = {"payments.md": GOOD, "broken.md": BROKEN, "huge.txt": "a" * 1_000_001, "app.yaml": "replicas: 2"}
     binary = {"diagram.md": base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()}
@@ -129,7 +134,7 @@ def test_a_git_path_is_polled_into_the_index(dsn, operator_env, tmp_path):
 
 def test_postgresql_down_is_an_event_and_a_retry_with_backoff(dsn, postgres, operator_env, kubectl, namespace):
     operator = operator_env({"AIOPS_POSTGRES_DSN": dsn})
-    wait_for(lambda: "history is on" in operator.log(), 30, "the operator to say history is on")
+    wait_for(lambda: "history is on" in operator.log(since_start=True), 30, "the operator to say history is on")
     prefix = f"configmap/{namespace}/runbooks/"
     migrated = "SELECT to_regclass('knowledge_documents') IS NOT NULL AS ok"
     wait_for(lambda: query(dsn, migrated)[0]["ok"], 30, "the history's migrations")  # PostgreSQL goes away later

@@ -63,7 +63,7 @@ def operator_here(alone, kubeconfig, namespace, tmp_path):
         proc = OperatorProcess(kubeconfig, tmp_path / f"operator-{len(running)}.log", env, ("run", "-n", namespace))
         proc.start()
         running.append(proc)
-        wait_for(lambda: "history is on" in proc.log(), 30, "the operator to say history is on")
+        wait_for(lambda: "history is on" in proc.log(since_start=True), 30, "the operator to say history is on")
         return proc
 
     yield start
