@@ -117,14 +117,21 @@ def tick(
     return result
 
 
+def _first_hard_crossing(e: ResourceForecast):
+    """The first hard limit the forecast reaches, or None. Requests are left out: usage above its requests is
+    common and no outage (the run's status still reports the crossing), so it pages nobody."""
+    hard = [c for c in e.limits if c.exhausted_at and c.kind != LimitKind.REQUESTS]
+    return min(hard, key=lambda c: c.exhausted_at, default=None)
+
+
 def hard_exhaustion(e: ResourceForecast) -> datetime | None:
-    """When the forecast first reaches a hard limit. Requests are left out: usage above its requests is common
-    and no outage (the run's status still reports the crossing), so it pages nobody."""
-    return min((c.exhausted_at for c in e.limits if c.exhausted_at and c.kind != LimitKind.REQUESTS), default=None)
+    """When the forecast first reaches a hard limit."""
+    first = _first_hard_crossing(e)
+    return first.exhausted_at if first else None
 
 
 def _risk(e: ResourceForecast) -> str:
-    first = min((c for c in e.limits if c.exhausted_at and c.kind != LimitKind.REQUESTS), key=lambda c: c.exhausted_at)
+    first = _first_hard_crossing(e)
     at = f"{first.exhausted_at:%Y-%m-%dT%H:%MZ}"
     return f"{e.resource} of {e.object} reaches {first.kind} ({first.value:g} {e.unit}) at {at}"[:1024]
 
