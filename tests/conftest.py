@@ -8,6 +8,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, settings
 
+from aiops import GROUP, VERSION
 from harness import REPO, Kubectl, OperatorProcess, guard_test_context, wait_for
 
 EVAL_DATA = REPO.parent / "shared" / "eval"
@@ -148,13 +149,25 @@ def local_model(tmp_path_factory):
     proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def custom_objects(kubeconfig):
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    yield client.CustomObjectsApi(api)
+    api.close()
+
+
 @pytest.fixture
-def namespace(kubectl, request) -> str:
+def namespace(kubectl, custom_objects, request) -> str:
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
     kubectl("create", "namespace", name)
     yield name
-    # Without a namespace controller (local control plane) this only marks it Terminating.
+    # Without a namespace controller (local control plane) deleting the namespace only marks it Terminating, and
+    # what is in it stays. Its SOPs go first: each later operator start on an empty knowledge index (a fresh
+    # test database) would embed every SOP left behind, and the suite would slow down as it goes.
+    custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, name, "sops")
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

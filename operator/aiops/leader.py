@@ -38,6 +38,9 @@ from aiops.settings import LeaderSettings
 log = logging.getLogger(__name__)
 LEADER_LABEL = f"{GROUP}/leader"
 LEADING = Gauge("aiops_leader", "1 while this replica holds its shard's Lease.", ["lease"], registry=REGISTRY)
+# A standby reads the Lease this often, not once per renewal: it dates the leader's last renewal, and notices
+# the expiry, within half a second instead of within renew_s each (up to 4 s of failover at the defaults).
+STANDBY_POLL_S = 0.5
 
 
 def micro_time(when: datetime) -> str:
@@ -122,7 +125,7 @@ class Elector:
                     break
             except Exception as exc:  # noqa: BLE001  (the API server may be away for a while; keep waiting)
                 log.warning("leader election: Lease %s not read: %s", where, exc)
-            time.sleep(self.conf.renew_s)
+            time.sleep(min(STANDBY_POLL_S, self.conf.renew_s))
         log.info("leader election: leading with Lease %s as %s", where, self.conf.identity)
         LEADING.labels(self.conf.lease_name).set(1)
         self._label_pod("true")

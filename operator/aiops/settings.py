@@ -58,8 +58,8 @@
 | AIOPS_KUBE_CACHE | watch-fed caches of pods, events, workloads, nodes, PVCs and quotas for diagnoses, default true |
 | AIOPS_RUN_TTL_S | finished AnalysisRuns no Incident owns are deleted this long after, default 86400; 0 = never |
 | AIOPS_LEADER_ELECTION | true: wait for a Lease before acting (replicas > 1, one active); default false (standalone) |
-| AIOPS_LEADER_LEASE_S | how long a Lease holds without renewal, default 10 (failover takes about this plus 2-3 s) |
-| AIOPS_LEADER_RENEW_S | seconds between renewals (and a standby's checks), default 2; at most a third of the lease |
+| AIOPS_LEADER_LEASE_S | how long a Lease holds without renewal, default 10 (failover takes about this plus 1-3 s) |
+| AIOPS_LEADER_RENEW_S | seconds between renewals, default 2 (standbys check every 0.5 s); at most a third of lease |
 | AIOPS_LEADER_LEASE_NAME | the Lease in AIOPS_NAMESPACE, default aiops-operator (a shard's gets -shard-i appended) |
 | AIOPS_POD_NAME | this replica's pod (downward API): the Lease holder, labelled aiops.dev/leader while it leads |
 | AIOPS_SHARD | i/N: this controller is shard i of N and handles only its share (aiops.core.sharding); default 0/1 |

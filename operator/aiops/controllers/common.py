@@ -7,7 +7,10 @@ the status fields that changed, so running a handler twice changes nothing the s
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import kopf
@@ -109,17 +112,24 @@ def validated(
     raise AssertionError("unreachable: reject and wait_for_reference raise")
 
 
-def reconciler(kind: Kind, retries: bool = False):
+def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = None):
     """Registers `reconcile(body, patch, builder)` for creation, every change, and operator restarts; with
-    `retries`, `reconcile(body, patch, builder, retry)`: how many times in a row it raised kopf.TemporaryError."""
+    `retries`, `reconcile(body, patch, builder, retry)`: how many times in a row it raised kopf.TemporaryError.
+    With `executor`, it runs there instead of in kopf's handler pool: for slow work (embedding a burst of
+    runbooks at start) that must not hold up the handlers of the other kinds."""
 
     def register(reconcile: Callable[..., None]):
         def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
             builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True)
             reconcile(body, patch, builder, *((retry,) if retries else ()))
 
+        async def elsewhere(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
+            # In kopf's context: kopf.event finds its posting queue in context variables.
+            context = contextvars.copy_context()
+            await asyncio.get_running_loop().run_in_executor(executor, context.run, handler, body, patch, retry)
+
         for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            on(GROUP, VERSION, kind.plural, id="reconcile")(handler)
+            on(GROUP, VERSION, kind.plural, id="reconcile")(handler if executor is None else elsewhere)
         return reconcile
 
     return register

@@ -11,6 +11,7 @@ SOP's conditions, and a resume (operator restart) re-checks the index at no cost
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -29,9 +30,12 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 5
 BACKOFF_CAP_S = 300
+# One thread embeds runbooks: at start with an empty index every SOP is embedded (tens of seconds for a
+# library), which in kopf's pool would delay the Incidents' handlers behind it.
+INDEXER = ThreadPoolExecutor(1, thread_name_prefix="aiops-sop-index")
 
 
-@reconciler(SOP, retries=True)
+@reconciler(SOP, retries=True, executor=INDEXER)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder, retry: int) -> None:
     meta = body["metadata"]
     try:
