@@ -129,9 +129,9 @@ def test_security_context_fits_restricted_v2():
 
 
 def catalogue_values(tmp_path) -> str:
-    models = yaml.safe_load((REPO / "examples" / "models" / "catalogue.yaml").read_text())["models"]
+    example = yaml.safe_load((REPO / "examples" / "models" / "catalogue.yaml").read_text())
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"modelCatalogue": models}))
+    path.write_text(yaml.safe_dump({"modelCatalogue": example["models"], "modelDefaults": example["defaults"]}))
     return str(path)
 
 
@@ -140,9 +140,14 @@ def test_the_model_catalogue_reaches_the_operator_as_it_reads_it(tmp_path):
     [cm] = [d for d in docs if d["kind"] == "ConfigMap"]
     parsed = catalogue.parse(yaml.safe_load(cm["data"]["catalogue.yaml"]), "the chart's ConfigMap")
     assert parsed.get("qwen-coder") is not None and parsed.get("hosted") is not None
+    assert (parsed.defaults.default, parsed.defaults.run_types) == ("qwen-coder", {"query": "hosted"})
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
     [c] = deploy["spec"]["template"]["spec"]["containers"]
     assert {"name": "AIOPS_MODEL_CATALOGUE", "value": "/etc/aiops/catalogue/catalogue.yaml"} in c["env"]
+    alone = helm("template", "aiops", str(CHART), "--set", "modelDefaults.default=qwen-coder", check=False)
+    assert alone.returncode != 0 and "modelDefaults: the defaults name models of modelCatalogue" in alone.stderr
+    wrong = helm("template", "aiops", str(CHART), "--set", "modelDefaults.runTypes.changeReview=x", check=False)
+    assert wrong.returncode != 0 and "/modelDefaults/runTypes" in wrong.stderr and "changeReview" in wrong.stderr
 
 
 def test_notifications_reach_the_operator_as_it_reads_them():
@@ -255,6 +260,7 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         ("get", "secrets", "-n", namespace),
         ("create", "subjectaccessreviews.authorization.k8s.io"),  # the approvals webhook: may the requester approve?
         ("get", "configmaps/aiops-suspend", "-n", namespace),  # the fleet-wide kill switch
+        ("list", "poddisruptionbudgets.policy", "-n", "shop"),  # changeReview runs
     ]
     denied = [
         ("get", "secrets", "-n", "shop"),  # Secrets only in the operator's own namespace
@@ -268,6 +274,7 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         ("update", "configmaps", "-n", "shop"),
         ("get", "configmaps/other", "-n", namespace),  # that one ConfigMap only
         ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ("create", "poddisruptionbudgets.policy", "-n", "shop"),
         ("*", "*"),  # no cluster-admin
     ]
     for what in allowed:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+import yaml
 from pydantic import Field, model_validator
 
 from aiops.api.common import (
@@ -28,6 +30,7 @@ class AnalysisType(StrEnum):
     QUERY = "query"
     SOP_ANALYSIS = "sopAnalysis"
     CAPACITY_FORECAST = "capacityForecast"
+    CHANGE_REVIEW = "changeReview"
 
 
 class RunPhase(StrEnum):
@@ -117,6 +120,80 @@ class CapacityForecastInputs(Model):
         return self
 
 
+class ReviewKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+
+
+class ChangeTarget(Model):
+    """The live workload a patch applies to, or the one object of a manifest to review."""
+
+    kind: ReviewKind
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=DNS_LABEL, description="Default the run's namespace."
+    )
+
+
+class ChangeReviewInputs(Model):
+    """changeReview: a proposed change to a Deployment or StatefulSet, checked before it ships against the live
+    object, its observed usage, its disruption budgets, its past Incidents and its SLO's error budget."""
+
+    manifest: str | None = Field(
+        default=None,
+        max_length=262144,
+        description="The proposed objects as YAML or JSON: one or more documents, e.g. a rendered Helm chart or "
+        "Argo CD application; its Deployments and StatefulSets are reviewed, other kinds listed as skipped.",
+    )
+    patch: str | None = Field(
+        default=None,
+        max_length=65536,
+        description="Instead of a manifest: a merge patch (YAML or JSON) to the live target: RFC 7386, with lists of "
+        "named objects (containers, env, volumes) merged by name as kubectl's strategic merge does.",
+    )
+    target: ChangeTarget | None = Field(
+        default=None, description="Required with patch; with a manifest, reviews only this object of it."
+    )
+    usage_days: float = Field(
+        default=7, ge=0.05, le=90, description="Prometheus history read for observed usage (p95 and peak)."
+    )
+    history_days: float = Field(default=90, ge=1, le=3650, description="How far back past Incidents count.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChangeReviewInputs:
+        if (self.manifest is None) == (self.patch is None):
+            raise ValueError("give exactly one of manifest or patch")
+        if self.patch is not None and self.target is None:
+            raise ValueError("target (the live object the patch applies to) is required with patch")
+        self.documents()  # a manifest or patch that does not parse is bad input, named at its field
+        return self
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The manifest's objects (empty documents and `List` items unwrapped), or the patch as one mapping;
+        ValueError naming the document and what is wrong."""
+        field, text = ("manifest", self.manifest) if self.manifest is not None else ("patch", self.patch or "")
+        try:
+            loaded = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{field} is not YAML or JSON: {' '.join(str(exc).split())}") from None
+        except RecursionError:
+            raise ValueError(f"{field} is nested too deeply to be a Kubernetes object") from None
+        if field == "patch":
+            if len(loaded) != 1 or not isinstance(loaded[0], dict):
+                raise ValueError("patch must be one mapping (a JSON merge patch)")
+            return loaded
+        docs: list[dict[str, Any]] = []
+        for n, doc in enumerate(loaded, 1):
+            items = doc.get("items") if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") else [doc]
+            for obj in items if isinstance(items, list) else [items]:
+                if not isinstance(obj, dict) or not obj.get("kind") or not (obj.get("metadata") or {}).get("name"):
+                    raise ValueError(f"manifest document {n} is not a Kubernetes object (kind and metadata.name)")
+                docs.append(obj)
+        if not docs:
+            raise ValueError("manifest holds no object")
+        return docs
+
+
 class AnalysisInputs(Model):
     queries: list[str] = Field(default_factory=list, max_length=50, description="PromQL expressions.")
     window: TimeWindow | None = None
@@ -129,6 +206,7 @@ class AnalysisInputs(Model):
         default=None, description="anomalyDetection: open an Incident (at most one per run) when anomalies are found."
     )
     forecast: CapacityForecastInputs | None = Field(default=None, description="capacityForecast: what and how far.")
+    change: ChangeReviewInputs | None = Field(default=None, description="changeReview: the proposed change.")
 
 
 class ConfigMapBundle(Model):
@@ -186,6 +264,8 @@ class AnalysisRunSpec(Model):
             raise ValueError("inputs.text (the runbook) is required for type sopAnalysis")
         if self.type == AnalysisType.CAPACITY_FORECAST and inputs.forecast is None:
             raise ValueError("inputs.forecast (target, horizonHours) is required for type capacityForecast")
+        if self.type == AnalysisType.CHANGE_REVIEW and inputs.change is None:
+            raise ValueError("inputs.change (a manifest, or a patch and its target) is required for type changeReview")
         return self
 
 
@@ -292,6 +372,64 @@ class ResourceForecast(Model):
     )
 
 
+class ChangeRisk(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ChangeCategory(StrEnum):
+    IMAGE = "image"
+    RESOURCES = "resources"
+    PROBES = "probes"
+    ENV = "env"
+    REPLICAS = "replicas"
+    OTHER = "other"
+
+
+class FieldChange(Model):
+    """changeReview: one field of the proposed object that differs from the live one."""
+
+    path: str = Field(max_length=512, description="e.g. spec.template.spec.containers[api].resources.limits.memory")
+    category: ChangeCategory
+    before: str | None = Field(default=None, max_length=512, description="Absent: the field is new.")
+    after: str | None = Field(default=None, max_length=512, description="Absent: the field is removed.")
+
+
+class ChangeFinding(Model):
+    """changeReview: one thing a check found, with what it rests on."""
+
+    check: str = Field(
+        max_length=32, description="changes, resources, usage, probes, disruption, history or slo: which check."
+    )
+    severity: ChangeRisk = Field(description="What it adds to the risk; none: for information.")
+    message: str = Field(min_length=1, max_length=1024)
+    path: str | None = Field(default=None, max_length=512, description="The field of the proposed object.")
+    evidence: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="What it rests on: a PromQL query and its value, an Incident, a PodDisruptionBudget.",
+    )
+
+
+class ChangeReview(Model):
+    """changeReview: the review of one proposed object."""
+
+    object: str = Field(max_length=320, description="Kind/namespace/name.")
+    live: bool = Field(description="An existing object was compared; false: the object is new.")
+    risk: ChangeRisk
+    changes: list[FieldChange] = Field(default_factory=list, max_length=100)
+    findings: list[ChangeFinding] = Field(default_factory=list, max_length=50, description="The most severe first.")
+    recommendation: str = Field(max_length=2048)
+    override: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The reason given in the object's aiops.dev/change-review-override annotation: a gate lets "
+        "the change through whatever its risk.",
+    )
+
+
 class AnalysisResult(Model):
     summary: str | None = Field(default=None, max_length=8192)
     diagnosis: Diagnosis | None = None
@@ -325,6 +463,11 @@ class AnalysisResult(Model):
     )
     steps: int | None = Field(default=None, ge=0, description="query: model replies.")
     forecasts: list[ResourceForecast] = Field(default_factory=list, max_length=4, description="capacityForecast.")
+    risk: ChangeRisk | None = Field(default=None, description="changeReview: the highest risk of the objects reviewed.")
+    reviews: list[ChangeReview] = Field(default_factory=list, max_length=20, description="changeReview.")
+    skipped: list[str] = Field(
+        default_factory=list, max_length=100, description="changeReview: objects of the manifest not reviewed."
+    )
 
 
 class AnalysisRunStatus(Status):
@@ -337,6 +480,13 @@ class AnalysisRunStatus(Status):
     )
     endpoint: str | None = Field(default=None, max_length=2048)
     model: str | None = Field(default=None, max_length=253)
+    catalogue_model: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The model catalogue's model the run was given when accepted: spec.inference.pool or the "
+        "catalogue's default for its type or persona (condition ModelReady says which, and whether it fell back "
+        "to the operator-level endpoint).",
+    )
     attempts: int | None = Field(default=None, ge=0)
     tokens: TokenUsage | None = None
     started_at: datetime | None = None
@@ -353,11 +503,13 @@ ANALYSIS_RUN = Kind(
     namespaced=True,
     spec=AnalysisRunSpec,
     status=AnalysisRunStatus,
-    description="One unit of analysis: root cause, anomaly detection, a query, an SOP analysis or a capacity forecast.",
+    description="One unit of analysis: root cause, anomaly detection, a query, an SOP analysis, a capacity forecast or "
+    "a change review.",
     columns=(
         PrinterColumn("Type", ".spec.type"),
         PrinterColumn("Phase", ".status.phase"),
         PrinterColumn("Model", ".status.model"),
+        PrinterColumn("Risk", ".status.result.risk", priority=1),
         PrinterColumn("Duration", ".status.durationSeconds", "number"),
         PrinterColumn("Incident", ".spec.incidentRef.name", priority=1),
         PrinterColumn("Age", ".metadata.creationTimestamp", "date"),

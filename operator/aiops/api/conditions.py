@@ -30,6 +30,7 @@ class ConditionType(StrEnum):
     MODEL_READY = "ModelReady"
     ANOMALIES_FOUND = "AnomaliesFound"
     EXHAUSTION_FORECAST = "ExhaustionForecast"  # capacityForecast: a resource reaches a limit inside the horizon
+    CHANGE_RISK = "ChangeRisk"  # changeReview: True when the change carries medium or high risk
     CLAIMED = "Claimed"  # a worker (aiops worker) holds its Lease; written only when claiming failed or resumed
     # ManagedCluster
     API_SERVER_REACHABLE = "APIServerReachable"
@@ -104,6 +105,10 @@ class Reason(StrEnum):
     ANOMALY_SCAN_FAILED = "AnomalyScanFailed"  # Event on a ManagedCluster: a scan query could not run
     EXHAUSTION_FORECAST = "ExhaustionForecast"
     NO_EXHAUSTION = "NoExhaustion"
+    HIGH_RISK = "HighRisk"
+    MEDIUM_RISK = "MediumRisk"
+    LOW_RISK = "LowRisk"
+    OVERRIDDEN = "Overridden"  # high or medium risk, let through by the object's override annotation
     CAPACITY_FORECAST_FAILED = "CapacityForecastFailed"  # Event on a ManagedCluster: a forecast query could not run
     QUESTION_REFUSED = "QuestionRefused"  # query runs: the question asked for more than reading
     BUDGET_EXHAUSTED = "BudgetExhausted"

@@ -116,6 +116,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from aiops.cli.review import review
+
+    return review(
+        args.namespace,
+        file=args.filename,
+        configmap=args.configmap,
+        patch=args.patch,
+        target=args.target,
+        cluster=args.cluster,
+        fail_on=args.fail_on,
+        timeout=args.timeout,
+        output=args.output,
+    )
+
+
 def cmd_suspend(args: argparse.Namespace) -> int:
     from aiops.cli import suspend
 
@@ -422,6 +438,24 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("-o", "--output", choices=("text", "json"), default="text")
     ask.set_defaults(fn=cmd_ask)
 
+    rev = sub.add_parser(
+        "review",
+        help="review a proposed Deployment/StatefulSet change (a changeReview run); exit 1 when it is too risky",
+    )
+    rev.add_argument("-f", "--filename", help="the proposed manifest (YAML or JSON, - for stdin), e.g. helm template")
+    rev.add_argument("--configmap", help="NAME[/KEY]: the proposed manifest from a ConfigMap in the namespace")
+    rev.add_argument("--patch", help="a JSON merge patch (file, - for stdin) to the live --target instead")
+    rev.add_argument("--target", help="Kind/name: the live object the patch applies to, or one object of a manifest")
+    rev.add_argument("-n", "--namespace", default="default", help="the run's namespace (and the objects' default)")
+    rev.add_argument("--cluster", help="a ManagedCluster the change is for (default: the operator's own cluster)")
+    rev.add_argument(
+        "--fail-on", choices=("low", "medium", "high", "never"), default="high",
+        help="exit 1 at this risk or above, unless the object carries aiops.dev/change-review-override (default high)",
+    )  # fmt: skip
+    rev.add_argument("--timeout", type=float, default=120, help="seconds to wait for the review (default 120)")
+    rev.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    rev.set_defaults(fn=cmd_review)
+
     for name, text in (
         ("suspend", "the kill switch: no SOP action runs and no model call starts, fleet-wide or for one cluster"),
         ("resume", "lift the kill switch: runbooks go on where they stopped"),
@@ -541,5 +575,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kubernetes.config import ConfigException
+
     args = parser().parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except ConfigException as exc:  # neither in a pod nor given a kubeconfig
+        print(f"aiops: no Kubernetes configuration: {exc}; set KUBECONFIG (or run in a pod)", file=sys.stderr)
+        return 2

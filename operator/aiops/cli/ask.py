@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any, TextIO
-
-from kubernetes.client.exceptions import ApiException
 
 from aiops import API_VERSION
 from aiops.api import ANALYSIS_RUN
-from aiops.core import kube
-
-POLL_S = 1.0
+from aiops.cli.follow import run_to_end
 
 
 def manifest(question: str, cluster: str | None, target: str | None, lookback: int | None) -> dict[str, Any]:
@@ -75,43 +70,14 @@ def ask(
 ) -> int:
     try:
         body = manifest(question, cluster, target, lookback)
-        api = kube.custom()
-        created = api.create_namespaced_custom_object(*_where(namespace), body)
     except ValueError as exc:
         print(f"aiops ask: {exc}", file=err)
         return 2
-    except ApiException as exc:
-        print(f"aiops ask: cannot create the AnalysisRun in {namespace}: {exc.status} {exc.reason}", file=err)
+    run = run_to_end("ask", body, namespace, timeout, err)
+    if run is None:
         return 2
-    name = created["metadata"]["name"]
-    print(f"AnalysisRun {namespace}/{name} created; waiting for the operator ...", file=err)
-    deadline, seen = time.monotonic() + timeout, None
-    while True:
-        try:
-            run = api.get_namespaced_custom_object(*_where(namespace), name)
-        except ApiException as exc:
-            print(f"aiops ask: cannot read AnalysisRun {namespace}/{name}: {exc.status} {exc.reason}", file=err)
-            return 2
-        phase = (run.get("status") or {}).get("phase")
-        if phase != seen:
-            print(f"  {phase or 'Pending'}", file=err)
-            seen = phase
-        if phase in ("Succeeded", "Failed"):
-            break
-        if time.monotonic() > deadline:
-            print(
-                f"aiops ask: no answer within {timeout:g}s; the run goes on: "
-                f"kubectl get analysisrun {name} -n {namespace}",
-                file=err,
-            )
-            return 2
-        time.sleep(POLL_S)
+    phase = run["status"]["phase"]
     print(json.dumps(run, indent=2) if output == "json" else render(run), file=out)
     if phase == "Failed":
         return 1
     return 3 if ((run.get("status") or {}).get("result") or {}).get("refusal") else 0
-
-
-def _where(namespace: str) -> tuple[str, str, str, str]:
-    group, version = API_VERSION.split("/")
-    return group, version, namespace, ANALYSIS_RUN.plural

@@ -5,8 +5,10 @@ Execution happens in a bounded worker pool (AIOPS_ANALYSIS_WORKERS), so a slow m
 neither kopf's handlers nor other objects. The hand-off is direct: the reconciler writes the
 acceptance itself and submits the run in the same call, so no handler waits or polls for another.
 Runs on a catalogue model go through a daemon instead (controllers/pools.py), which waits for the
-model. Runs of the other types wait in Pending until their executors exist. A run whose status write fails
-(the API server or etcd away) is run again after a backoff: nothing else would pick it up before a restart.
+model: one that names a pool, or that the catalogue's defaults send to one (chosen here, when the run is
+accepted, and kept in status.catalogueModel so that workers leave the run alone). Runs of the other types wait
+in Pending until their executors exist. A run whose status write fails (the API server or etcd away) is run
+again after a backoff: nothing else would pick it up before a restart.
 """
 
 from __future__ import annotations
@@ -30,20 +32,26 @@ from aiops.controllers import pools
 from aiops.controllers.common import MissingReference, kopf_emitter, reconciler, validated
 from aiops.core import kube
 from aiops.core.status import StatusBuilder, find_condition, now_utc, write
+from aiops.inference import catalogue
 
 log = logging.getLogger(__name__)
 
 
-def check_references(spec: AnalysisRunSpec, namespace: str) -> None:
-    if spec.incident_ref and kube.get(INCIDENT, spec.incident_ref.name, namespace) is None:
+def check_references(spec: AnalysisRunSpec, namespace: str) -> dict | None:
+    """The run's Incident (None without spec.incidentRef)."""
+    if not spec.incident_ref:
+        return None
+    incident = kube.get(INCIDENT, spec.incident_ref.name, namespace)
+    if incident is None:
         raise MissingReference(
             f"spec.incidentRef: Incident {spec.incident_ref.name!r} does not exist in namespace {namespace!r}"
         )
+    return incident
 
 
 @reconciler(ANALYSIS_RUN)
 def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> None:
-    spec, _ = validated(
+    spec, incident = validated(
         ANALYSIS_RUN,
         body,
         patch,
@@ -55,11 +63,14 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder) -> Non
     # failed at inference keeps its verdict.
     if builder.status.phase is None or builder.ready_reason() == Reason.INVALID_SPEC:
         builder.phase(RunPhase.PENDING, f"{spec.type} run queued for inference", event=None)  # Running follows
+        # Decided once, in the write that accepts the run: a worker never claims a run on a catalogue model.
+        chosen = pools.routed(dict(body), settings.current(), incident)
+        builder.status.catalogue_model = chosen.model if chosen is not None else None
     builder.status.attempts = builder.status.attempts or 0
     builder.condition(
         ConditionType.READY, ConditionStatus.TRUE, Reason.ACCEPTED, "spec is valid and its references resolve"
     )
-    if not runs_here(body["spec"]):
+    if not runs_here(body["spec"]) or builder.status.catalogue_model:
         builder.apply(patch)
         return
     # Written here, not through kopf's patch after the handler: the executor's first write (Running)
@@ -81,10 +92,10 @@ def runs_here(spec: dict) -> bool:
     return inline and spec.get("type") in EXECUTABLE and not (spec.get("inference") or {}).get("pool")
 
 
-def on_pool(spec: kopf.Spec, **_: Any) -> bool:
-    # A filter on spec only: one on status would flip when the run finishes and make kopf cancel
-    # the daemon while it writes its last status.
-    return spec.get("type") in EXECUTABLE and bool((spec.get("inference") or {}).get("pool"))
+def on_pool(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    # Nothing else in status: a filter on the phase would flip when the run finishes and make kopf cancel the
+    # daemon while it writes its last status. status.catalogueModel is written once, on acceptance.
+    return spec.get("type") in EXECUTABLE and bool(catalogue.assigned(spec, status))
 
 
 @functools.cache

@@ -16,19 +16,27 @@ ConfigMap); a bad file stops the operator with the offending field named, e.g.
       openai:
         external: {baseURL: https://api.openai.com/v1, apiKeySecret: {name: openai, key: api-key}}
         servedModelName: gpt-4o-mini
+    defaults:                           # runs that name no model go to one of these (optional)
+      default: qwen-coder               # every run type that asks a model
+      runTypes: {query: openai}         # rootCause, query or sopAnalysis
+      personas: {gpu: qwen-coder}       # rootCause runs of Incidents with spec.analysis.persona
 
-See examples/models/catalogue.yaml for every field.
+See examples/models/catalogue.yaml for every field. `route` says which catalogue model a run goes to.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from aiops.api.analysisrun import AnalysisType
 from aiops.api.common import Model, field_path
+from aiops.api.incident import AnalysisOptions, Persona
 
 # Values of the nvidia.com/gpu.product node label as NVIDIA's GPU feature discovery writes them.
 KNOWN_GPU_PRODUCTS = frozenset(
@@ -185,8 +193,48 @@ class ModelEntry(Model):
         return self.gpu_count // self.tensor_parallel_size
 
 
+# The run types whose executors call a model (aiops.runs: rootcause, query, sopanalysis). changeReview,
+# capacityForecast and anomalyDetection runs never do, so no default sends them to a pool to wait for nothing.
+MODEL_RUN_TYPES = frozenset({AnalysisType.ROOT_CAUSE, AnalysisType.QUERY, AnalysisType.SOP_ANALYSIS})
+
+
+class Defaults(Model):
+    """The catalogue model of a run that names none: its persona's, else its type's, else `default`."""
+
+    default: str | None = Field(default=None, description="Every run type that asks a model.")
+    run_types: dict[str, str] = Field(default_factory=dict, description="By spec.type: rootCause, query, sopAnalysis.")
+    personas: dict[str, str] = Field(
+        default_factory=dict, description="rootCause runs, by their Incident's spec.analysis.persona."
+    )
+
+    @field_validator("run_types", mode="before")
+    @classmethod
+    def _model_types(cls, run_types: object) -> object:
+        for name in run_types if isinstance(run_types, dict) else ():
+            if name not in MODEL_RUN_TYPES:
+                why = "runs never ask a model" if name in AnalysisType.__members__.values() else "is no run type"
+                asks = ", ".join(sorted(MODEL_RUN_TYPES))
+                raise ValueError(f"{name}: {name} {why} (the run types that do: {asks})")
+        return run_types
+
+    @field_validator("personas", mode="before")
+    @classmethod
+    def _personas(cls, personas: object) -> object:
+        for name in personas if isinstance(personas, dict) else ():
+            if name not in Persona.__members__.values():
+                raise ValueError(f"{name}: unknown persona (known: {', '.join(sorted(Persona))})")
+        return personas
+
+    def given(self) -> list[tuple[str, str]]:
+        """(field, model) of every default given."""
+        given = [("defaults.default", self.default)] if self.default else []
+        given += [(f"defaults.runTypes.{t}", m) for t, m in self.run_types.items()]
+        return given + [(f"defaults.personas.{p}", m) for p, m in self.personas.items()]
+
+
 class ModelCatalogue(Model):
     models: dict[str, ModelEntry] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -199,12 +247,69 @@ class ModelCatalogue(Model):
                 )
         return models
 
+    @model_validator(mode="after")
+    def _defaults_known(self) -> ModelCatalogue:
+        for field, name in self.defaults.given():
+            if name not in self.models:
+                raise ValueError(f'{field}: no model "{name}" in the catalogue (known: {self.known()})')
+        return self
+
+    def known(self) -> str:
+        return ", ".join(sorted(self.models)) or "none"
+
     def get(self, name: str) -> ModelEntry | None:
         return self.models.get(name)
 
     def unknown(self, name: str) -> str:
-        known = ", ".join(sorted(self.models)) or "none"
-        return f'spec.inference.pool: no model "{name}" in the catalogue (known: {known})'
+        return f'spec.inference.pool: no model "{name}" in the catalogue (known: {self.known()})'
+
+
+NAMED = "spec.inference.pool"
+
+
+@dataclass(frozen=True)
+class Route:
+    """The catalogue model a run goes to, and what chose it: NAMED, or the defaults' field ("defaults.default")."""
+
+    model: str
+    source: str
+
+    @property
+    def named(self) -> bool:
+        """The run asked for this model by name: it never falls back to the operator-level endpoint."""
+        return self.source == NAMED
+
+
+def route(spec: Mapping, catalogue: ModelCatalogue | None, analysis: AnalysisOptions | None = None) -> Route | None:
+    """Where a run's model calls go: a catalogue model, or None for the operator-level endpoint (AIOPS_LLM_*).
+
+    `spec` is the AnalysisRun's spec; `analysis` its Incident's spec.analysis (rootCause). A named pool wins;
+    a run that names an endpoint or a model (an Incident's analysis.model), whose Incident wants no model
+    (analysis.llm: false), or whose type asks none, stays off the catalogue's defaults."""
+    inference = spec.get("inference") or {}
+    if inference.get("pool"):
+        return Route(inference["pool"], NAMED)
+    run_type = spec.get("type")
+    if catalogue is None or run_type not in MODEL_RUN_TYPES or inference.get("endpoint") or inference.get("model"):
+        return None
+    if analysis is not None and (analysis.llm is False or analysis.model):
+        return None
+    d = catalogue.defaults
+    persona = analysis.persona if analysis is not None and run_type == AnalysisType.ROOT_CAUSE else None
+    for field, name in (
+        (f"defaults.personas.{persona}", d.personas.get(persona) if persona else None),
+        (f"defaults.runTypes.{run_type}", d.run_types.get(run_type)),
+        ("defaults.default", d.default),
+    ):
+        if name:
+            return Route(name, field)
+    return None
+
+
+def assigned(spec: Mapping, status: Mapping) -> str | None:
+    """The catalogue model a run was given: spec.inference.pool, else the default chosen when it was accepted
+    (status.catalogueModel). The operator schedules such runs itself (aiops.controllers.pools); workers leave them."""
+    return (spec.get("inference") or {}).get("pool") or status.get("catalogueModel")
 
 
 def _describe(error: dict) -> str:
@@ -216,7 +321,7 @@ def _describe(error: dict) -> str:
     if sep and " " not in head:  # a model validator naming its field ("gpuCount: ...")
         if head.startswith("'") and loc == ("models",):  # a bad model name
             return f"models.{head.strip(chr(39))}: {rest}"
-        return f"{field_path(loc)}.{head}: {rest}"
+        return f"{field_path(loc)}.{head}: {rest}" if loc else msg
     return f"{field_path(loc)}: {msg}" if loc else msg
 
 

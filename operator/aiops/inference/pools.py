@@ -22,6 +22,7 @@ import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import openai
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -43,6 +44,7 @@ A_MODEL = "aiops.dev/served-model"
 A_LAST_USED = "aiops.dev/last-used"
 A_ACTIVE = "aiops.dev/active-runs"
 A_SCALED = "aiops.dev/scaled"
+PROBE_TIMEOUT_S = 10.0
 
 
 def resource_name(pool: str) -> str:
@@ -343,6 +345,23 @@ def gateway_config(pool: str, entry: ModelEntry, namespace: str, base: GatewayCo
     if base is None:
         return GatewayConfig(base_url=url, model=model, api_key=api_key)
     return replace(base, base_url=url, model=model, api_key=api_key)
+
+
+def unreachable(config: GatewayConfig, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the model server at `config.base_url` cannot serve now (its GET /models fails), or None. Asked before
+    a run that could fall back commits to a catalogue model: the run's own calls would find out only after their
+    retries, and then a rootCause run settles for the analyzers' diagnosis."""
+    url = f"{config.base_url.rstrip('/')}/models"
+    api = openai.OpenAI(base_url=config.base_url, api_key=config.api_key, timeout=timeout_s, max_retries=0)
+    try:
+        api.models.with_raw_response.list()
+    except openai.APIStatusError as exc:
+        return f"{url} answered HTTP {exc.status_code}"
+    except openai.APIError as exc:
+        return f"cannot reach {url}: {exc.__cause__ or exc}"
+    finally:
+        api.close()
+    return None
 
 
 def _rfc3339(t: datetime) -> str:

@@ -5,6 +5,7 @@ sopanalysis   a runbook's text -> an SOP draft and findings
 anomaly       PromQL queries -> detectors -> anomalies, and an optional Incident
 query         a question -> the agent with the read-only tools -> a cited answer
 capacityforecast  Prometheus history -> forecasts and times to exhaustion
+changereview  a proposed workload -> what it changes, its risk and findings (aiops.changes)
 lease         claims on runs for `aiops worker` (a Lease per run)
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 from aiops.api.analysisrun import AnalysisType, RunPhase
 from aiops.api.conditions import ConditionType, Reason
 from aiops.core.status import find_condition
-from aiops.runs import anomaly, capacityforecast, query, rootcause, sopanalysis
+from aiops.inference import catalogue
+from aiops.runs import anomaly, capacityforecast, changereview, query, rootcause, sopanalysis
 from aiops.runs.common import Context, fail_run
 
 EXECUTORS = {
@@ -22,6 +24,7 @@ EXECUTORS = {
     AnalysisType.ANOMALY_DETECTION.value: anomaly.execute,
     AnalysisType.QUERY.value: query.execute,
     AnalysisType.CAPACITY_FORECAST.value: capacityforecast.execute,
+    AnalysisType.CHANGE_REVIEW.value: changereview.execute,
 }
 
 __all__ = ["EXECUTORS", "Context", "claimable", "execute", "fail_run"]
@@ -35,12 +38,13 @@ def execute(ctx: Context, run: dict) -> None:
 
 def claimable(run: dict) -> bool:
     """What a worker may claim: accepted, unfinished, of a type with an executor, on the operator's own model
-    (a run on a catalogue pool is scheduled by the operator: aiops.controllers.pools)."""
+    (a run on a catalogue model, named or the catalogue's default, is scheduled by the operator:
+    aiops.controllers.pools)."""
     spec, status = run.get("spec") or {}, run.get("status") or {}
     accepted = (find_condition(status.get("conditions") or [], ConditionType.READY) or {}).get("reason")
     return (
         accepted == Reason.ACCEPTED
         and status.get("phase") not in FINISHED
         and spec.get("type") in EXECUTORS
-        and not (spec.get("inference") or {}).get("pool")
+        and not catalogue.assigned(spec, status)
     )

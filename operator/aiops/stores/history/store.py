@@ -309,6 +309,26 @@ PAST_ROWS_SQL = _PAST_SQL.replace("RANK", "0.0").replace("\nJOIN\n", "\n")
 PASTS_SQL = PAST_ROWS_SQL + "WHERE i.uid = ANY($1::text[])\n"
 
 
+# The incidents about one workload (its kind, namespace and name; on one cluster, None: the local one), newest first.
+ON_TARGET_SQL = (
+    PAST_ROWS_SQL
+    + r"""WHERE i.target->>'kind' = $1 AND i.target->>'name' = $3
+  AND coalesce(i.target->>'namespace', split_part(i.key, '/', 1)) = $2
+  AND i.cluster IS NOT DISTINCT FROM $4 AND i.created_at >= $5
+ORDER BY i.created_at DESC
+LIMIT $6
+"""
+)
+
+
+async def on_target(
+    conn: asyncpg.Connection, kind: str, namespace: str, name: str, cluster: str | None, since: datetime, limit: int
+) -> list[PastIncident]:
+    """Past incidents whose target is this workload, created since `since`, newest first."""
+    rows = await conn.fetch(ON_TARGET_SQL, kind, namespace, name, cluster, since, limit)
+    return [_past(r) for r in rows]
+
+
 async def similar(
     conn: asyncpg.Connection, text: str, limit: int = 5, exclude_uid: str | None = None
 ) -> list[PastIncident]:
