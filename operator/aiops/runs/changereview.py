@@ -19,12 +19,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from pydantic import ValidationError
 from requests.exceptions import RequestException
 
 from aiops.api import ANALYSIS_RUN
 from aiops.api.analysisrun import (
-    AnalysisRunSpec,
     AnalysisRunStatus,
     AnalysisType,
     ChangeReview,
@@ -38,12 +36,12 @@ from aiops.api.analysisrun import (
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.changes import Burn, PastChangeIncident, Usage, merge_patch, review
-from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
+from aiops.clusters.access import ClusterAccess
 from aiops.clusters.prometheus import PrometheusSource
 from aiops.core import kube, metrics
 from aiops.core.status import StatusBuilder, write
 from aiops.forecast.resources import selector
-from aiops.runs.common import Context, fail_run, start_attempt, still_ours
+from aiops.runs.common import Context, access_of, fail_run, start_attempt, still_ours
 from aiops.stores import history
 from aiops.stores.history import store
 
@@ -64,13 +62,10 @@ class Unreviewable(Exception):
 def execute(ctx: Context, run: dict) -> None:
     """One attempt; every outcome ends in status, never in an exception."""
     meta = run["metadata"]
-    try:
-        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
-        access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
-    except (ValidationError, ClusterAccessError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        fail_run(ctx, run, f"cannot review: {message}")
+    found = access_of(ctx, run, "review")
+    if found is None:
         return
+    spec, access = found
     inputs = spec.inputs.change
     run = start_attempt(ctx, run, "reviewing the proposed change")
     began = time.monotonic()

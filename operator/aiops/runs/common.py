@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from aiops.api import ANALYSIS_RUN
 from aiops.api.analysisrun import AnalysisRunSpec, AnalysisRunStatus, RunPhase
-from aiops.clusters.access import ClusterAccessError, cluster_access
+from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
 from aiops.clusters.prometheus import PrometheusSource
 from aiops.core import kube
 from aiops.core.status import Emit, StatusBuilder, write
@@ -77,16 +77,25 @@ def start_attempt(ctx: Context, run: dict, message: str) -> dict:
     return write(ctx.client, b, run)  # the patch's answer is the run as stored now
 
 
+def access_of(ctx: Context, run: dict, verb: str = "analyse") -> tuple[AnalysisRunSpec, ClusterAccess] | None:
+    """The run's spec and how to reach its cluster (spec.clusterRef, else the operator's own); None when either
+    cannot be had, after failing the run saying why ("cannot <verb>: ...")."""
+    try:
+        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
+        return spec, cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
+    except (ValidationError, ClusterAccessError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        fail_run(ctx, run, f"cannot {verb}: {message}")
+        return None
+
+
 def prometheus_of(ctx: Context, run: dict) -> tuple[AnalysisRunSpec, PrometheusSource] | None:
     """The run's spec and the Prometheus of its cluster (spec.clusterRef, else AIOPS_PROMETHEUS_URL); None when
     either is missing, after failing the run saying which."""
-    try:
-        spec = AnalysisRunSpec.model_validate(run.get("spec") or {})
-        access = cluster_access(spec.cluster_ref.name if spec.cluster_ref else None, ctx.settings)
-    except (ValidationError, ClusterAccessError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        fail_run(ctx, run, f"cannot analyse: {message}")
+    found = access_of(ctx, run)
+    if found is None:
         return None
+    spec, access = found
     if access.prometheus is None:
         where = f"ManagedCluster {spec.cluster_ref.name}'s endpoints.prometheus" if spec.cluster_ref else (
             "AIOPS_PROMETHEUS_URL")  # fmt: skip
