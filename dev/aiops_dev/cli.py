@@ -154,6 +154,10 @@ EVALUATIONS = {
         "aiops_dev.eval.nezha",
         "root-cause service ranking on Nezha's Online Boutique faults, beside BARO (DATA)",
     ),
+    "sopanalysis": (
+        "aiops_dev.eval.sopanalysis",
+        "sopAnalysis drafts of the runbooks rewritten as prose: how many validate, steps close to the originals",
+    ),
 }
 
 
