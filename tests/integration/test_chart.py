@@ -131,7 +131,9 @@ def test_security_context_fits_restricted_v2():
 def catalogue_values(tmp_path) -> str:
     example = yaml.safe_load((REPO / "examples" / "models" / "catalogue.yaml").read_text())
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"modelCatalogue": example["models"], "modelDefaults": example["defaults"]}))
+    rollouts = {"rootCause": {"candidate": {"model": "hosted"}, "mode": "canary", "canaryPercent": 10}}
+    values = {"modelCatalogue": example["models"], "modelDefaults": example["defaults"], "modelRollouts": rollouts}
+    path.write_text(yaml.safe_dump(values))
     return str(path)
 
 
@@ -141,11 +143,12 @@ def test_the_model_catalogue_reaches_the_operator_as_it_reads_it(tmp_path):
     parsed = catalogue.parse(yaml.safe_load(cm["data"]["catalogue.yaml"]), "the chart's ConfigMap")
     assert parsed.get("qwen-coder") is not None and parsed.get("hosted") is not None
     assert (parsed.defaults.default, parsed.defaults.run_types) == ("qwen-coder", {"query": "hosted"})
+    assert (parsed.rollouts.root_cause.candidate.model, parsed.rollouts.root_cause.canary_percent) == ("hosted", 10)
     [deploy] = [d for d in docs if d["kind"] == "Deployment"]
     [c] = deploy["spec"]["template"]["spec"]["containers"]
     assert {"name": "AIOPS_MODEL_CATALOGUE", "value": "/etc/aiops/catalogue/catalogue.yaml"} in c["env"]
     alone = helm("template", "aiops", str(CHART), "--set", "modelDefaults.default=qwen-coder", check=False)
-    assert alone.returncode != 0 and "modelDefaults: the defaults name models of modelCatalogue" in alone.stderr
+    assert alone.returncode != 0 and "modelDefaults, modelRollouts: they name models of modelCatalogue" in alone.stderr
     wrong = helm("template", "aiops", str(CHART), "--set", "modelDefaults.runTypes.changeReview=x", check=False)
     assert wrong.returncode != 0 and "/modelDefaults/runTypes" in wrong.stderr and "changeReview" in wrong.stderr
 

@@ -1,6 +1,7 @@
 """How often the diagnosis ranks each failure scenario's known root cause first, with the LLM off and on.
 
     python -m aiops_dev.eval.scenario_suite [--llm-base-url URL --llm-model NAME [--llm-timeout-s S]] [--only NAME ...]
+        [--catalogue FILE] [--record-dsn DSN]
 
 Starts its own local control plane (etcd + kube-apiserver; binaries from KUBEBUILDER_ASSETS or the
 cache, see aiops_dev.controlplane), installs the CRDs, and for each scenario of aiops_dev.eval.cases writes
@@ -9,21 +10,30 @@ root-cause pipeline on it: the collectors read the cluster, the analyzers rank s
 --llm-base-url the same Incident is diagnosed again through the model. Per scenario it prints the rank
 of the expected suspect (failure mode and resource) among the diagnosis' suspects, the execution status,
 the duration and the tokens, then top-1/top-3 accuracy. It reports figures and does not judge them: exit 0 once it ran.
+
+With --catalogue the model catalogue's rollouts.rootCause candidate is tried as in the operator (shadow beside
+each diagnosis, or canary), and without --llm-base-url the primary is the catalogue's default for rootCause runs.
+--record-dsn writes every model trial of the run into that history database (model_trials, as the operator does),
+plus, per version and scenario, the suite's verdict (role suite: the known cause ranked first), for
+`aiops models compare` (docs/model-rollouts.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import kube_config
@@ -31,9 +41,12 @@ from kubernetes.config import kube_config
 from aiops.api import INCIDENT, KINDS
 from aiops.api.incident import AnalysisOptions, IncidentSpec
 from aiops.core import kube
-from aiops.diagnosis import pipeline
+from aiops.diagnosis import pipeline, rollout
+from aiops.inference import catalogue, pools
 from aiops.inference.gateway import GatewayConfig
 from aiops.settings import Settings
+from aiops.stores.history import migrate, trials
+from aiops.stores.history.sink import describe
 from aiops_dev import crdgen
 from aiops_dev.controlplane import ControlPlane, ControlPlaneError
 from aiops_dev.eval.cases import CASES, Case
@@ -55,14 +68,14 @@ class Outcome:
     error: str | None = None  # why the model's answer (or the whole run) is missing
 
 
-def diagnose_scenario(case: Case, incident: dict, settings: Settings) -> Outcome:
+def diagnose_scenario(case: Case, incident: dict, settings: Settings, record: rollout.Record | None = None) -> Outcome:
     """Runs the pipeline on the scenario's Incident as stored by the API server; the model is asked only
-    when `settings` configures one."""
+    when `settings` configures one. `record` takes the model trials (default: the history, off here)."""
     spec = IncidentSpec.model_validate(incident["spec"]).model_copy(
         update={"analysis": AnalysisOptions(llm=settings.llm is not None)}
     )
     detected = datetime.fromisoformat(incident["metadata"]["creationTimestamp"])
-    result = pipeline.diagnose_incident(incident, spec, settings, detected, datetime.now(UTC))
+    result = pipeline.diagnose_incident(incident, spec, settings, detected, datetime.now(UTC), record=record)
     diagnosis = result.diagnosis
     # With a model asked, only its answer counts: a fallback repeats the analyzers' ranking, measured LLM off.
     fell_back = settings.llm is not None and diagnosis.model == pipeline.ANALYZERS_ONLY
@@ -135,6 +148,44 @@ class Row:
     case: Case
     off: Outcome
     on: Outcome | None
+    uid: str | None = None  # the scenario's Incident
+
+
+class Recorder:
+    """The model trials of the run, as the pipeline hands them over (from its background threads too)."""
+
+    def __init__(self) -> None:
+        self.trials: list[trials.Trial] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, trial: trials.Trial) -> None:
+        with self._lock:
+            self.trials.append(trial)
+
+    def with_verdicts(self, rows: list[Row]) -> list[trials.Trial]:
+        """The trials, and per scenario and version that was asked a suite trial: its known cause ranked first."""
+        by_uid = {r.uid: r.case for r in rows if r.uid}
+        verdicts = [
+            replace(t, role=trials.SUITE, agrees=None, correct=t.status == trials.COMPLETED
+                    and by_uid[t.incident_uid].expects(t.top_failure_mode or "", t.top_resource or ""))
+            for t in self.trials if t.incident_uid in by_uid
+        ]  # fmt: skip
+        return self.trials + verdicts
+
+
+def write_trials(dsn: str, found: list[trials.Trial]) -> None:
+    """Writes the trials into the history database at `dsn`, migrated first."""
+
+    async def write() -> None:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await migrate.migrate(conn)
+            for t in found:
+                await trials.record(conn, t)
+        finally:
+            await conn.close()
+
+    asyncio.run(write())
 
 
 def _failed(exc: Exception) -> Outcome:
@@ -148,8 +199,9 @@ def _failed(exc: Exception) -> Outcome:
     return Outcome((), (), None, "ERROR", 0.0, 0, f"{type(exc).__name__}: {text[:500]}")
 
 
-def run_scenario(api: client.ApiClient, case: Case, llm: GatewayConfig | None) -> Row:
-    """Writes the scenario into namespace scn-NAME, files its Incident and diagnoses it (LLM off, then on)."""
+def run_scenario(api: client.ApiClient, case: Case, on: Settings | None, record: rollout.Record | None = None) -> Row:
+    """Writes the scenario into namespace scn-NAME, files its Incident and diagnoses it: LLM off, then with the
+    model of `on` (its trials to `record`)."""
     namespace = f"scn-{case.name}"
     try:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
@@ -158,14 +210,14 @@ def run_scenario(api: client.ApiClient, case: Case, llm: GatewayConfig | None) -
         off = diagnose_scenario(case, incident, Settings(llm=None))
     except Exception as exc:  # noqa: BLE001  (a broken scenario is reported in its row; the others still run)
         failed = _failed(exc)
-        return Row(case, failed, None if llm is None else failed)
-    if llm is None:
+        return Row(case, failed, None if on is None else failed)
+    if on is None:
         return Row(case, off, None)
     try:
-        on = diagnose_scenario(case, incident, Settings(llm=llm))
+        with_model = diagnose_scenario(case, incident, on, record)
     except Exception as exc:  # noqa: BLE001
-        on = _failed(exc)
-    return Row(case, off, on)
+        with_model = _failed(exc)
+    return Row(case, off, with_model, incident["metadata"]["uid"])
 
 
 def _cell(outcome: Outcome) -> str:
@@ -239,12 +291,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_llm_arguments(parser)
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
+    parser.add_argument(
+        "--catalogue", metavar="FILE", help="a model catalogue: its rollouts.rootCause candidate is tried as in the "
+        "operator; without --llm-base-url its default for rootCause runs is the primary",
+    )  # fmt: skip
+    parser.add_argument(
+        "--record-dsn", metavar="DSN", help="write the model trials and the suite's verdict per version into this "
+        "history database (postgresql://...), for `aiops models compare`",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     llm = llm_config(parser, args)
+    try:
+        models = catalogue.load(args.catalogue) if args.catalogue else None
+    except catalogue.CatalogueError as exc:
+        parser.error(f"--catalogue: {exc}")
+    if llm is None and models is not None and (chosen := catalogue.route({"type": "rootCause"}, models)):
+        served = pools.gateway_config(chosen.model, models.get(chosen.model), Settings().namespace, None)
+        llm = replace(served, timeout_s=args.llm_timeout_s, max_tokens=args.llm_max_tokens)
+    if (args.catalogue or args.record_dsn) and llm is None:
+        parser.error("--catalogue and --record-dsn need a model: --llm-base-url, or a default in the catalogue")
     known = [c.name for c in CASES]
     if unknown := sorted(set(args.only or ()) - set(known)):
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
     cases = [c for c in CASES if not args.only or c.name in args.only]
+    on = Settings(llm=llm, models=models) if llm else None
+    recorder = Recorder() if args.record_dsn else None
 
     started = time.monotonic()
     try:
@@ -252,13 +323,24 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for i, case in enumerate(cases, 1):
                 say(f"[{i}/{len(cases)}] {case.name}")
-                rows.append(run_scenario(api, case, llm))
+                rows.append(run_scenario(api, case, on, recorder))
+            if not rollout.wait(timeout=len(cases) * 4 * args.llm_timeout_s):
+                say("model trials still running (shadows): not all are recorded")
     except ControlPlaneError as exc:
         say(f"cannot start the control plane: {exc}")
         return 1
     print(table(rows))
     print()
     print(summary(rows))
+    if recorder is not None:
+        found = recorder.with_verdicts(rows)
+        try:
+            write_trials(args.record_dsn, found)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            say(f"--record-dsn: cannot record: {type(exc).__name__}: {exc}")
+            return 1
+        versions = sorted({t.version for t in found})
+        print(f"\nrecorded {len(found)} model trial(s) of {', '.join(versions)} into {describe(args.record_dsn)}")
     print(f"\n{len(rows)} scenarios in {time.monotonic() - started:.1f}s (control plane start-up included)")
     return 0
 

@@ -1,5 +1,6 @@
 """The `aiops` command line: the operator, its analysis workers, runbooks, the event stream, history (and its
-exports), the knowledge index (search), notifications, GPU telemetry and the kill switch (suspend, resume).
+exports), the knowledge index (search), notifications, model versions on trial (models compare), GPU telemetry and the
+kill switch (suspend, resume).
 
 Development commands (generators, the local control plane, the demo, evaluations) are `aiops-dev`.
 """
@@ -214,8 +215,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import asyncio
-
     import asyncpg
 
     from aiops.cli import export
@@ -225,18 +224,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if dsn is None:
         return 2
 
-    async def read() -> list[examples.Example] | None:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            needed = next(m.version for m in migrate.migrations() if m.name == "feedback_examples")
-            if (await migrate.current_version(conn) or 0) < needed:
-                return None
-            return await examples.examples(conn)
-        finally:
-            await conn.close()
-
     try:
-        found = asyncio.run(read())
+        found = migrate.read_migrated(dsn, "feedback_examples", examples.examples)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"aiops export: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -253,6 +242,15 @@ def cmd_export(args: argparse.Namespace) -> int:
             count = export.write_jsonl(found, out)
     print(f"{count} labelled example(s) written to {args.output or 'stdout'}", file=sys.stderr)
     return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from aiops.cli import models
+
+    dsn = _history_dsn(args)
+    if dsn is None:
+        return 2
+    return models.compare(dsn, args.days)
 
 
 def cmd_notifications(args: argparse.Namespace) -> int:
@@ -523,6 +521,17 @@ def parser() -> argparse.ArgumentParser:
     fb.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
     fb.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
     fb.set_defaults(fn=cmd_export)
+
+    models = sub.add_parser("models", help="model versions on trial (catalogue rollouts): their measures")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    cmp = models_sub.add_parser(
+        "compare",
+        help="per version: agreement with the primary, accuracy from feedback, suite score, valid JSON, latency "
+        "p50/p95/p99, tokens and cost per diagnosis (docs/model-rollouts.md)",
+    )
+    cmp.add_argument("--days", type=float, default=30, help="trials of the last DAYS days (default 30)")
+    cmp.add_argument("--dsn", default=os.environ.get("AIOPS_POSTGRES_DSN"), help="default: $AIOPS_POSTGRES_DSN")
+    cmp.set_defaults(fn=cmd_models)
 
     notes = sub.add_parser(
         "notifications", help="the notifications outbox: dead letters (default) or pending rows; requeue one"

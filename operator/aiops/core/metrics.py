@@ -73,3 +73,46 @@ WORKER_RUNS = Counter(
     registry=REGISTRY,
 )
 WORKER_IN_FLIGHT = Gauge("aiops_worker_runs_in_flight", "Runs this worker is executing.", registry=REGISTRY)
+
+# Model trials (aiops.diagnosis.rollout): each root-cause diagnosis by the version that made it or was asked to,
+# `<catalogue model>/<served model>@<prompt version>`, and its role (primary, canary, shadow). The version label
+# is bounded: past aiops.diagnosis.rollout.MAX_VERSIONS distinct versions a new one counts as "other".
+MODEL_TRIALS = Counter(
+    "aiops_model_trials",
+    "Root-cause model trials by version, role and the gateway's status (completed: valid JSON; invalid; "
+    "unreachable; error: the trial broke).",
+    ["version", "role", "status"],
+    registry=REGISTRY,
+)
+MODEL_TRIAL_SECONDS = Histogram(
+    "aiops_model_trial_duration_seconds",
+    "Model answer time of root-cause trials that got an answer, by version and role.",
+    ["version", "role"],
+    buckets=(0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
+MODEL_TRIAL_TOKENS = Counter(
+    "aiops_model_trial_tokens",
+    "Tokens of root-cause trials by version and kind.",
+    ["version", "kind"],
+    registry=REGISTRY,
+)
+MODEL_TRIAL_COST = Counter(
+    "aiops_model_trial_cost",
+    "Cost of root-cause trials at the catalogue's pricePerMillionTokens, by version (priced versions only).",
+    ["version"],
+    registry=REGISTRY,
+)
+MODEL_AGREEMENT = Counter(
+    "aiops_model_shadow_agreement",
+    "Shadow answers by version and whether their top suspect agrees with the primary's (true, false).",
+    ["version", "agrees"],
+    registry=REGISTRY,
+)
+MODEL_TRIALS_LOST = Counter(
+    "aiops_model_trials_lost",
+    "Model trials lost: shadow_dropped (the shadow queue was full: the candidate not asked), unrecorded (rows not "
+    "written: their queue was full or the history refused them).",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -10,6 +10,7 @@ thread and writes the result into status.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from aiops import knowledge
 from aiops.api.incident import Diagnosis, EvidenceItem, EvidenceSource, ExecutionStatus, IncidentSpec, Suspect
 from aiops.clusters.access import ClusterAccess, ClusterAccessError, cluster_access
-from aiops.diagnosis import analyzers, logtemplates
+from aiops.diagnosis import analyzers, logtemplates, rollout
 from aiops.diagnosis.collectors import kubernetes as k8s_collector
 from aiops.diagnosis.collectors import logs as logs_collector
 from aiops.diagnosis.collectors import prometheus as prom_collector
@@ -264,9 +265,10 @@ def diagnose_incident(
     now: datetime,
     access: ClusterAccess | None = None,
     withheld: str | None = None,
+    record: rollout.Record | None = None,
 ) -> PipelineResult:
     """The diagnosis of one Incident; `access` is how to read its cluster (default: from clusterRef); `withheld`
-    says why no model may be called now (the kill switch)."""
+    says why no model may be called now (the kill switch); `record` takes the model trials (default: the history)."""
     started = time.monotonic()
     namespace = incident["metadata"]["namespace"]
     target = resolve_target(spec, namespace)
@@ -326,15 +328,22 @@ def diagnose_incident(
         )
         redactor = Redactor()
         safe_suspects, safe_evidence, safe_context = redacted(redactor, suspects, evidence, context)
-        answer = gateway.diagnose(
-            config, spec.analysis.persona if spec.analysis else None, safe_context, safe_suspects, safe_evidence
+        ask = functools.partial(
+            gateway.diagnose,
+            persona=spec.analysis.persona if spec.analysis else None,
+            incident=safe_context,
+            suspects=safe_suspects,
+            evidence=safe_evidence,
         )
+        trials = rollout.Trials(settings, incident, config, bool(spec.analysis and spec.analysis.model), record)
+        answer = trials.ask(ask)  # a canary's share: the candidate's answer, unless it cannot give one
+        config = trials.config
         result.redaction = redactor.report()
         result.prompt_tokens, result.completion_tokens = answer.prompt_tokens, answer.completion_tokens
         result.llm_attempts, result.endpoint, result.llm_status = answer.attempts, config.base_url, answer.status
         if answer.status == "completed" and answer.answer is not None:
             # Placeholders stay in status: it is readable by more people than the Secrets were.
-            result.diagnosis = model_diagnosis(answer.answer, suspects, safe_evidence, config.model)
+            result.diagnosis = model_diagnosis(answer.answer, suspects, safe_evidence, trials.label)
         else:
             result.llm_error = answer.error
             result.diagnosis = fallback_diagnosis(
@@ -343,5 +352,7 @@ def diagnose_incident(
                 f"the model gave no valid answer: {answer.error}",
                 ExecutionStatus.RECOVERED_FALLBACK,
             )
+        # Recorded, and a shadow asked, in the background: nothing here waits for either.
+        trials.finish(answer, result.diagnosis, ask, lambda a: model_diagnosis(a, suspects, safe_evidence, ""))
     result.duration_s = round(time.monotonic() - started, 3)
     return result

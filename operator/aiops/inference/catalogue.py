@@ -20,6 +20,8 @@ ConfigMap); a bad file stops the operator with the offending field named, e.g.
       default: qwen-coder               # every run type that asks a model
       runTypes: {query: openai}         # rootCause, query or sopAnalysis
       personas: {gpu: qwen-coder}       # rootCause runs of Incidents with spec.analysis.persona
+    rollouts:                           # a candidate version on trial (optional; docs/model-rollouts.md)
+      rootCause: {candidate: {model: openai}, mode: shadow}   # or mode: canary, canaryPercent: 10
 
 See examples/models/catalogue.yaml for every field. `route` says which catalogue model a run goes to.
 """
@@ -30,6 +32,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -37,6 +40,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from aiops.api.analysisrun import AnalysisType
 from aiops.api.common import Model, field_path
 from aiops.api.incident import AnalysisOptions, Persona
+from aiops.inference.prompts import PROMPT_VERSION
 
 # Values of the nvidia.com/gpu.product node label as NVIDIA's GPU feature discovery writes them.
 KNOWN_GPU_PRODUCTS = frozenset(
@@ -133,10 +137,21 @@ class Toleration(Model):
     toleration_seconds: int | None = None
 
 
+class Prices(Model):
+    """What a model's tokens cost, per million, in one currency of your choosing (cost per diagnosis)."""
+
+    prompt: float = Field(ge=0, le=1_000_000)
+    completion: float = Field(ge=0, le=1_000_000)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
+
+
 class ModelEntry(Model):
     """One model: a vLLM pool the operator runs (image, weights, GPUs) or an external endpoint."""
 
     served_model_name: str | None = Field(default=None, min_length=1, max_length=253)
+    price_per_million_tokens: Prices | None = None
     max_concurrent_runs: int = Field(default=4, ge=1, le=256)
     external: ExternalEndpoint | None = None
     image: str | None = Field(default=None, min_length=1, max_length=1024)
@@ -232,9 +247,46 @@ class Defaults(Model):
         return given + [(f"defaults.personas.{p}", m) for p, m in self.personas.items()]
 
 
+# The diagnosis prompts the code has: a candidate may name only these (today the current one alone).
+ROOT_CAUSE_PROMPTS = (PROMPT_VERSION,)
+
+
+class Candidate(Model):
+    model: str = Field(min_length=1, description="A catalogue model.")
+    prompt_version: str = Field(default=PROMPT_VERSION, description="One of ROOT_CAUSE_PROMPTS.")
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _known_prompt(cls, version: str) -> str:
+        if version not in ROOT_CAUSE_PROMPTS:
+            raise ValueError(f"unknown prompt version {version!r} (the operator has {', '.join(ROOT_CAUSE_PROMPTS)})")
+        return version
+
+
+class Rollout(Model):
+    """A candidate on trial: asked unseen beside every diagnosis (shadow), or serving a share of them (canary)."""
+
+    candidate: Candidate
+    mode: Literal["shadow", "canary"]
+    canary_percent: float | None = Field(default=None, ge=0, le=100, description="mode canary: the share served.")
+
+    @model_validator(mode="after")
+    def _percent(self) -> Rollout:
+        if self.mode == "canary" and self.canary_percent is None:
+            raise ValueError("canaryPercent: required for mode canary (0-100, the share of Incidents it serves)")
+        if self.mode == "shadow" and self.canary_percent is not None:
+            raise ValueError("canaryPercent: only for mode canary (a shadow is asked beside every diagnosis)")
+        return self
+
+
+class Rollouts(Model):
+    root_cause: Rollout | None = None
+
+
 class ModelCatalogue(Model):
     models: dict[str, ModelEntry] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
+    rollouts: Rollouts = Field(default_factory=Rollouts)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -249,7 +301,10 @@ class ModelCatalogue(Model):
 
     @model_validator(mode="after")
     def _defaults_known(self) -> ModelCatalogue:
-        for field, name in self.defaults.given():
+        given = self.defaults.given()
+        if self.rollouts.root_cause:
+            given.append(("rollouts.rootCause.candidate.model", self.rollouts.root_cause.candidate.model))
+        for field, name in given:
             if name not in self.models:
                 raise ValueError(f'{field}: no model "{name}" in the catalogue (known: {self.known()})')
         return self

@@ -6,6 +6,7 @@ starting at once do not race and a failing migration leaves the schema as it was
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -66,3 +67,20 @@ async def current_version(conn: asyncpg.Connection) -> int | None:
     if not exists:
         return None
     return await conn.fetchval("SELECT max(version) FROM schema_migrations")
+
+
+def read_migrated(dsn: str, name: str, fn, *args):
+    """`await fn(conn, *args)` on a fresh connection to `dsn` (for the command line, which has no sink); None when
+    the schema does not have migration `name` yet. Raises what asyncpg raises."""
+
+    async def read():
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            needed = next(m.version for m in migrations() if m.name == name)
+            if (await current_version(conn) or 0) < needed:
+                return None
+            return await fn(conn, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
