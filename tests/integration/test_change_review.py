@@ -159,7 +159,7 @@ def test_the_argocd_presync_gate_blocks_a_risky_change_passes_it_overridden_and_
     assert "HIGH risk" in shown and "blocked" in blocked.stderr and OVERRIDE in blocked.stderr
     described = kubectl("describe", "analysisrun", run["metadata"]["name"], "-n", namespace).stdout
     assert "ChangeRisk" in described and "HighRisk" in described, described
-    print(f"\nrisky change reviewed in {run['status']['durationSeconds']}s:\n{shown}")
+    print(f"\nrisky change reviewed in {run['status']['durationSeconds']}s:\n{shown}\n{described}")
 
     # 2. The same change with the override annotation in Git: reviewed as high, let through.
     set_proposed(kubectl, namespace, proposed(docs, memory="256Mi", override="INC-1234: approved by the on-call lead"))
