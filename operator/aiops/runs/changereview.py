@@ -72,10 +72,10 @@ def execute(ctx: Context, run: dict) -> None:
     cluster = spec.cluster_ref.name if spec.cluster_ref else None
     try:
         proposed, skipped = proposed_objects(access, inputs, meta["namespace"])
-        reviews = [
-            review_one(ctx, access, inputs, obj, live, cluster)
-            for obj, live in proposed[:MAX_OBJECTS]  # fmt: skip
-        ]
+        with ThreadPoolExecutor(4, thread_name_prefix="aiops-review") as pool:  # one per run, for all its objects
+            reviews = [
+                review_one(ctx, pool, access, inputs, obj, live, cluster) for obj, live in proposed[:MAX_OBJECTS]
+            ]
     except Unreviewable as exc:
         fail_run(ctx, run, f"cannot review: {exc}")
         return
@@ -140,18 +140,23 @@ def read_live(api: client.ApiClient, kind: str, namespace: str, name: str) -> di
 
 
 def review_one(
-    ctx: Context, access: ClusterAccess, inputs: ChangeReviewInputs, obj: dict, live: dict | None, cluster: str | None
+    ctx: Context,
+    pool: ThreadPoolExecutor,
+    access: ClusterAccess,
+    inputs: ChangeReviewInputs,
+    obj: dict,
+    live: dict | None,
+    cluster: str | None,
 ) -> ChangeReview:
-    """The sources are read at once (each is a network round trip or a few), then reviewed."""
+    """The sources are read at once on `pool` (each is a network round trip or a few), then reviewed."""
     meta = obj["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    with ThreadPoolExecutor(4, thread_name_prefix="aiops-review") as pool:
-        pdbs = pool.submit(disruption_budgets, access.api, ns)
-        usage = pool.submit(observed_usage, access.prometheus, obj["kind"], ns, name, inputs.usage_days)
-        past = pool.submit(past_incidents, obj["kind"], ns, name, cluster, ctx, inputs.history_days)
-        burns = pool.submit(slo_burns, access.prometheus, name)
-        (used, usage_gap), (before, history_gap), (burning, slo_gap) = usage.result(), past.result(), burns.result()
-        budgets = pdbs.result()
+    pdbs = pool.submit(disruption_budgets, access.api, ns)
+    usage = pool.submit(observed_usage, access.prometheus, obj["kind"], ns, name, inputs.usage_days)
+    past = pool.submit(past_incidents, obj["kind"], ns, name, cluster, ctx, inputs.history_days)
+    burns = pool.submit(slo_burns, access.prometheus, name)
+    (used, usage_gap), (before, history_gap), (burning, slo_gap) = usage.result(), past.result(), burns.result()
+    budgets = pdbs.result()
     try:
         return review(
             obj, live, usage=used, pdbs=budgets, past=before, burns=burning,
