@@ -4,6 +4,7 @@ once their leases lapse; a worker without rights to Leases claims nothing, says 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -90,8 +91,16 @@ def test_two_workers_diagnose_every_incident_exactly_once(kubeconfig, kubectl, o
         ]  # fmt: skip
         try:
             wait_for(lambda: all_done(kubectl, names, namespace), 90, "the burst diagnosed")
-            finished = [scrape(p, 'aiops_worker_runs_total{outcome="finished"}') or 0 for p in ports]
             wait_for(lambda: scrape(port, "aiops_runs_queued") == 0, 30, "an empty queue")
+            # A worker counts a run once it has released its lease, a moment after the outcome is written.
+            finished = [0.0, 0.0]
+
+            def counted() -> bool:
+                finished[:] = [scrape(p, 'aiops_worker_runs_total{outcome="finished"}') or 0 for p in ports]
+                return sum(finished) >= 20
+
+            with contextlib.suppress(AssertionError):
+                wait_for(counted, 10, "both workers' run counters")
         finally:
             for w in workers:
                 w.stop()
