@@ -13,13 +13,12 @@ import kopf
 from aiops import GROUP, VERSION, leader
 from aiops import settings as config
 from aiops.api import KINDS
-from aiops.core import sharding
+from aiops.core import background, sharding
 from aiops.observability import server
 from aiops.stores import start_sinks
 
 FINALIZER = f"{GROUP}/finalizer"
 WORKERS = 16
-_tasks: set[asyncio.Task] = set()  # a reference keeps the loop from collecting them
 
 
 @kopf.on.startup()
@@ -58,7 +57,12 @@ async def heartbeat(**_: Any) -> None:
             server.HEALTH.beat = time.monotonic()
             await asyncio.sleep(5)
 
-    _tasks.add(asyncio.get_running_loop().create_task(beat(), name="aiops-heartbeat"))
+    background.spawn(beat(), "aiops-heartbeat")
+
+
+@kopf.on.cleanup()
+async def stop_background(**_: Any) -> None:
+    await background.cancel_all()
 
 
 def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:

@@ -35,7 +35,7 @@ from aiops.api import ANALYSIS_RUN, KINDS
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.clusters import informer
-from aiops.core import kube, metrics
+from aiops.core import background, kube, metrics
 from aiops.core.status import StatusBuilder, find_condition, now_utc, write
 from aiops.observability import server
 from aiops.runs.lease import Claim, Leases, LeaseUnavailable, run_uid
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()  # not kopf's default one, where the operator's handlers are
 KIND = {k.kind: k for k in KINDS}
 FENCED_WRITE_S = 5.0  # how long a draining worker waits for outcomes being written
-_tasks: set[asyncio.Task] = set()  # a reference keeps the loop from collecting them
 
 
 class Worker:
@@ -270,7 +269,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             server.HEALTH.beat = time.monotonic()
             await asyncio.sleep(5)
 
-    _tasks.add(asyncio.get_running_loop().create_task(beat(), name="aiops-heartbeat"))
+    background.spawn(beat(), "aiops-heartbeat")
 
 
 @kopf.on.login(registry=registry)
@@ -286,6 +285,7 @@ async def seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.cleanup(registry=registry)
 async def stop_claiming(memo: kopf.Memo, **_: Any) -> None:
     memo.worker.stopping.set()
+    await background.cancel_all()
 
 
 def run(namespaces: list[str] | None = None, verbose: bool = False) -> None:

@@ -187,7 +187,10 @@ def test_one_bad_image_on_three_clusters_is_one_page(
         assert sorted(mine()) == sorted(ours)
         assert all(e.get_type() == "dev.aiops.incident.diagnosed" for e in mine().values())
         page = mine()[f"{OPERATOR_NS}/{parent['metadata']['name']}"].get_data()
-        assert len(page["children"]) == 3 and "shop/cart" in page["title"]
+        # The parent pages as soon as MIN_CLUSTERS clusters share the cause, and once: a third child that joins
+        # later is in the parent's status, not in a second page.
+        assert "shop/cart" in page["title"] and 2 <= len(page["children"]) <= 3, page["children"]
+        assert all(c.split("/")[-1] in ("cart-hub", "cart-s1", "cart-s2") for c in page["children"]), page["children"]
         assert receiver.duplicates == 0
         # The 404: a dead letter at once, named in the parent's status and condition, listed by the CLI.
         notified = wait_for(

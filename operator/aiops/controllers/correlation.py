@@ -16,12 +16,11 @@ from typing import Any
 import kopf
 
 from aiops import settings
-from aiops.core import kube
+from aiops.core import background, kube
 from aiops.core.status import now_utc
 from aiops.fleet import correlation
 
 log = logging.getLogger(__name__)
-_tasks: set[asyncio.Task] = set()
 
 
 def correlate_once(client: kube.Client, namespace: str, window: timedelta) -> list[str]:
@@ -49,4 +48,4 @@ async def start(**_: Any) -> None:
                 log.warning("fleet correlation pass failed, next in %ss: %s", config.correlation_interval_s, exc)
             await asyncio.sleep(config.correlation_interval_s)
 
-    _tasks.add(asyncio.get_running_loop().create_task(loop(), name="aiops-correlation"))
+    background.spawn(loop(), "aiops-correlation")

@@ -29,6 +29,7 @@ import kopf
 
 from aiops import settings
 from aiops.api.conditions import Reason
+from aiops.core import background
 from aiops.core.status import now_utc
 from aiops.knowledge import documents
 from aiops.knowledge.embed import default_embedder
@@ -43,7 +44,6 @@ BACKOFF_CAP_S = 300
 MAX_EVENT = 1024  # characters of an Event's message
 
 _retries: dict[str, asyncio.Task] = {}  # ConfigMap uid -> its pending retry
-_tasks: set[asyncio.Task] = set()
 
 
 def backoff(failures: int, cap: int = BACKOFF_CAP_S) -> int:
@@ -110,7 +110,7 @@ def _retry(event_type: str | None, body: dict, failures: int, delay: int) -> Non
         await _configmap(event_type, body, failures)
 
     uid = body["metadata"]["uid"]
-    _retries[uid] = asyncio.get_running_loop().create_task(later(), name=f"aiops-knowledge-{uid}")
+    _retries[uid] = background.spawn(later(), f"aiops-knowledge-{uid}")
 
 
 def register(conf: Settings) -> None:
@@ -178,4 +178,4 @@ async def poll_git(**_: Any) -> None:
                             cfg.git_url, type(exc).__name__, exc, delay, _at(delay))  # fmt: skip
             await asyncio.sleep(delay)
 
-    _tasks.add(asyncio.get_running_loop().create_task(loop(), name="aiops-knowledge-git"))
+    background.spawn(loop(), "aiops-knowledge-git")

@@ -47,7 +47,7 @@ from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import AnalysisOptions
 from aiops.controllers.common import kopf_emitter
-from aiops.core import kube
+from aiops.core import background, kube
 from aiops.core.status import StatusBuilder, now_utc, parse_time, rfc3339, write
 from aiops.inference import catalogue, pools
 from aiops.inference.catalogue import ModelEntry
@@ -58,7 +58,6 @@ from aiops.settings import Settings
 log = logging.getLogger(__name__)
 POLL_S = 1.0
 FINISHED = (RunPhase.SUCCEEDED.value, RunPhase.FAILED.value)
-_tasks: set[asyncio.Task] = set()
 
 
 def _key(run: dict) -> str:
@@ -317,5 +316,4 @@ async def start_sweeper(**_: Any) -> None:
     if cfg.models is not None:
         names = ", ".join(f"{n} ({'external' if e.external else 'pool'})" for n, e in sorted(cfg.models.models.items()))
         log.info("model catalogue: %s", names or "empty")
-    task = asyncio.get_running_loop().create_task(_sweep_forever(cfg), name="aiops-pool-sweeper")
-    _tasks.add(task)
+    background.spawn(_sweep_forever(cfg), "aiops-pool-sweeper")
