@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from aiops.clusters.telemetry import LogLine, Span
 from aiops.diagnosis.analyzers import services
 from aiops.diagnosis.evidence import EvidenceBundle, Target
-from aiops.diagnosis.rca import patterns, rank, spans
+from aiops.diagnosis.rca import logs, patterns, rank, spans
 
 T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 SPLIT = T0 + timedelta(minutes=20)
@@ -81,6 +81,16 @@ def test_new_error_lines_in_one_service_point_at_it():
     ]
     b = bundle({}, {}, sorted(lines, key=lambda line: line.time))
     assert ranked(b)[0] == "Service/cart"
+
+
+def test_only_new_error_templates_count_as_novel():
+    """A new info line is mostly a request the baseline did not happen to hold; a new error template is news."""
+    base = [LogLine(T0.timestamp() + i * 30, svc, "GET /cart ok 200") for i in range(40) for svc in ("cart", "db")]
+    now = [LogLine(SPLIT.timestamp() + i * 5, "cart", f"INFO cancelled order {i} for user {i}") for i in range(40)]
+    now += [LogLine(SPLIT.timestamp() + i * 20, "db", f"ERROR deadlock on row {i} of table orders") for i in range(10)]
+    found = logs.scores(sorted(base + now, key=lambda line: line.time), SPLIT.timestamp(), 20, 5)
+    assert set(found["novel"]) == {"db"}
+    assert "error lines of templates not seen before" in found["novel"]["db"].detail
 
 
 def test_a_service_that_stops_calling_its_callee_is_blamed_not_its_caller():
