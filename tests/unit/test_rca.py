@@ -93,6 +93,17 @@ def test_only_new_error_templates_count_as_novel():
     assert "error lines of templates not seen before" in found["novel"]["db"].detail
 
 
+def test_an_earlier_incident_inside_the_baseline_does_not_hide_the_next():
+    """The same errors a quarter of an hour earlier, for three minutes: the baseline's typical stretch has none."""
+    start = SPLIT.timestamp() - 25 * 60
+    base = [LogLine(start + i * 30, svc, "GET /cart ok 200") for i in range(50) for svc in ("cart", "db")]
+    earlier = [LogLine(start + 600 + i * 6, "db", f"ERROR deadlock on row {i} of table orders") for i in range(30)]
+    now = [LogLine(SPLIT.timestamp() + i * 10, "db", f"ERROR deadlock on row {i} of table orders") for i in range(30)]
+    found = logs.scores(sorted(base + earlier + now, key=lambda line: line.time), SPLIT.timestamp(), 25, 5)
+    assert set(found["novel"]) == {"db"} and found["novel"]["db"].score > 10
+    assert found["errors"]["db"].score > 10
+
+
 def test_a_service_that_stops_calling_its_callee_is_blamed_not_its_caller():
     b = bundle({}, {})
     cut = SPLIT.timestamp()

@@ -36,3 +36,11 @@ def test_larger_samples_are_surprising_and_ties_or_smaller_are_not():
     assert stats.larger(base, [x - 3 for x in base[:40]]) == 0.0
     assert stats.larger([1.0] * 50, [1.0] * 50) == 0.0
     assert stats.larger(base, [30.0]) < stats.larger(base, [30.0] * 10), "more evidence, more surprise"
+
+
+def test_typical_counts_are_the_median_stretch_of_the_baseline():
+    split, block = 3000.0, 300.0
+    times = [split - 10] * 4 + [split - 310] * 5 + [split - 610] * 60 + [split - 910] * 3 + [split + 5] * 99
+    typical = stats.typical_counts((("a", t) for t in times), split, 4, block)
+    assert typical["a"] == 4.5  # the stretch with 60 (an earlier incident) and the incident's own are left out
+    assert stats.typical_counts([("b", split - 5000)], split, 4, block) == {}

@@ -8,12 +8,16 @@ the fusion in rank.py compares like with like:
   time: under "nothing changed" the incident's share of the b + i events is Binomial(b + i, t_i / (t_b + t_i)),
   and the surprise is -log P(X >= i) for a rise, -log P(X <= i) for a fall (an exact conditional test);
 - samples (own times, gaps): the Mann-Whitney U test that the incident's are larger, by the normal
-  approximation with a tie correction.
+  approximation with a tie correction;
+- a typical baseline (`typical_counts`): counts per stretch of the baseline as long as the incident, their
+  median, so that an earlier incident inside the baseline does not pass for normal.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 
@@ -74,6 +78,18 @@ def larger(base: list[float] | np.ndarray, now: list[float] | np.ndarray) -> flo
         return 0.0
     z = (u - mean - 0.5) / math.sqrt(var)
     return -_log_normal_sf(z)
+
+
+def typical_counts(keyed_times: Iterable[tuple[Hashable, float]], split: float, blocks: int, block_s: float) -> Counter:
+    """Per key, the median of its counts over the baseline's `blocks` stretches of `block_s` seconds back from
+    `split` (events outside them are left out). A baseline may hold earlier incidents: their minutes raise a
+    mean, not the median stretch."""
+    per: dict[Hashable, list[int]] = {}
+    for key, t in keyed_times:
+        j = int((split - t) // block_s)
+        if 0 <= j < blocks and t < split:
+            per.setdefault(key, [0] * blocks)[j] += 1
+    return Counter({key: float(np.median(counts)) for key, counts in per.items()})
 
 
 def _log_normal_sf(z: float) -> float:
