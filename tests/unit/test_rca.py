@@ -135,6 +135,17 @@ def test_nothing_changed_nothing_blamed():
     assert ranked(bundle({}, {})) == []
 
 
+def test_a_caller_whose_every_call_got_slower_is_not_discounted_by_the_gap_it_shares_with_its_callees():
+    """A slow caller (CPU starved) stretches its own client spans: the gap rises on all its edges. The gap
+    counts for both ends of an edge, so a callee's share must not be taken off the caller again."""
+    gap = {"frontend": spans.Finding(6.0, "both edges"), "cart": spans.Finding(4.0, "one edge"),
+           "ads": spans.Finding(4.0, "one edge")}  # fmt: skip
+    graph = {("frontend", "cart"), ("frontend", "ads"), ("cart", "db")}
+    ranking = rank.rank({"gap": gap}, graph, {"frontend", "cart", "ads", "db", "email", "pay"})
+    assert [r.service for r in ranking[:3]] == ["frontend", "ads", "cart"]
+    assert ranking[0].score == ranking[0].total == 6.0
+
+
 def test_calibration_ignores_an_evidence_on_which_every_service_moves_alike():
     assert rank.calibrate({"a": 4.0, "b": 4.0, "c": 4.0}, [], ["a", "b", "c"]) == {}
     z = rank.calibrate({"a": 5.0, "b": 1.0, "c": 1.0}, [], ["a", "b", "c"])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
 from aiops import GROUP, VERSION
@@ -21,6 +23,8 @@ from aiops.api import Kind
 from aiops.api.common import ConditionStatus, field_path
 from aiops.api.conditions import ConditionType, Reason
 from aiops.core.status import Emit, StatusBuilder, now_utc
+
+log = logging.getLogger(__name__)
 
 # Names of the objects we own become label values on what we create for them.
 MAX_NAME = 63
@@ -121,7 +125,16 @@ def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = No
     def register(reconcile: Callable[..., None]):
         def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
             builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True)
-            reconcile(body, patch, builder, *((retry,) if retries else ()))
+            try:
+                reconcile(body, patch, builder, *((retry,) if retries else ()))
+            except ApiException as exc:
+                if not _namespace_terminating(exc):
+                    raise
+                # Nothing can be created there any more and the object goes with its namespace: a retry every
+                # minute until then would only fill the log. What the handler had staged is dropped whole.
+                patch.clear()
+                log.info("%s %s/%s: its namespace is being deleted; not reconciled", kind.kind,
+                         body["metadata"]["namespace"], body["metadata"]["name"])  # fmt: skip
 
         async def elsewhere(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
             # In kopf's context: kopf.event finds its posting queue in context variables.
@@ -133,6 +146,10 @@ def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = No
         return reconcile
 
     return register
+
+
+def _namespace_terminating(exc: ApiException) -> bool:
+    return exc.status == 403 and "NamespaceTerminating" in str(exc.body or "")
 
 
 def wait_for_reference(builder: StatusBuilder, err: MissingReference, patch: kopf.Patch | dict) -> None:

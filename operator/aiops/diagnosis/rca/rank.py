@@ -9,8 +9,9 @@ service above the median service scores its surprise under the null scores of th
 tune. Without them (too little baseline), the test's own surprise stands.
 The comparable scores add up. Then, along the call graph: a service's total
 is reduced by the largest total among its callees (DISCOUNT x), because a caller of a failing service
-sees the failure too, and the origin is downstream. Evidences that already name the origin inside each
-trace (ORIGIN_ATTRIBUTED) are added after that discount.
+sees the failure too, and the origin is downstream; a callee's gap is left out of that total, since the
+gap of their shared edge already counts for the caller too (a slow caller's client spans make it).
+Evidences that already name the origin inside each trace (ORIGIN_ATTRIBUTED) are added after that discount.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ MEANINGFUL = dict.fromkeys(KINDS, 3.0)  # p < 0.05: every evidence but metrics i
 MEANINGFUL["metrics"] = 1.0  # -log of the tail probability: rarer than about 1 in 3 baseline points
 # Evidences already attributed to the origin inside each trace: added after the callee discount.
 ORIGIN_ATTRIBUTED = frozenset({"pattern"})
+# Evidences scored on an edge and given to both its ends: a callee's share does not discount its caller.
+EDGE_SHARED = frozenset({"gap"})
 
 
 @dataclass
@@ -78,8 +81,10 @@ def rank(
     callees: dict[str, set[str]] = {}
     for caller, callee in graph:
         callees.setdefault(caller, set()).add(callee)
+    # What a callee's total says about the callee alone: an edge's gap already counts for both of its ends.
+    alone = {s: r.total - sum(z for k, z, _ in r.evidence if k in EDGE_SHARED) for s, r in ranked.items()}
     for r in ranked.values():
-        below = [ranked[c].total for c in callees.get(r.service, ()) if c in ranked]
+        below = [alone[c] for c in callees.get(r.service, ()) if c in ranked]
         r.score = r.total - DISCOUNT * max(below) if below and r.total > 0 else r.total
         r.score += attributed[r.service]
         r.total += attributed[r.service]
