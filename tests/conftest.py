@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from aiops import GROUP, VERSION
+from aiops.api import ANALYSIS_RUN, INCIDENT, SOP
 from harness import REPO, Kubectl, OperatorProcess, guard_test_context, wait_for
 
 EVAL_DATA = REPO.parent / "shared" / "eval"
@@ -165,9 +166,11 @@ def namespace(kubectl, custom_objects, request) -> str:
     kubectl("create", "namespace", name)
     yield name
     # Without a namespace controller (local control plane) deleting the namespace only marks it Terminating, and
-    # what is in it stays. Its SOPs go first: each later operator start on an empty knowledge index (a fresh
-    # test database) would embed every SOP left behind, and the suite would slow down as it goes.
-    custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, name, "sops")
+    # what is in it stays. Our kinds go first, as a namespace controller would take them: every later operator
+    # start would resume each one left behind (and embed each SOP into a fresh test database's knowledge index),
+    # and the suite would slow down as it goes.
+    for kind in (SOP, INCIDENT, ANALYSIS_RUN):  # (ManagedClusters are cluster-scoped)
+        custom_objects.delete_collection_namespaced_custom_object(GROUP, VERSION, name, kind.plural)
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

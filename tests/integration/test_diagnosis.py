@@ -9,7 +9,7 @@ import pytest
 from aiops_dev.eval import cases
 from aiops_dev.prometheus import PrometheusServer
 from harness import checkout_incident as incident
-from harness import condition, phase
+from harness import condition, phase, wait_for
 from support.diagnoses import expected_evidence
 from support.scripted_openai import ScriptedOpenAI, answer, content
 
@@ -45,8 +45,13 @@ def test_missing_target_fails_with_a_reason(kubectl, operator, namespace):
     assert phase(inc) == "Failed"
     assert condition(inc, "Diagnosed")["reason"] == "AnalysisFailed"
     assert "spec.target is not set" in inc["status"]["diagnosis"]["rootCause"]
-    events = {e["reason"]: e["type"] for e in kubectl.events(namespace, "nowhere")}
-    assert events.get("AnalysisFailed") == "Warning", events
+    # kopf posts Events from a queue of its own: the status can be read a moment before the Event.
+    failed = wait_for(
+        lambda: {e["reason"]: e["type"] for e in kubectl.events(namespace, "nowhere")}.get("AnalysisFailed"),
+        30,
+        "the AnalysisFailed Event",
+    )
+    assert failed == "Warning", failed
     run = kubectl.get("analysisrun", inc["status"]["analysisRunRef"]["name"], namespace)
     assert phase(run) == "Failed"
 
