@@ -90,6 +90,18 @@ def test_a_diagnosis_after_the_alert_resolved_keeps_the_phase():
     assert inc["phase"] == "Resolved" and inc["diagnosis"]["rootCause"] == "checkout-1 OOMKilled"
 
 
+def test_an_alert_resolved_after_the_incident_was_read_is_not_undone_by_the_analyzing_phase():
+    client = FakeClient()
+    incident, _ = objects(client)
+    client.patch_status(INCIDENT, "checkout", "shop", {"phase": "Resolved"})  # the receiver, meanwhile
+    rootcause.mark_analyzing(context(client), incident, "checkout-rca")
+    assert client.get(INCIDENT, "checkout", "shop")["status"]["phase"] == "Resolved"
+    assert not [e for e in client.events if e[2] == "AnalysisStarted"]
+    # Unchanged since it was read, it is marked.
+    incident, _ = objects(client)
+    assert rootcause.mark_analyzing(context(client), incident, "checkout-rca")["status"]["phase"] == "Analyzing"
+
+
 def test_a_failed_analysis_fails_the_incident_and_the_run():
     client = FakeClient()
     incident, run = objects(client)

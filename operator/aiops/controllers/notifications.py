@@ -30,7 +30,7 @@ from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import NotificationState, NotificationStatus
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, now_utc
+from aiops.core.status import CONFLICT_RETRIES, StatusBuilder, now_utc
 from aiops.notify import compose, outbox
 from aiops.notify.channels import build
 from aiops.notify.config import NotifyConfig, load, route
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 NOTIFIED_ANNOTATION = f"{GROUP}/notified"
 INTERVAL_S = 5.0
 FLEET_CHECK_S = 15.0
-CONFLICT_RETRIES = 5
 STATES = {"sent": NotificationState.SENT, "pending": NotificationState.PENDING, "dead": NotificationState.DEAD}
 
 

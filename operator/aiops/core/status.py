@@ -19,6 +19,7 @@ from aiops.api.common import Condition, ConditionStatus, Kind, Status, TimelineE
 from aiops.core.kube import Client
 
 READY = "Ready"
+CONFLICT_RETRIES = 5  # conditional status writes refused (409) because the object changed, each decided again
 
 Emit = Callable[[str, str, str], None]  # (type, reason, message)
 
@@ -186,13 +187,15 @@ class StatusBuilder(Generic[S]):
         return changes
 
 
-def write(client: Client, builder: StatusBuilder, obj: dict) -> dict:
-    """Patches the status fields the builder changed on `obj`; the object as it now is."""
+def write(client: Client, builder: StatusBuilder, obj: dict, conditional: bool = False) -> dict:
+    """Patches the status fields the builder changed on `obj`; the object as it now is. `conditional`: only if
+    `obj` is still as read (else ApiException 409, and no Event is posted)."""
     changes = builder.changes()
     if not changes:
         builder.flush()
         return obj
     meta = obj["metadata"]
-    stored = client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes)
+    version = meta.get("resourceVersion") if conditional else None
+    stored = client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes, resource_version=version)
     builder.flush()
     return stored

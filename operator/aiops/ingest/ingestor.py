@@ -23,7 +23,7 @@ from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import IncidentPhase, IncidentStatus
 from aiops.core import kube
 from aiops.core.sharding import shard_labels
-from aiops.core.status import StatusBuilder, now_utc
+from aiops.core.status import CONFLICT_RETRIES, StatusBuilder, now_utc
 from aiops.ingest.wire import (
     ALERTS_ANNOTATION,
     Notification,
@@ -39,7 +39,6 @@ from aiops.ingest.wire import (
 
 log = logging.getLogger(__name__)
 INDEX_SIZE = 100_000  # groups remembered in memory for dedup
-CONFLICT_RETRIES = 5
 
 
 @dataclass

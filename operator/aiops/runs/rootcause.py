@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from aiops.api import ANALYSIS_RUN, INCIDENT
@@ -18,7 +19,7 @@ from aiops.bundles.archive import BundleError
 from aiops.clusters import suspension
 from aiops.core import events, metrics
 from aiops.core.events import EventType
-from aiops.core.status import StatusBuilder, parse_time, write
+from aiops.core.status import CONFLICT_RETRIES, StatusBuilder, parse_time, write
 from aiops.diagnosis import pipeline
 from aiops.runs.common import Context, fail_run, start_attempt, still_ours
 
@@ -86,12 +87,23 @@ def model_withheld(ctx: Context, spec: IncidentSpec) -> str | None:
 
 
 def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
-    b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
-    message = f"AnalysisRun {run_name} started"
-    if b.status.phase != IncidentPhase.ANALYZING:
-        b.emit("Normal", Reason.ANALYSIS_STARTED, message)
-    b.phase(IncidentPhase.ANALYZING, message, event=None)
-    return write(ctx.client, b, incident)
+    """Phase Analyzing, written only on the Incident as read and decided again when it changed: its alert may
+    have resolved it meanwhile (the Alertmanager receiver), and a Resolved Incident stays Resolved."""
+    for _ in range(CONFLICT_RETRIES):
+        b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
+        if b.status.phase == IncidentPhase.RESOLVED:
+            return incident
+        message = f"AnalysisRun {run_name} started"
+        if b.status.phase != IncidentPhase.ANALYZING:
+            b.emit("Normal", Reason.ANALYSIS_STARTED, message)
+        b.phase(IncidentPhase.ANALYZING, message, event=None)
+        try:
+            return write(ctx.client, b, incident, conditional=True)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            incident = ctx.fresh(INCIDENT, incident)
+    return incident
 
 
 def record(
