@@ -9,11 +9,11 @@ baseline against incident:
   says so (ERROR, Exception, FATAL, ... as a word);
 - novel:  the surprise of error lines whose template the service did not log in the baseline. Only error
   lines: a new info line mostly means a request the baseline did not happen to hold (the users' mix), and on
-  the Nezha dev data such lines from a rarely used service outranked the failing one.
+  the evaluation's dev data such lines from a rarely used service outranked the failing one.
 
 The baseline is its typical stretch (stats.typical_counts) when it holds MIN_BLOCKS stretches as long as the
 incident: the median count of error lines per stretch, and a template counts as logged when the median
-stretch holds it. An earlier incident inside the baseline (on the Nezha dev data, faults 4 to 9 minutes
+stretch holds it. An earlier incident inside the baseline (in the evaluation's dev data, faults 4 to 9 minutes
 apart, often on the same service) would otherwise pass for normal and hide the next one.
 """
 

@@ -15,7 +15,7 @@ own time. Per service, baseline against incident, each as a surprise (stats.py):
 Comparisons of times need MIN_CALLS in both windows; counts carry their own uncertainty, so a change
 from 2 calls to 0 is no finding while one from 200 to 0 is. A fall in the requests a service serves is
 no evidence against it: its callers slowed down or failed, or the users' mix moved (measured on the
-Nezha dev data, it mostly blamed the callees of a faulty service); a service that stops serving shows
+evaluation's dev data, it mostly blamed the callees of a faulty service); a service that stops serving shows
 in its callers' failed spans and its Kubernetes state.
 """
 
