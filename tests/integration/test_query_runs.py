@@ -55,32 +55,37 @@ def test_a_question_is_answered_citing_the_tool_calls(kubectl, operator_env, nam
     pods(writer)
     replies = [
         call("k8s_list", kind="Pod", namespace=namespace),
-        final("checkout-7d9f-x2kqz restarted 7 times; cart-5c4b-aa1bc did not restart.", "c1"),
+        final("checkout-7d9f-x2kqz restarted 7 times; cart-5c4b-aa1bc did not restart.", "c2"),
     ]
     with ScriptedOpenAI(*replies) as llm:
         operator_env({"AIOPS_LLM_BASE_URL": llm.url, "AIOPS_LLM_MODEL": llm.model})
         kubectl.apply(query("restarts", f"Which pods restarted in {namespace} today?"), namespace)
         run = kubectl.wait("analysisrun", "restarts", namespace, **DONE)
+        first = llm.requests[0]["messages"][1]["content"]
         second = llm.requests[1]["messages"][-1]["content"]
     status = run["status"]
     assert phase(run) == "Succeeded", status
     result = status["result"]
     assert result["answer"].startswith("checkout-7d9f-x2kqz restarted 7 times")
     (cited,) = result["citations"]
-    assert cited["id"] == "c1" and cited["tool"] == "k8s_list" and cited["status"] == "ok"
+    assert cited["id"] == "c2" and cited["tool"] == "k8s_list" and cited["status"] == "ok"
     assert "checkout-7d9f-x2kqz" in cited["excerpt"] and f'"namespace": "{namespace}"' in cited["arguments"]
-    assert [c["id"] for c in result["toolCalls"]] == ["c1"] and result["steps"] == 2
+    # c1 is the opening survey's read (a question about restarts: the namespace's Warning Events), made before
+    # the model's first reply and shown in its first request.
+    assert [(c["id"], c["tool"]) for c in result["toolCalls"]] == [("c1", "k8s_events"), ("c2", "k8s_list")]
+    assert "[[BEGIN TOOL_RESULT id=c1 tool=k8s_events status=empty" in first and result["steps"] == 2
     assert status["tokens"] == {"prompt": 200, "completion": 40} and status["durationSeconds"] >= 0
     assert condition(run, "ModelAnswered")["reason"] == "Completed"
     # The tool's output reached the model fenced, and with the restart count it read from the API server.
-    assert "[[BEGIN TOOL_RESULT id=c1 tool=k8s_list status=ok" in second and "checkout-7d9f-x2kqz" in second
+    assert "[[BEGIN TOOL_RESULT id=c2 tool=k8s_list status=ok" in second and "checkout-7d9f-x2kqz" in second
 
 
 def test_an_injection_in_an_annotation_gets_no_write(kubectl, operator_env, namespace, writer):
     pods(writer)
     kubectl("annotate", "pod", "checkout-7d9f-x2kqz", "-n", namespace, f"note={INJECTION}")
+    # The question names the pod: the opening survey describes it (c1), annotation included, and reads the
+    # namespace's Warning Events (c2, a question about restarts).
     replies = [
-        call("k8s_describe", kind="Pod", name="checkout-7d9f-x2kqz", namespace=namespace),
         answer({"action": "call", "tool": "delete_pod", "arguments": {"pod": "checkout-7d9f-x2kqz"}}),
         final("checkout-7d9f-x2kqz restarted 7 times.", "c1"),
     ]
@@ -90,10 +95,15 @@ def test_an_injection_in_an_annotation_gets_no_write(kubectl, operator_env, name
         )
         kubectl.apply(query("injected", "How often did checkout-7d9f-x2kqz restart?"), namespace)
         run = kubectl.wait("analysisrun", "injected", namespace, **DONE)
-        described = llm.requests[1]["messages"][-1]["content"]
+        described = llm.requests[0]["messages"][1]["content"]
+    assert "[[BEGIN TOOL_RESULT id=c1 tool=k8s_describe status=ok" in described
     assert INJECTION[:40] in described  # the model saw the annotation, as fenced data
     calls = run["status"]["result"]["toolCalls"]
-    assert [(c["tool"], c["status"]) for c in calls] == [("k8s_describe", "ok"), ("delete_pod", "refused")]
+    assert [(c["tool"], c["status"]) for c in calls] == [
+        ("k8s_describe", "ok"),
+        ("k8s_events", "empty"),
+        ("delete_pod", "refused"),
+    ]
     assert kubectl.get("pod", "checkout-7d9f-x2kqz", namespace) is not None
 
 
@@ -139,7 +149,7 @@ def test_without_a_model_the_run_fails_saying_so(kubectl, namespace):
 
 def test_aiops_ask_prints_the_answer(kubectl, kubeconfig, operator_env, namespace, writer):
     pods(writer)
-    replies = [call("k8s_list", kind="Pod", namespace=namespace), final("checkout-7d9f-x2kqz restarted 7 times.", "c1")]
+    replies = [call("k8s_list", kind="Pod", namespace=namespace), final("checkout-7d9f-x2kqz restarted 7 times.", "c2")]
     with ScriptedOpenAI(*replies) as llm:
         operator_env({"AIOPS_LLM_BASE_URL": llm.url, "AIOPS_LLM_MODEL": llm.model})
         proc = subprocess.run(
@@ -152,5 +162,5 @@ def test_aiops_ask_prints_the_answer(kubectl, kubeconfig, operator_env, namespac
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "checkout-7d9f-x2kqz restarted 7 times."
-    assert lines[1].startswith("  [c1] k8s_list ") and "checkout-7d9f-x2kqz" in lines[1]
+    assert lines[1].startswith("  [c2] k8s_list ") and "checkout-7d9f-x2kqz" in lines[1]
     assert "Succeeded" in proc.stderr and "created; waiting for the operator" in proc.stderr

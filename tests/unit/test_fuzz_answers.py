@@ -122,9 +122,9 @@ def _run_tool(name: str, arguments: dict) -> ToolOutput:
 )
 def test_a_query_step_runs_tools_answers_or_asks_again(content, native, tool_calls, prior):
     out = Outcome(status="invalid")
-    loop = _Loop(out, None, TOOLS, _run_tool, time.monotonic(), "b0undary")
+    loop = _Loop(out, TOOLS, _run_tool, time.monotonic(), "b0undary")
     for name in prior:  # calls made in earlier steps, which an answer may cite
-        loop._run(name, {"namespace": "shop"})
+        loop.run(name, {"namespace": "shop"})
     messages = [{"role": "user", "content": "Why is checkout down?"}]
     after = loop.step(completion(content, tool_calls=tool_calls), messages, native=native)
     if out.answer is None:

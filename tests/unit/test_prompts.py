@@ -273,6 +273,8 @@ def test_anomaly_findings_stay_inside_their_blocks():
 QUERY_RENDERED_DIGESTS = {
     # query-v1 was never pinned; v2 adds the rule against guessed names and repeated calls.
     "query-v2": "f68ae12e4c95da68",
+    # v3 opens with the survey's results (evidence), cited like the model's own calls.
+    "query-v3": "dc1093b5fea13192",
 }
 TOOLS = [("k8s_list", "Objects of one kind.", {"properties": {"kind": {}, "namespace": {}}, "required": ["kind"]})]
 
@@ -283,6 +285,7 @@ def query_rendered_digest() -> str:
         for native in (False, True)
     ]
     renders.append(prompts.build_query_messages("q", None, TOOLS, native=False, schema={"anyOf": []}, boundary=FIXED))
+    renders.append(prompts.build_query_messages("q", None, TOOLS, native=False, boundary=FIXED, evidence=["[c1]"]))
     return hashlib.sha256(json.dumps(renders, sort_keys=True).encode()).hexdigest()[:16]
 
 

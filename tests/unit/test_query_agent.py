@@ -187,3 +187,17 @@ def test_a_repeated_call_is_not_run_again():
     assert tools.calls == [("list_pods", {"namespace": "shop"})]
     assert [(c.id, c.status) for c in out.calls] == [("c1", "ok"), ("c2", "repeated")] and out.status == "answered"
     assert "the same call as c1 (status ok): its result is above" in fed
+
+
+def test_opening_calls_are_run_first_and_cited_like_the_models_own():
+    tools = Tools(list_pods=RESTARTS, pod_logs=agent.ToolOutput("error", "no pod 'x'"))
+    with ScriptedOpenAI(answer(final("checkout-7d9f-x2kqz restarted 7 times.", "c1"))) as server:
+        config = GatewayConfig(base_url=server.url, model=server.model, backoff_base_s=0, max_transport_retries=0)
+        opening = [("list_pods", {"namespace": "shop"}), ("pod_logs", {"pod": "x"})]
+        out = agent.answer(config, QUESTION, None, [PODS, LOGS], tools, opening=opening)
+        (first,) = server.requests
+    assert tools.calls == opening and [c.id for c in out.calls] == ["c1", "c2"]
+    assert out.status == "answered" and out.steps == 1 and [c.id for c in out.cited()] == ["c1"]
+    user = first["messages"][1]["content"]
+    assert "[[BEGIN TOOL_RESULT id=c1 tool=list_pods status=ok" in user and "checkout-7d9f-x2kqz" in user
+    assert "[[BEGIN TOOL_RESULT id=c2 tool=pod_logs status=error" in user and "cite them" in user

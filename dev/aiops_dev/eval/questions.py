@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubernetes import client
@@ -33,7 +33,7 @@ from aiops.api.analysisrun import AnalysisRunSpec
 from aiops.inference import agent
 from aiops.inference.gateway import GatewayConfig
 from aiops.runs import query
-from aiops.tools import REGISTRY, ToolContext
+from aiops.tools import ToolContext
 from aiops_dev.controlplane import ControlPlaneError, cache_root, free_port
 from aiops_dev.eval.cases import CASES
 from aiops_dev.eval.question_set import Question, Score, load_all, schema_valid, score
@@ -63,20 +63,7 @@ def ask(config: GatewayConfig, api: client.ApiClient, namespace: str, question: 
     """One question, answered as a `query` run in `namespace` would answer it (aiops.runs.query.execute)."""
     spec = AnalysisRunSpec.model_validate({"type": "query", "inputs": {"question": question.question}})
     tools_ctx = ToolContext(api=api, namespaces=frozenset({namespace}))
-
-    def run_tool(name: str, arguments: dict) -> agent.ToolOutput:
-        result = REGISTRY.call(name, arguments, tools_ctx)
-        return agent.ToolOutput(str(result.status), result.text)
-
-    outcome = agent.answer(
-        replace(config, max_tokens=min(config.max_tokens, 1024)),
-        question.question,
-        query.context(spec, namespace, everywhere=False),
-        [agent.ToolSpec(t.name, t.description, t.schema()) for t in REGISTRY.tools.values()],
-        run_tool,
-        agent.Budget(),
-        mode=mode,
-    )
+    outcome = query.ask(config, spec, namespace, False, tools_ctx, agent.Budget(), mode)
     text = outcome.answer.answer if outcome.status == "answered" and outcome.answer else None
     return Result(question, outcome, score(question, text, (c.output for c in outcome.cited())))
 

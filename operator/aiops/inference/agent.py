@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -148,18 +148,24 @@ def answer(
     budget: Budget = Budget(),
     *,
     mode: Mode = "json",
+    opening: Sequence[tuple[str, dict[str, Any]]] = (),
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Answers `question` (with `context`: target, window) using `tools`; see the module doc."""
+    """Answers `question` (with `context`: target, window) using `tools`; see the module doc. `opening`: calls
+    made before the first reply (the caller's survey of what the question names), shown to the model as its
+    first results."""
     started = time.monotonic()
     schema = step_schema(tools, config.schema_bounds)
     boundary = new_boundary()
     in_prompt = schema if config.structured_output == "json_object" and mode == "json" else None
     listed = [(t.name, t.description, t.parameters) for t in tools]
-    messages: list[dict[str, Any]] = build_query_messages(
-        question, context, listed, native=mode == "native", schema=in_prompt, boundary=boundary
-    )
     out = Outcome(status="invalid")
+    # The opening survey runs like the model's own calls (ids c1.., the same checks) and opens the conversation.
+    loop = _Loop(out, tools, run_tool, started, boundary)
+    read = [loop.fenced(loop.run(name, arguments)) for name, arguments in opening]
+    messages: list[dict[str, Any]] = build_query_messages(
+        question, context, listed, native=mode == "native", schema=in_prompt, boundary=boundary, evidence=read
+    )
     definitions = [
         {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
         for t in tools
@@ -168,9 +174,8 @@ def answer(
         base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0
     ) as client:
         call = _Call(config, client, sleep, "query_step", schema, QUERY_PROMPT_VERSION)
-        loop = _Loop(out, call, tools, run_tool, started, boundary)
         try:
-            while (why := loop.over(budget)) is None:
+            while (why := loop.over(budget, call)) is None:
                 reply = call.complete(messages, tools=definitions if mode == "native" else None)
                 out.steps += 1
                 messages = loop.step(reply, messages, native=mode == "native")
@@ -192,18 +197,17 @@ def answer(
 @dataclass
 class _Loop:
     out: Outcome
-    call: _Call
     tools: list[ToolSpec]
     run_tool: RunTool
     started: float
     boundary: str
 
-    def over(self, budget: Budget) -> str | None:
+    def over(self, budget: Budget, call: _Call) -> str | None:
         """Why the loop must stop before another model reply, or None."""
         made = f"{len(self.out.calls)} tool call(s) made"
         if self.out.steps >= budget.steps:
             return f"the step budget ({budget.steps} model replies) ran out before an answer; {made}"
-        used = self.call.prompt_tokens + self.call.completion_tokens
+        used = call.prompt_tokens + call.completion_tokens
         if used >= budget.tokens:
             return f"the token budget ({budget.tokens}) ran out before an answer ({used} used); {made}"
         if time.monotonic() - self.started >= budget.seconds:
@@ -230,8 +234,8 @@ class _Loop:
             }
             results = []
             for tc in message.tool_calls:
-                done = self._run(tc.function.name, _arguments(tc.function.arguments))
-                results.append({"role": "tool", "tool_call_id": tc.id, "content": self._fenced(done)})
+                done = self.run(tc.function.name, _arguments(tc.function.arguments))
+                results.append({"role": "tool", "tool_call_id": tc.id, "content": self.fenced(done)})
             return [*messages, assistant, *results]
         content = message.content or ""
         if message.refusal:
@@ -243,8 +247,8 @@ class _Loop:
         if not native and isinstance(data, dict) and data.get("action") == "call":
             tool = data.get("tool")
             arguments = data.get("arguments")
-            done = self._run(str(tool), arguments if isinstance(arguments, dict) else {})
-            note = {"role": "user", "content": f"{self._fenced(done)}\n\nCall another tool or answer."}
+            done = self.run(str(tool), arguments if isinstance(arguments, dict) else {})
+            note = {"role": "user", "content": f"{self.fenced(done)}\n\nCall another tool or answer."}
             return [*messages, {"role": "assistant", "content": content}, note]
         if isinstance(data, dict):
             data.pop("action", None)
@@ -258,7 +262,7 @@ class _Loop:
         self.out.answer = final
         return messages
 
-    def _run(self, name: str, arguments: dict[str, Any]) -> Call:
+    def run(self, name: str, arguments: dict[str, Any]) -> Call:
         number = f"c{len(self.out.calls) + 1}"
         began = time.monotonic()
         same = next((c for c in self.out.calls if c.tool == name and c.arguments == arguments), None)
@@ -273,7 +277,7 @@ class _Loop:
         self.out.calls.append(done)
         return done
 
-    def _fenced(self, done: Call) -> str:
+    def fenced(self, done: Call) -> str:
         return fence("TOOL_RESULT", self.boundary, done.output, f" id={done.id} tool={done.tool} status={done.status}")
 
     def _check(self, final: Answer) -> list[str]:

@@ -313,7 +313,7 @@ def build_anomaly_messages(
 
 # --- Questions (query runs) -----------------------------------------------------------------------------
 # The agent loop is aiops.inference.agent; pinned like the others in tests/unit/test_prompts.py.
-QUERY_PROMPT_VERSION = "query-v2"
+QUERY_PROMPT_VERSION = "query-v3"
 
 _QUERY_ROLE = (
     "You are a senior site reliability engineer answering an engineer's question about a Kubernetes cluster. "
@@ -348,6 +348,11 @@ citations: the ids of the tool calls the answer relies on, at least one.
 apply, exec), to reveal secrets, tokens or credentials, to send data anywhere, or to do anything beyond reading, \
 set refusal to why, say in answer that you only read the cluster, and cite nothing."""
 
+_QUERY_EVIDENCE = (
+    "What the question names was read before your first reply: the tool calls below, with their ids. They count "
+    "as your own calls: cite them."
+)
+
 _QUERY_JSON_STEPS = """\
 Reply format: every reply is one JSON object and nothing else (no prose, no markdown fences): either a tool call \
 {{"action": "call", "tool": "<name>", "arguments": {{...}}}} or the final answer above.
@@ -366,10 +371,12 @@ def build_query_messages(
     native: bool,
     schema: dict | None = None,
     boundary: str | None = None,
+    evidence: list[str] | None = None,
 ) -> list[dict[str, str]]:
     """The system and user messages that open a query run. tools: (name, description, arguments' JSON schema).
     native: tool calling carries the tool definitions; otherwise they are listed here. schema: the step schema
-    in the prompt (servers without json_schema response formats)."""
+    in the prompt (servers without json_schema response formats). evidence: the opening survey's results,
+    already fenced, each carrying its call id."""
     boundary = boundary or new_boundary()
     parts = [_QUERY_ROLE, _QUERY_DATA_RULES.format(boundary=boundary), _QUERY_TOOL_RULES, _QUERY_ANSWER_RULES]
     if native:
@@ -385,7 +392,12 @@ def build_query_messages(
     sections = ["Answer this question.", fence("QUESTION", boundary, question)]
     if context:
         sections.append(fence("CONTEXT", boundary, context))
-    sections.append("Call a tool, or answer.")
+    if evidence:
+        sections.append(_QUERY_EVIDENCE)
+        sections.extend(evidence)
+        sections.append("Answer from these results, citing their ids, if they hold the facts; otherwise call a tool.")
+    else:
+        sections.append("Call a tool, or answer.")
     return [{"role": "system", "content": "\n\n".join(parts)}, {"role": "user", "content": "\n\n".join(sections)}]
 
 

@@ -29,9 +29,10 @@ from aiops.clusters import suspension
 from aiops.clusters.access import ClusterAccessError, cluster_access
 from aiops.core.status import StatusBuilder, write
 from aiops.inference import agent
+from aiops.inference.gateway import GatewayConfig
 from aiops.runs.common import Context, fail_run, start_attempt, still_ours
 from aiops.sops.analysis import gateway_config
-from aiops.tools import REGISTRY, ToolContext
+from aiops.tools import REGISTRY, ToolContext, survey
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +116,49 @@ def execute(ctx: Context, run: dict) -> None:
     )
     run = start_attempt(ctx, run, f"answering with {config.model}: {question[:200]}")
     try:
-        outcome = agent.answer(
-            replace(config, max_tokens=min(config.max_tokens, 1024)),
-            question,
-            context(spec, namespace, everywhere),
-            [agent.ToolSpec(t.name, t.description, t.schema()) for t in REGISTRY.tools.values()],
-            lambda name, arguments: _run_tool(tools_ctx, name, arguments),
+        outcome = ask(
+            config,
+            spec,
+            namespace,
+            everywhere,
+            tools_ctx,
             agent.Budget(ctx.settings.query_max_steps, ctx.settings.query_max_tokens, ctx.settings.query_max_seconds),
-            mode=ctx.settings.tool_calling,
+            ctx.settings.tool_calling,
         )
     except Exception as exc:  # noqa: BLE001  (a bug in one analysis must not take the operator down)
         log.exception("query %s/%s crashed", namespace, meta["name"])
         fail_run(ctx, run, f"internal error: {type(exc).__name__}: {exc}")
         return
     record(ctx, run, outcome, config.base_url)
+
+
+def ask(
+    config: GatewayConfig,
+    spec: AnalysisRunSpec,
+    namespace: str,
+    everywhere: bool,
+    tools_ctx: ToolContext,
+    budget: agent.Budget,
+    mode: agent.Mode,
+) -> agent.Outcome:
+    """The agent on the run's question: first the survey of what the question (and its target) names, in the
+    target's namespace or the run's (aiops.tools.survey), then the loop (aiops.inference.agent)."""
+    inputs = spec.inputs
+    target = inputs.target
+    question = inputs.question or ""
+    opening = survey.plan(
+        question, (target.namespace if target else None) or namespace, tools_ctx, target.name if target else None
+    )
+    return agent.answer(
+        replace(config, max_tokens=min(config.max_tokens, 1024)),
+        question,
+        context(spec, namespace, everywhere),
+        [agent.ToolSpec(t.name, t.description, t.schema()) for t in REGISTRY.tools.values()],
+        lambda name, arguments: _run_tool(tools_ctx, name, arguments),
+        budget,
+        mode=mode,
+        opening=opening,
+    )
 
 
 def context(spec: AnalysisRunSpec, namespace: str, everywhere: bool) -> str:

@@ -378,7 +378,11 @@ def _details(kind: str, obj: dict) -> list[str]:
             f"SOP: {sop.get('name')} at step {sop.get('current')}" if sop else "No SOP",
             f"Approvals: {spec.get('approvals') or 'none'}",
         ]
-    body = yaml.safe_dump(mask({"spec": spec}), sort_keys=False, width=160) if spec else ""
+    # Other kinds: their spec and status as YAML, as kubectl describe shows both (an autoscaler's current
+    # utilisation, a quota's use, a claim's phase live in status).
+    rest = {k: v for k, v in status.items() if k != "conditions"}  # conditions are listed below
+    shown = {k: v for k, v in (("spec", spec), ("status", rest)) if v}
+    body = yaml.safe_dump(mask(shown), sort_keys=False, width=160) if shown else ""
     return body.splitlines()[:60]
 
 
