@@ -210,3 +210,18 @@ def test_events_of_a_guessed_name_are_an_error_naming_what_exists(calls):
     assert call("k8s_events", namespace=NS, kind="Deployment", name="checkout").status == Status.OK
     rollout = call("k8s_rollout_history", namespace=NS, deployment="cart-7d9f")
     assert "Deployment shop/cart-7d9f: not found; the deployments in shop are: checkout" in rollout.text
+
+
+def test_describe_prints_probes_as_kubectl_does():
+    from aiops.tools.kubernetes import _probes
+
+    container = {
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "timeoutSeconds": 1, "failureThreshold": 3},
+        "livenessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 5},
+        "startupProbe": {"exec": {"command": ["cat", "/tmp/up"]}},
+    }
+    assert _probes(container) == [
+        "liveness tcp-socket :9000 period=5s",
+        "readiness http-get http://:8080/ready timeout=1s #failure=3",
+        "startup exec cat /tmp/up",
+    ]

@@ -200,7 +200,8 @@ def state(kind: str, obj: dict) -> str:
         ready = sum(1 for c in cs if c.get("ready"))
         restarts = sum(c.get("restartCount", 0) for c in cs)
         waiting = next((c["state"]["waiting"].get("reason") for c in cs if (c.get("state") or {}).get("waiting")), None)
-        return f"{waiting or status.get('phase', '?')} ready {ready}/{len(cs)} restarts {restarts}"
+        node = f" node {spec['nodeName']}" if spec.get("nodeName") else ""  # as kubectl get -o wide
+        return f"{waiting or status.get('phase', '?')} ready {ready}/{len(cs)} restarts {restarts}{node}"
     if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
         return f"ready {status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
     if kind == "DaemonSet":
@@ -327,6 +328,7 @@ def _containers(spec: dict, statuses: list[dict] | None = None) -> list[str]:
         if res:
             amounts = {part: ", ".join(f"{k}={v}" for k, v in (res.get(part) or {}).items()) or "-" for part in res}
             lines.append("    " + "  ".join(f"{part} {text}" for part, text in amounts.items()))
+        lines.extend(f"    {probe}" for probe in _probes(c))
         st = by_name.get(c.get("name"))
         if st:
             now_state, detail = next(iter((st.get("state") or {}).items()), ("unknown", {}))
@@ -337,6 +339,35 @@ def _containers(spec: dict, statuses: list[dict] | None = None) -> list[str]:
                 lines.append(
                     f"    last terminated: {last.get('reason')} exit {last.get('exitCode')} at {last.get('finishedAt')}"
                 )
+    return lines
+
+
+def _probes(container: dict) -> list[str]:
+    """Each probe as kubectl describe prints it: `readiness http-get :8080/ready timeout=1s period=10s #failure=3`."""
+    lines = []
+    for which in ("liveness", "readiness", "startup"):
+        probe = container.get(f"{which}Probe")
+        if not probe:
+            continue
+        if http := probe.get("httpGet"):
+            action = f"http-get {http.get('scheme', 'HTTP').lower()}://:{http.get('port')}{http.get('path', '/')}"
+        elif tcp := probe.get("tcpSocket"):
+            action = f"tcp-socket :{tcp.get('port')}"
+        elif ex := probe.get("exec"):
+            action = f"exec {' '.join(map(str, ex.get('command') or []))[:120]}"
+        else:
+            action = "grpc" if probe.get("grpc") else "?"
+        timing = " ".join(
+            f"{label}={probe[key]}{unit}"
+            for key, label, unit in (
+                ("initialDelaySeconds", "delay", "s"),
+                ("timeoutSeconds", "timeout", "s"),
+                ("periodSeconds", "period", "s"),
+                ("failureThreshold", "#failure", ""),
+            )
+            if key in probe
+        )
+        lines.append(f"{which} {action} {timing}".rstrip())
     return lines
 
 

@@ -37,9 +37,9 @@ WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 NAMED = ("Pod", "PersistentVolumeClaim", "ConfigMap", "Service", "HorizontalPodAutoscaler", "ResourceQuota")
 # A kind the question mentions by a word people use for it.
 KIND_WORDS = (
-    (re.compile(r"\b(?:hpas?|autoscal\w*)\b", re.I), "HorizontalPodAutoscaler"),
-    (re.compile(r"\bquotas?\b", re.I), "ResourceQuota"),
-    (re.compile(r"\b(?:pvcs?|claims?|volumes?|storage)\b", re.I), "PersistentVolumeClaim"),
+    (re.compile(r"\bhpas?\b|autoscal", re.I), "HorizontalPodAutoscaler"),
+    (re.compile(r"quotas?\b", re.I), "ResourceQuota"),
+    (re.compile(r"\bpvcs?\b|claims?\b|\bvolumes?\b|\bstorage\b", re.I), "PersistentVolumeClaim"),
     (re.compile(r"\bconfig\s?maps?\b", re.I), "ConfigMap"),
     (re.compile(r"\bstorage\s?class(?:es)?\b", re.I), "StorageClass"),
 )
