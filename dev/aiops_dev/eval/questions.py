@@ -3,7 +3,8 @@
 Per question: the expected facts found and cited, schema-valid tool calls, steps, tokens and time.
 
     aiops-dev eval questions [--llm-base-url URL --llm-model NAME | --local-model NAME]
-                             [--only SCENARIO ...] [--limit N] [--mode json|native]
+                             [--only SCENARIO ...] [--questions SCENARIO/ID ...] [--limit N]
+                             [--mode json|native]
 
 Starts its own local control plane with the CRDs (as `aiops-dev eval scenarios` does), writes each scenario
 of aiops_dev.eval.cases that has questions (questions/<scenario>.yaml) into a namespace of its own, and
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-model", choices=sorted(MODELS), help="serve this local llama.cpp model for the run")
     parser.add_argument("--only", nargs="+", metavar="SCENARIO", help="ask only these scenarios' questions")
     parser.add_argument("--limit", type=int, metavar="N", help="ask at most N questions per scenario")
+    parser.add_argument("--questions", nargs="+", metavar="SCENARIO/ID", help="ask only these questions")
     parser.add_argument("--mode", choices=["json", "native"], default="json", help="tool calling (default json)")
     parser.add_argument("--out", type=Path, help="append each question's answer and tool calls here (JSON lines)")
     args = parser.parse_args(argv)
@@ -179,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     known = {c.name: c for c in CASES}
     if unknown := sorted(set(args.only or ()) - set(known)):
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if unknown := sorted(set(args.questions or ()) - {q.key for q in questions}):
+        parser.error(f"unknown question(s) {', '.join(unknown)}: give them as scenario/id (the table's first columns)")
+    if args.questions:
+        questions = [q for q in questions if q.key in args.questions]
     by_scenario: dict[str, list[Question]] = {}
     for q in questions:
         if not args.only or q.scenario in args.only:
