@@ -42,6 +42,7 @@ LISTS = {
     f"/apis/autoscaling/v1/namespaces/{NS}/horizontalpodautoscalers": named("checkout", "cart"),
     f"/api/v1/namespaces/{NS}/persistentvolumeclaims": named("data"),
     "/api/v1/nodes": named("worker-1", "worker-2"),
+    "/api/v1/namespaces": named("default", NS, "shopping"),
 }
 
 
@@ -116,3 +117,9 @@ def test_nothing_named_and_nothing_outside_the_session(api):
 def test_the_cap(api, monkeypatch):
     monkeypatch.setattr(survey, "MAX_CALLS", 2)
     assert len(plan("Why do the checkout pods on node worker-1 restart after the latest rollout?")) == 2
+
+
+def test_the_namespace_a_question_names(api):
+    ctx = ToolContext(api=None)
+    assert survey.named_namespace("Why do the checkout pods in shop restart?", ctx) == NS
+    assert survey.named_namespace("Why do the checkout pods restart?", ctx) is None

@@ -142,13 +142,16 @@ def ask(
     mode: agent.Mode,
 ) -> agent.Outcome:
     """The agent on the run's question: first the survey of what the question (and its target) names, in the
-    target's namespace or the run's (aiops.tools.survey), then the loop (aiops.inference.agent)."""
+    target's namespace, the one the question names (a run that reads everywhere) or the run's
+    (aiops.tools.survey), then the loop (aiops.inference.agent)."""
     inputs = spec.inputs
     target = inputs.target
     question = inputs.question or ""
-    opening = survey.plan(
-        question, (target.namespace if target else None) or namespace, tools_ctx, target.name if target else None
+    # A run that may read every namespace surveys the one the question names, if any.
+    where = (target.namespace if target else None) or (
+        survey.named_namespace(question, tools_ctx) if everywhere else None
     )
+    opening = survey.plan(question, where or namespace, tools_ctx, target.name if target else None)
     return agent.answer(
         replace(config, max_tokens=min(config.max_tokens, 1024)),
         question,

@@ -124,6 +124,15 @@ def plan(
     return calls
 
 
+def named_namespace(question: str, ctx: ToolContext) -> str | None:
+    """The namespace the question names by its word ("... in shop"), among those that exist, or None."""
+    words = set(WORD.findall(question.lower()))
+    found = sorted(
+        i["metadata"]["name"] for i in _list(ctx, resource("Namespace"), "") if i["metadata"]["name"] in words
+    )
+    return found[0] if found else None
+
+
 def _inventory(ctx: ToolContext, namespace: str) -> _Seen:
     seen = _Seen()
     for kind in (*NAMED, *WORKLOADS, "Node", "StorageClass"):
