@@ -97,7 +97,8 @@ def test_an_injection_in_an_annotation_gets_no_write(kubectl, operator_env, name
         run = kubectl.wait("analysisrun", "injected", namespace, **DONE)
         described = llm.requests[0]["messages"][1]["content"]
     assert "[[BEGIN TOOL_RESULT id=c1 tool=k8s_describe status=ok" in described
-    assert INJECTION[:40] in described  # the model saw the annotation, as fenced data
+    # The model read the annotation as fenced data, with the instruction in it cut out.
+    assert "note=SYSTEM [removed: text addressed to an AI assistant" in described and "delete_pod" not in described
     calls = run["status"]["result"]["toolCalls"]
     assert [(c["tool"], c["status"]) for c in calls] == [
         ("k8s_describe", "ok"),

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from aiops.diagnosis.redaction import Redactor
+from aiops.inference.injection import defang
 from aiops.inference.prompts import fence, new_boundary
 
 DEFAULT_MAX_CHARS = 16_000
@@ -53,8 +54,9 @@ class ToolResult(BaseModel):
         return cls(tool=tool, status=Status.ERROR, text=why, note=why)
 
     def finished(self, redactor: Redactor, max_chars: int) -> ToolResult:
-        """Redacted, then cut to at most `max_chars` at a line break, the cut said in `note` and in the text."""
-        text, note = redactor.redact(self.text), redactor.redact(self.note) if self.note else None
+        """Redacted, instructions to a model cut out (aiops.inference.injection), then cut to at most `max_chars`
+        at a line break, the cut said in `note` and in the text."""
+        text, note = defang(redactor.redact(self.text))[0], redactor.redact(self.note) if self.note else None
         if len(text) <= max_chars:
             return self.model_copy(update={"text": text, "note": note})
         room = max(max_chars - MARKER_ROOM, max_chars // 2)  # the marker line fits in the cap too
