@@ -6,15 +6,14 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from aiops.inference.prompts import PROMPT_VERSION
 from harness import phase, wait_for
+from support.artifacts import keep
 from support.scripted_openai import ScriptedOpenAI
 from support.servers import query
 
 CORRECTED = "the checkout-db Secret was rotated and checkout kept connecting with the old password"
-EXCERPT = Path("/tmp/h/past-correction-prompt.txt")  # the "done when": a prompt using a past correction
 
 
 def incident(name: str, llm: bool, **spec) -> dict:
@@ -77,8 +76,11 @@ def test_a_corrected_root_cause_reaches_the_next_similar_diagnosis_and_the_expor
             1
         ) and "their comment: the OOM kills were a symptom" in block.group(1)
         start = user.index("Past corrections:")
-        EXCERPT.parent.mkdir(parents=True, exist_ok=True)
-        EXCERPT.write_text(f"# {PROMPT_VERSION}, user message of Incident {namespace}/second, from:\n{user[start:]}\n")
+        # The "done when": a prompt using a past correction.
+        keep(
+            "past-correction-prompt.txt",
+            f"# {PROMPT_VERSION}, user message of Incident {namespace}/second, from:\n{user[start:]}\n",
+        )
 
     # The labelled example, exported for fine-tuning.
     out = tmp_path / "feedback.jsonl"

@@ -17,6 +17,7 @@ from aiops.sops.remediation import forges, gitrepo
 from aiops.sops.remediation.manifests import Change, Workload, plan
 from aiops_dev.eval import cases
 from harness import REPO, checkout_incident, phase, put_secret, wait_for
+from support.artifacts import keep
 from support.forges import RecordedForge
 
 TOKEN = "tok-0123456789abcdef"
@@ -334,11 +335,10 @@ def test_pr_delivered_rollback_waits_for_the_merge_and_the_sync(kubectl, operato
     assert {"PullRequestOpened", "PullRequestMerged", "Synced"} <= set(reasons)
     describe = kubectl("-n", namespace, "describe", "incident", "oom").stdout
     excerpt = kubectl("-n", namespace, "get", "incident", "oom", "-o", "yaml").stdout
-    out = Path("/tmp/h/pr-rollback.txt")
-    if out.parent.is_dir():  # the example for the docs and the report
-        out.write_text(
-            f"$ kubectl -n {namespace} describe incident oom\n{describe}\n$ kubectl get incident oom -o yaml\n{excerpt}"
-        )
+    keep(  # the example for the docs and the report
+        "pr-rollback.txt",
+        f"$ kubectl -n {namespace} describe incident oom\n{describe}\n$ kubectl get incident oom -o yaml\n{excerpt}",
+    )
 
 
 def test_a_pull_request_closed_without_merging_fails_the_step(kubectl, operator_env, namespace, writer, tmp_path):

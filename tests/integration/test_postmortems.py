@@ -4,7 +4,6 @@ conditions on the Incident, retried with backoff until the store is there."""
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from minio import Minio
@@ -12,10 +11,10 @@ from minio import Minio
 from aiops_dev.controlplane import free_port
 from aiops_dev.eval import cases
 from harness import checkout_incident, condition, phase
+from support.artifacts import keep
 from support.servers import MotoServer
 
 BUCKET = "postmortems"
-SAVED = Path("/tmp/h/postmortem.txt")  # the key and first lines of one stored postmortem, for the closing note
 
 RUNBOOK = {
     "apiVersion": "aiops.dev/v1alpha1",
@@ -102,8 +101,10 @@ def test_a_resolved_incident_gets_its_postmortem_stored_linked_and_rewritten_aft
     assert inc["status"]["postmortem"]["generation"] == inc["metadata"]["generation"]
     body = read(client(s3.endpoint), key).decode()
     assert "Corrected root cause: a leak in the cart cache" in body
-    SAVED.parent.mkdir(parents=True, exist_ok=True)
-    SAVED.write_text(f"key: {key}\nurl: {inc['status']['postmortem']['url']}\n\n" + "\n".join(body.splitlines()[:20]))
+    keep(
+        "postmortem.txt",
+        f"key: {key}\nurl: {inc['status']['postmortem']['url']}\n\n" + "\n".join(body.splitlines()[:20]),
+    )
 
 
 def test_an_unreachable_store_then_a_missing_bucket_are_conditions_retried_until_it_is_stored(

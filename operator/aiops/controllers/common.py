@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import kopf
@@ -125,16 +126,8 @@ def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = No
     def register(reconcile: Callable[..., None]):
         def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
             builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True)
-            try:
+            with unless_namespace_terminating(kind, body, patch):
                 reconcile(body, patch, builder, *((retry,) if retries else ()))
-            except ApiException as exc:
-                if not _namespace_terminating(exc):
-                    raise
-                # Nothing can be created there any more and the object goes with its namespace: a retry every
-                # minute until then would only fill the log. What the handler had staged is dropped whole.
-                patch.clear()
-                log.info("%s %s/%s: its namespace is being deleted; not reconciled", kind.kind,
-                         body["metadata"]["namespace"], body["metadata"]["name"])  # fmt: skip
 
         async def elsewhere(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
             # In kopf's context: kopf.event finds its posting queue in context variables.
@@ -148,8 +141,26 @@ def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = No
     return register
 
 
-def _namespace_terminating(exc: ApiException) -> bool:
-    return exc.status == 403 and "NamespaceTerminating" in str(exc.body or "")
+@contextmanager
+def unless_namespace_terminating(kind: Kind, body: kopf.Body, patch: kopf.Patch | None = None) -> Iterator[None]:
+    """Runs a handler's work; a 403 NamespaceTerminating ends it quietly. Nothing can be created there any more and
+    the object goes with its namespace: kopf's retry every minute (or a timer's every tick) until then would only
+    fill the log with tracebacks. What the handler had staged in `patch` is dropped whole; said once per object."""
+    try:
+        yield
+    except ApiException as exc:
+        if not (exc.status == 403 and "NamespaceTerminating" in str(exc.body or "")):
+            raise
+        if patch is not None:
+            patch.clear()
+        uid = body["metadata"].get("uid")
+        if uid not in _TERMINATING_SAID:
+            _TERMINATING_SAID.add(uid)
+            log.info("%s %s/%s: its namespace is being deleted; left alone", kind.kind,
+                     body["metadata"]["namespace"], body["metadata"]["name"])  # fmt: skip
+
+
+_TERMINATING_SAID: set[str | None] = set()  # objects already logged: one line each, however often they come back
 
 
 def wait_for_reference(builder: StatusBuilder, err: MissingReference, patch: kopf.Patch | dict) -> None:

@@ -14,7 +14,7 @@ import kopf
 from aiops import GROUP, VERSION, settings
 from aiops.api import INCIDENT
 from aiops.api.incident import IncidentSource
-from aiops.controllers.common import kopf_emitter
+from aiops.controllers.common import kopf_emitter, unless_namespace_terminating
 from aiops.core import kube
 from aiops.core.status import StatusBuilder, now_utc, write
 from aiops.sops.remediation import flow
@@ -35,7 +35,8 @@ INTERVAL_S = 5.0
 )
 def remediate(body: kopf.Body, **_: Any) -> None:
     builder = StatusBuilder(INCIDENT, body, now_utc(), kopf_emitter(body))
-    flow.follow(kube.API, body, builder, settings.current())
-    # Written here, not through kopf's patch: on SIGTERM kopf lets a running pass finish but drops its patch, and
-    # a change the pass made would go unaudited (the next pass finds it made and escalates "not made").
-    write(kube.API, builder, dict(body))
+    with unless_namespace_terminating(INCIDENT, body):
+        flow.follow(kube.API, body, builder, settings.current())
+        # Written here, not through kopf's patch: on SIGTERM kopf lets a running pass finish but drops its patch,
+        # and a change the pass made would go unaudited (the next pass finds it made and escalates "not made").
+        write(kube.API, builder, dict(body))
