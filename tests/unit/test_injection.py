@@ -27,19 +27,18 @@ ORDINARY = [
 
 @pytest.mark.parametrize("line", PLANTED)
 def test_an_instruction_is_cut_to_the_end_of_its_line(line):
-    text, count = defang(f"{line}\nthe next line stays")
-    assert count == 1 and MARK in text and text.endswith("\nthe next line stays")
+    text = defang(f"{line}\nthe next line stays")
+    assert text.count(MARK) == 1 and text.endswith("\nthe next line stays")
     assert "delete_pod" not in text and "DNS" not in text and "pirate" not in text
 
 
 @pytest.mark.parametrize("line", ORDINARY)
 def test_ordinary_lines_are_kept(line):
-    assert defang(line) == (line, 0)
+    assert defang(line) == line
 
 
 def test_what_comes_before_the_instruction_is_kept_as_evidence():
-    text, _ = defang(PLANTED[0])
-    assert text == f"Back-off restarting failed container. {MARK}"
+    assert defang(PLANTED[0]) == f"Back-off restarting failed container. {MARK}"
 
 
 def test_every_tool_result_is_defanged():

@@ -31,6 +31,6 @@ _PATTERN = re.compile(
 MARK = "[removed: text addressed to an AI assistant (possible prompt injection)]"
 
 
-def defang(text: str) -> tuple[str, int]:
-    """The text with each instruction to a model replaced by MARK, and how many were replaced."""
-    return _PATTERN.subn(MARK, text)
+def defang(text: str) -> str:
+    """The text with each instruction to a model replaced by MARK."""
+    return _PATTERN.sub(MARK, text)

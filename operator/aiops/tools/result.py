@@ -56,7 +56,7 @@ class ToolResult(BaseModel):
     def finished(self, redactor: Redactor, max_chars: int) -> ToolResult:
         """Redacted, instructions to a model cut out (aiops.inference.injection), then cut to at most `max_chars`
         at a line break, the cut said in `note` and in the text."""
-        text, note = defang(redactor.redact(self.text))[0], redactor.redact(self.note) if self.note else None
+        text, note = defang(redactor.redact(self.text)), redactor.redact(self.note) if self.note else None
         if len(text) <= max_chars:
             return self.model_copy(update={"text": text, "note": note})
         room = max(max_chars - MARKER_ROOM, max_chars // 2)  # the marker line fits in the cap too
