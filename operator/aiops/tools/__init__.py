@@ -12,7 +12,8 @@ untrusted data (`ToolResult.fenced`).
     knowledge.py    past Incidents from the PostgreSQL history, SOPs by their words
     registry.py     name -> tool; OpenAI definitions; call() that validates and never raises
     context.py      what the tools reach: the cluster, its telemetry, the history, the allowed namespaces
-    result.py       ToolResult, the size cap, redaction, fencing
+    result.py       ToolResult, the size cap, redaction, instructions to a model cut out, fencing
+    survey.py       the reads a query run makes before the model's first reply: what the question names
 """
 
 from aiops.tools import incidents, knowledge, kubernetes, telemetry
