@@ -3,11 +3,12 @@ pass writes nothing new."""
 
 from datetime import UTC, datetime
 
-from aiops.api import ANALYSIS_RUN, INCIDENT
+from aiops.api import ANALYSIS_RUN, INCIDENT, SOP
 from aiops.api.incident import Diagnosis, ExecutionStatus, Suspect
 from aiops.diagnosis.pipeline import ANALYZERS_ONLY, PipelineResult
 from aiops.runs import Context, execute, rootcause
 from aiops.settings import from_env
+from aiops.sops.remediation import flow
 from support.fakekube import FakeClient
 
 NOW = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
@@ -69,8 +70,11 @@ def test_record_writes_the_incident_then_the_run_and_a_second_pass_changes_nothi
     assert inc["diagnosis"]["rootCause"] == "checkout-1 OOMKilled"
     assert inc["evidenceGaps"] == ["logs: no Loki configured"]
     conditions = {c["type"]: (c["status"], c["reason"]) for c in inc["conditions"]}
-    assert conditions == {"Diagnosed": ("True", "RootCauseIdentified"), "ModelAnswered": ("False", "AnalysisFallback")}
-    assert [e["reason"] for e in inc["timeline"]] == ["AnalysisFallback", "RootCauseIdentified", "Diagnosed"]
+    # No SOP in the namespace: said in the same write, so the remediation timer never starts for it.
+    assert conditions == {"Diagnosed": ("True", "RootCauseIdentified"), "ModelAnswered": ("False", "AnalysisFallback"),
+                          "SOPMatched": ("False", "NoMatch")}  # fmt: skip
+    assert [e["reason"] for e in inc["timeline"]] == ["AnalysisFallback", "RootCauseIdentified", "Diagnosed", "NoMatch"]
+    assert not flow.is_pending(inc)
     r = client.get(ANALYSIS_RUN, "checkout-rca", "shop")["status"]
     assert r["phase"] == "Succeeded" and r["durationSeconds"] == 1.5 and r["model"] == ANALYZERS_ONLY
     assert r["result"]["diagnosis"]["suspects"][0]["resource"] == "Pod/checkout-1"
@@ -80,6 +84,34 @@ def test_record_writes_the_incident_then_the_run_and_a_second_pass_changes_nothi
     again = (client.get(ANALYSIS_RUN, "checkout-rca", "shop"), client.get(INCIDENT, "checkout", "shop"))
     rootcause.record(context(client), *again, result)
     assert len(client.writes) == writes and len(client.events) == events
+
+
+def test_a_matching_sop_is_left_to_the_remediation_timer():
+    client = FakeClient()
+    incident, run = objects(client)
+    client.put(
+        SOP,
+        {
+            "metadata": {"name": "oom", "namespace": "shop"},
+            "spec": {"title": "OOMKilled pods", "steps": [{"id": "look", "type": "check", "title": "Look"}]},
+        },
+    )
+    patched = {**incident, "spec": {**incident["spec"], "sopRef": {"name": "oom"}}}
+    rootcause.record(context(client), run, patched, PipelineResult(diagnosis=diagnosis()))
+    inc = client.get(INCIDENT, "checkout", "shop")["status"]
+    assert inc["phase"] == "Diagnosed" and "sop" not in inc
+    assert "SOPMatched" not in {c["type"] for c in inc["conditions"]}
+    assert flow.is_pending(inc)  # the timer matches it, says so and starts the runbook
+
+
+def test_the_diagnosis_is_written_on_a_fresh_read_when_the_incident_changed_meanwhile():
+    client = FakeClient()
+    incident, run = objects(client)
+    client.patch_status(INCIDENT, "checkout", "shop", {"phase": "Resolved"})  # the receiver, while it was analysed
+    rootcause.record(context(client), run, incident, PipelineResult(diagnosis=diagnosis()))
+    inc = client.get(INCIDENT, "checkout", "shop")["status"]
+    assert inc["phase"] == "Resolved" and inc["diagnosis"]["rootCause"] == "checkout-1 OOMKilled"
+    assert [kind for kind, _, _ in client.writes] == ["Incident", "Incident", "AnalysisRun"]  # refused, then written
 
 
 def test_a_diagnosis_after_the_alert_resolved_keeps_the_phase():

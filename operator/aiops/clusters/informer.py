@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from aiops import API_VERSION
 from aiops.core import kube
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ RESOURCES = (
     "/apis/apps/v1/daemonsets",
     "/apis/batch/v1/jobs",
 )
+# Selected by the API server: the Events of our own objects (six or so per Incident) are never evidence, and a burst
+# of Incidents would otherwise fill the cache with them and every diagnosis would decode them all.
+FIELD_SELECTORS = {"/api/v1/events": f"involvedObject.apiVersion!={API_VERSION}"}
 
 
 def trim(obj: Obj) -> Obj:
@@ -77,6 +81,7 @@ class Informer:
     def __init__(self, api: client.ApiClient, path: str):
         self.api = api
         self.path = path
+        self.selector = {"fieldSelector": FIELD_SELECTORS[path]} if path in FIELD_SELECTORS else {}
         self.objects: dict[tuple[str, str], bytes] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
@@ -125,7 +130,7 @@ class Informer:
         objects: dict[tuple[str, str], bytes] = {}
         token = None
         while True:
-            query: dict[str, Any] = {"limit": PAGE}
+            query: dict[str, Any] = {"limit": PAGE, **self.selector}
             if token:
                 query["continue"] = token
             page = json.loads(kube.request(self.api, "GET", self.path, query, timeout=60))
@@ -148,6 +153,7 @@ class Informer:
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": WATCH_TIMEOUT_S,
+            **self.selector,
         }
         for event in self._stream(query):
             kind, obj = event.get("type"), event.get("object") or {}

@@ -81,7 +81,7 @@ def client_from_kubeconfig(raw: bytes) -> client.ApiClient:
     if not str(configuration.host or "").startswith(("https://", "http://")):
         raise KubeconfigError(f"the cluster's server {configuration.host!r} is not an https:// URL")
     configuration.retries = API_RETRIES
-    return client.ApiClient(configuration=configuration)
+    return client.ApiClient(configuration=kube.pin_proxy(configuration))
 
 
 def cluster_client(spec: ManagedClusterSpec, default_namespace: str) -> client.ApiClient:

@@ -22,6 +22,7 @@ from aiops.core.events import EventType
 from aiops.core.status import CONFLICT_RETRIES, StatusBuilder, parse_time, write
 from aiops.diagnosis import pipeline
 from aiops.runs.common import Context, fail_run, start_attempt, still_ours
+from aiops.sops.remediation import flow
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,35 @@ def record(
 ) -> None:
     """The Incident first, then the run: a crash in between re-runs the analysis, and the
     transition-based conditions keep the second pass from repeating Events or timeline entries. `withheld`:
-    why the model was not called (the kill switch)."""
+    why the model was not called (the kill switch).
+
+    The Incident is written on the copy it was last read or written as, conditionally: when something else wrote it
+    meanwhile (its alert may have resolved it, through the Alertmanager receiver) it is read again and the outcome
+    decided again, so the usual case costs no read."""
     if not still_ours(ctx, run):
         return
     d = result.diagnosis
-    # Read it again: while the analysis ran, its alert may have resolved it (the Alertmanager receiver).
-    incident = ctx.fresh(INCIDENT, incident)
+    for _ in range(CONFLICT_RETRIES):
+        b = diagnosed(ctx, incident, result, withheld)
+        try:
+            write(ctx.client, b, incident, conditional=True)
+            break
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            incident = ctx.fresh(INCIDENT, incident)
+    else:
+        write(ctx.client, diagnosed(ctx, incident := ctx.fresh(INCIDENT, incident), result, withheld), incident)
+    record_run(ctx, run, result)
+    observe(result)
+    publish(incident, d)
+
+
+def diagnosed(
+    ctx: Context, incident: dict, result: pipeline.PipelineResult, withheld: str | None
+) -> StatusBuilder[IncidentStatus]:
+    """The Incident's status with the outcome of its analysis; a runbook's match decided too when none fits."""
+    d = result.diagnosis
     b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
     resolved = b.status.phase == IncidentPhase.RESOLVED
     b.status.diagnosis = d.wire()
@@ -146,17 +170,14 @@ def record(
             ConditionType.DIAGNOSED, ConditionStatus.FALSE, Reason.ANALYSIS_FAILED, d.root_cause[:1024], event="Warning"
         )
         b.phase(IncidentPhase.FAILED, d.root_cause[:1024], event=None)
-    else:
-        message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
-        b.condition(
-            ConditionType.DIAGNOSED, ConditionStatus.TRUE, Reason.ROOT_CAUSE_IDENTIFIED, message, event="Normal"
-        )
-        if not resolved:  # a diagnosis that arrives after the alert resolved is kept; the phase stays Resolved
-            b.phase(IncidentPhase.DIAGNOSED, f"diagnosed by {d.model}", event=None)
-    write(ctx.client, b, incident)
-    record_run(ctx, run, result)
-    observe(result)
-    publish(incident, d)
+        return b
+    message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
+    b.condition(ConditionType.DIAGNOSED, ConditionStatus.TRUE, Reason.ROOT_CAUSE_IDENTIFIED, message, event="Normal")
+    if not resolved:  # a diagnosis that arrives after the alert resolved is kept; the phase stays Resolved
+        b.phase(IncidentPhase.DIAGNOSED, f"diagnosed by {d.model}", event=None)
+        if b.status.sop is None and b.find(ConditionType.SOP_MATCHED) is None:
+            flow.settle_unmatched(ctx.client, incident, b, ctx.settings)
+    return b
 
 
 def publish(incident: dict, d: Diagnosis) -> None:

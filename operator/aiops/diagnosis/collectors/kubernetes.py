@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -34,12 +35,21 @@ class Reader:
         self.bundle = bundle
 
     def get(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> Any:
-        """The decoded body, or None after recording why `what` is missing (404 is silent when optional)."""
+        """The decoded body, or None after recording why `what` is missing (404 is silent when optional).
+
+        An optional API that answered 404 to a list (its group is not served: cert-manager not installed) is not
+        asked again for ABSENT_FOR_S; a list of a served kind answers 200 even in a namespace that does not exist."""
+        api = _api_of(self.api, path) if optional else None
+        if api is not None and _absent.get(api, 0.0) > time.monotonic():
+            return None
         try:
             raw = kube.request(self.api, "GET", path, query, timeout=REQUEST_TIMEOUT_S)
             return raw.decode("utf-8", errors="replace") if path.endswith("/log") else json.loads(raw)
         except ApiException as exc:
-            if not (optional and exc.status == 404):
+            if optional and exc.status == 404:
+                if api is not None:
+                    _absent[api] = time.monotonic() + ABSENT_FOR_S
+            else:
                 self.bundle.missing.append(f"{what}: HTTP {exc.status} {exc.reason}")
         except Exception as exc:  # noqa: BLE001  (a source that fails is evidence missing, not a crash)
             self.bundle.missing.append(f"{what}: {type(exc).__name__}: {exc}")
@@ -53,6 +63,18 @@ class Reader:
     def items(self, path: str, what: str, query: dict[str, Any] | None = None, optional: bool = False) -> list[Obj]:
         body = self.get(path, what, query, optional)
         return list(body.get("items") or []) if isinstance(body, dict) else []
+
+
+ABSENT_FOR_S = 60.0  # how soon an API installed meanwhile (a CRD applied) is read again
+_absent: dict[tuple[str, str], float] = {}  # (server, list path without namespace) -> asked again after
+
+
+def _api_of(api: client.ApiClient, path: str) -> tuple[str, str] | None:
+    """What an optional list's 404 says is absent: its resource on this server; None for a named object."""
+    match = OBJECT_PATH.fullmatch(path)
+    if not match or match.group("name"):
+        return None
+    return api.configuration.host, f"{match.group('prefix')}/{match.group('resource')}"
 
 
 class CachedReader(Reader):

@@ -92,18 +92,8 @@ def follow(
     diagnosis = status.diagnosis
     sops = valid_sops(client, namespace)
     matched, true, false = ConditionType.SOP_MATCHED, ConditionStatus.TRUE, ConditionStatus.FALSE
-    if status.sop is None:
-        match, why = matching.choose(spec, diagnosis, sops, *matching.embedder(settings))
-        if match is None:
-            builder.condition(matched, false, Reason.NO_MATCH, why, event="Normal")
-            return
-        if match.name not in sops:
-            message = f"SOP {match.name} is missing or invalid"
-            builder.condition(matched, false, Reason.SOP_INVALID, message, event="Warning")
-            return
-        builder.condition(matched, true, Reason.MATCHED, why[:1024], event="Normal")
-        status.sop = engine.start(match, sops[match.name], builder.now).wire()
-        builder.phase(IncidentPhase.REMEDIATING, f"Following SOP {match.name}")
+    if status.sop is None and not _match(spec, builder, sops, settings, start=True):
+        return
     sop = status.sop.model_copy(deep=True)  # advance() works on its own copy: the audit diff below needs the old
     if sop.finished_at:
         return
@@ -164,6 +154,44 @@ def follow(
         builder.phase(IncidentPhase.ESCALATED, f"SOP {sop.name} escalated", event="Warning")
     if progress.outcome in ("resolved", "escalated"):
         effects.refresh(client, namespace, sop.name, {**body, "status": status.wire()})
+
+
+def settle_unmatched(
+    client: kube.Client, body: dict[str, Any], builder: StatusBuilder[IncidentStatus], settings: Settings
+) -> None:
+    """At diagnosis, in the diagnosis's own write: SOPMatched=False when no SOP matches, so that no timer starts for
+    the Incident (kopf adds and removes a finalizer for each timer it starts, and the timer's pass costs a status
+    write of its own). A match is left to `follow`, which says it and starts the runbook unless the kill switch
+    holds; saying that none fits holds nothing back, so it needs no kill-switch read."""
+    try:
+        spec = IncidentSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return
+    _match(spec, builder, valid_sops(client, body["metadata"]["namespace"]), settings, start=False)
+
+
+def _match(
+    spec: IncidentSpec, builder: StatusBuilder[IncidentStatus], sops: dict[str, SOPSpec], settings: Settings,
+    start: bool,
+) -> bool:  # fmt: skip
+    """Whether an SOP matches; when none does (or the one named is invalid) SOPMatched=False says why. With
+    `start`, a match is said and its runbook started (phase Remediating)."""
+    matched, true, false = ConditionType.SOP_MATCHED, ConditionStatus.TRUE, ConditionStatus.FALSE
+    # The embedder is loaded only for SOPs to compare: an Incident in a namespace without runbooks needs none.
+    model = matching.embedder(settings) if sops and not spec.sop_ref else (None, "no SOP to compare")
+    match, why = matching.choose(spec, builder.status.diagnosis, sops, *model)
+    if match is None:
+        builder.condition(matched, false, Reason.NO_MATCH, why, event="Normal")
+        return False
+    if match.name not in sops:
+        message = f"SOP {match.name} is missing or invalid"
+        builder.condition(matched, false, Reason.SOP_INVALID, message, event="Warning")
+        return False
+    if start:
+        builder.condition(matched, true, Reason.MATCHED, why[:1024], event="Normal")
+        builder.status.sop = engine.start(match, sops[match.name], builder.now).wire()
+        builder.phase(IncidentPhase.REMEDIATING, f"Following SOP {match.name}")
+    return True
 
 
 def _approved(
