@@ -263,6 +263,7 @@ def test_rbac_grants_what_the_features_need_and_nothing_more(kubectl, namespace,
         ("get", "secrets", "-n", namespace),
         ("create", "subjectaccessreviews.authorization.k8s.io"),  # the approvals webhook: may the requester approve?
         ("get", "configmaps/aiops-suspend", "-n", namespace),  # the fleet-wide kill switch
+        ("watch", "configmaps/aiops-suspend", "-n", namespace),  # ... kept by a watch (clusters/suspension.py)
         ("list", "poddisruptionbudgets.policy", "-n", "shop"),  # changeReview runs
     ]
     denied = [

@@ -79,14 +79,18 @@ def test_two_workers_diagnose_every_incident_exactly_once(kubeconfig, kubectl, o
     port, ports = free_port(), [free_port(), free_port()]
     operator_env({"AIOPS_RUN_EXECUTION": "workers", "AIOPS_METRICS_PORT": str(port)})
     names = [f"burst-{i:02d}" for i in range(20)]
-    with DiagnosisLog(kubeconfig, namespace) as log:
-        incidents(kubectl, names, namespace, analysis={"llm": False})
+    # A model answering after 1 s: twenty runs outlast a worker's start, so both workers get a share. Without it
+    # the analyzers take milliseconds and the first worker up finishes the queue before the second claims.
+    llm = ScriptedOpenAI(*[delayed(1, answer(reply_for(writer)))] * 20)
+    with llm, DiagnosisLog(kubeconfig, namespace) as log:
+        incidents(kubectl, names, namespace)
         # No worker yet: the controller accepts the runs, executes none, and exports them as the queue.
         wait_for(lambda: scrape(port, "aiops_runs_queued") == 20, 60, "20 runs queued")
         assert {phase(r) for r in runs_by_incident(kubectl, namespace).values()} == {"Pending"}
         workers = [
             start_worker(kubeconfig, tmp_path, f"worker-{i}", namespace,
-                         workers_env(AIOPS_ANALYSIS_WORKERS="2", AIOPS_METRICS_PORT=str(ports[i])))
+                         workers_env(AIOPS_ANALYSIS_WORKERS="2", AIOPS_METRICS_PORT=str(ports[i]),
+                                     AIOPS_LLM_BASE_URL=llm.url, AIOPS_LLM_MODEL=llm.model))
             for i in range(2)
         ]  # fmt: skip
         try:

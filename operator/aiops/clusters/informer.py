@@ -78,10 +78,11 @@ def pack(obj: Obj) -> bytes:
 class Informer:
     """One resource's objects by (namespace, name), kept current by list and watch."""
 
-    def __init__(self, api: client.ApiClient, path: str):
+    def __init__(self, api: client.ApiClient, path: str, field_selector: str | None = None):
         self.api = api
         self.path = path
-        self.selector = {"fieldSelector": FIELD_SELECTORS[path]} if path in FIELD_SELECTORS else {}
+        field_selector = field_selector or FIELD_SELECTORS.get(path)
+        self.selector = {"fieldSelector": field_selector} if field_selector else {}
         self.objects: dict[tuple[str, str], bytes] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
@@ -204,13 +205,18 @@ class Cache:
     """The informers of one cluster, started together, on a client of their own: each watch holds a
     connection, and the operator's other calls must not wait for one."""
 
-    def __init__(self, api: client.ApiClient | None, resources: tuple[str, ...] = RESOURCES):
+    def __init__(
+        self,
+        api: client.ApiClient | None,
+        resources: tuple[str, ...] = RESOURCES,
+        selectors: dict[str, str] | None = None,
+    ):
         if api is not None:
             settings = copy.copy(api.configuration)
             settings.connection_pool_maxsize = len(resources) + 2
             api = client.ApiClient(settings)
         self.api = api
-        self.informers = {path: Informer(api, path) for path in resources}
+        self.informers = {path: Informer(api, path, (selectors or {}).get(path)) for path in resources}
 
     def start(self) -> Cache:
         for informer in self.informers.values():

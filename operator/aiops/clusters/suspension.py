@@ -1,6 +1,7 @@
 """The kill switch: while it is set, the operator takes no SOP action and starts no model call.
 
-Two places, read on every pass, so setting or lifting one needs no restart:
+Two places, read on every pass (from watches where the process keeps them: `watch`), so setting or lifting one
+needs no restart:
 - fleet-wide: the ConfigMap `aiops-suspend` in the operator's namespace (AIOPS_NAMESPACE); its existence
   suspends, its keys `reason`, `by` and `since` say why, who and when;
 - one cluster: `spec.suspend` of its ManagedCluster (`reason`, `by`, `since`); for Incidents without a
@@ -19,9 +20,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from aiops import GROUP, VERSION
 from aiops.api import MANAGED_CLUSTER
 from aiops.api.managedcluster import ManagedClusterSpec
 from aiops.api.managedcluster import Suspension as ClusterSuspension
+from aiops.clusters import informer
 from aiops.core import kube
 
 CONFIGMAP = "aiops-suspend"
@@ -62,6 +65,9 @@ def cluster_from(name: str, spec: ManagedClusterSpec) -> Suspension | None:
 
 
 def fleet(namespace: str) -> Suspension | None:
+    if (seen := _watched_in(namespace)) is not None:
+        cm = seen.configmap.get(namespace, CONFIGMAP)
+        return fleet_from(cm.get("data"), namespace) if cm is not None else None
     try:
         cm = kube.core().read_namespaced_config_map(CONFIGMAP, namespace)
     except ApiException as exc:
@@ -84,11 +90,14 @@ def current(cluster: str | None, namespace: str, client_: kube.Client = kube.API
     """The suspension that holds for an Incident of `cluster` (None: the local cluster), fleet-wide first."""
     if found := fleet(namespace):
         return found
+    seen = _watched_in(namespace) if client_ is kube.API else None  # the watches see this cluster only
     try:
         if cluster is not None:
-            obj = client_.get(MANAGED_CLUSTER, cluster)
+            # Not seen yet (created a moment ago, or absent): the API server says which.
+            obj = (seen.clusters.get("", cluster) if seen else None) or client_.get(MANAGED_CLUSTER, cluster)
             return from_object(obj) if obj else None
-        local = [o for o in client_.list(MANAGED_CLUSTER) if not (o.get("spec") or {}).get("kubeconfigSecretRef")]
+        clusters = seen.clusters.items() if seen else client_.list(MANAGED_CLUSTER)
+        local = [o for o in clusters if not (o.get("spec") or {}).get("kubeconfigSecretRef")]
     except ApiException as exc:
         return Suspension(f"for cluster {cluster or 'local'}: its ManagedCluster cannot be read (HTTP {exc.status})")
     return next(filter(None, map(from_object, local)), None)
@@ -129,3 +138,53 @@ def resume(cluster: str | None, namespace: str) -> bool:
             return False
         raise
     return True
+
+
+@dataclass
+class Watched:
+    """Both switches kept by watches: every diagnosis and every remediation tick reads them, two requests each
+    otherwise. The ConfigMap is watched by name, in its namespace (the Role grants that one ConfigMap only)."""
+
+    namespace: str
+    cache: informer.Cache
+
+    @property
+    def clusters(self) -> informer.Informer:
+        return self.cache.informers[CLUSTERS_PATH]
+
+    @property
+    def configmap(self) -> informer.Informer:
+        return self.cache.informers[_configmaps_path(self.namespace)]
+
+    def ready(self) -> bool:
+        return all(i.synced.is_set() for i in self.cache.informers.values())
+
+
+CLUSTERS_PATH = f"/apis/{GROUP}/{VERSION}/{MANAGED_CLUSTER.plural}"
+_watched: Watched | None = None
+
+
+def _configmaps_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/configmaps"
+
+
+def watch(api: client.ApiClient, namespace: str) -> None:
+    """Keeps both switches by watches from now on, in this process (the operator, a worker); until the watches have
+    listed, and whenever one is down, the switches are read from the API server as before."""
+    global _watched
+    if _watched is None:
+        path = _configmaps_path(namespace)
+        cache = informer.Cache(api, (CLUSTERS_PATH, path), {path: f"metadata.name={CONFIGMAP}"})
+        _watched = Watched(namespace, cache.start())
+
+
+def stop_watching() -> None:
+    global _watched
+    if _watched is not None:
+        _watched.cache.stop()
+        _watched = None
+
+
+def _watched_in(namespace: str) -> Watched | None:
+    seen = _watched
+    return seen if seen is not None and seen.namespace == namespace and seen.ready() else None

@@ -1,7 +1,8 @@
 """The local cluster's watch-fed caches (clusters/informer.py), started with the operator.
 
 Diagnoses read pods, events, workloads, nodes, PVCs and quotas from them instead of listing them per
-Incident; until an informer has synced (and whenever its watch is down) readers go to the API server.
+Incident, and every pass reads the kill switch from them (clusters/suspension.py); until an informer has synced
+(and whenever its watch is down) readers go to the API server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import kopf
 
 from aiops import settings
-from aiops.clusters import informer
+from aiops.clusters import informer, suspension
 from aiops.core import kube
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,11 @@ def start(**_: Any) -> None:
         log.info("the Kubernetes cache is off (AIOPS_KUBE_CACHE=false): diagnoses list what they read")
         return
     informer.start_local(kube.api_client())
+    suspension.watch(kube.api_client(), settings.current().namespace)
 
 
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
     if (cache := informer.local()) is not None:
         cache.stop()
+    suspension.stop_watching()
