@@ -1,6 +1,6 @@
 """What the fast path saves per diagnosis, each checked without a server: the proxy not read again on every request,
-kopf's diff base built the same without copying the status, an absent optional API not asked again, and the
-events informer selecting out our own Events."""
+kopf's diff base built the same without copying the status, an absent optional API not asked again, the events
+informer selecting out our own Events, and the runbooks read from the watch-fed cache."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from aiops.core import kube
 from aiops.diagnosis.collectors import kubernetes as k8s
 from aiops.diagnosis.evidence import EvidenceBundle, Target
 from aiops.operator import Essence
+from aiops.sops.remediation import flow
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +84,26 @@ def test_the_events_informer_asks_the_server_to_leave_out_our_own_objects_events
         "fieldSelector": f"involvedObject.apiVersion!={API_VERSION}"
     }
     assert informer.Informer(None, "/api/v1/pods").selector == {}
+
+
+def test_a_runbook_already_matched_is_followed_from_the_watch_fed_cache(monkeypatch):
+    def listed(*_):
+        raise AssertionError("SOPs listed although the cache holds them")
+
+    cache = informer.Cache(api=None, resources=(informer.SOPS_PATH,))
+    sops = cache.informers[informer.SOPS_PATH]
+    for name, ns, spec in (("oom", "shop", {"title": "OOM", "steps": [{"id": "a", "type": "check", "title": "A"}]}),
+                           ("broken", "shop", {"title": "no steps"}),
+                           ("elsewhere", "billing", {"title": "OOM", "steps": [{"id": "a", "type": "check",
+                                                                                "title": "A"}]})):  # fmt: skip
+        obj = {"kind": "SOP", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+        sops.objects[informer._key(obj)] = informer.pack(obj)
+    sops.synced.set()
+    monkeypatch.setattr(informer, "_local", cache)
+    monkeypatch.setattr(kube.API, "list", listed)
+    assert list(flow.valid_sops(kube.API, "shop", cached=True)) == ["oom"]  # the invalid one left out, as listed
+    sops.synced.clear()  # its watch is down: listed from the server again
+    monkeypatch.setattr(kube.API, "list", lambda kind, namespace: [])
+    assert flow.valid_sops(kube.API, "shop", cached=True) == {}
+    sops.synced.set()
+    assert flow.valid_sops(kube.API, "shop") == {}  # a match is decided on the server's list, never the cache's

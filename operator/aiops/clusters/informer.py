@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from aiops import API_VERSION
+from aiops import API_VERSION, GROUP, VERSION
 from aiops.core import kube
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ WATCH_TIMEOUT_S = 300  # the server ends each watch by then; we re-watch from th
 MAX_BACKOFF_S = 30.0
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
-# The collections the Kubernetes collector reads, by their cluster-wide list path.
+SOPS_PATH = f"/apis/{GROUP}/{VERSION}/sops"  # every diagnosis and remediation pass matches its namespace's runbooks
+# The collections the Kubernetes collector reads, by their cluster-wide list path, and our SOPs.
 RESOURCES = (
     "/api/v1/pods",
     "/api/v1/events",
@@ -52,6 +53,7 @@ RESOURCES = (
     "/apis/apps/v1/statefulsets",
     "/apis/apps/v1/daemonsets",
     "/apis/batch/v1/jobs",
+    SOPS_PATH,
 )
 # Selected by the API server: the Events of our own objects (six or so per Incident) are never evidence, and a burst
 # of Incidents would otherwise fill the cache with them and every diagnosis would decode them all.

@@ -25,7 +25,7 @@ from aiops.api.incident import (
     StepState,
 )
 from aiops.api.sop import SOPSpec
-from aiops.clusters import suspension
+from aiops.clusters import informer, suspension
 from aiops.clusters.access import cluster_access
 from aiops.core import events, kube, metrics
 from aiops.core.events import EventType
@@ -38,9 +38,14 @@ from aiops.sops.remediation import actions, effects, engine, gitops, matching, u
 log = logging.getLogger(__name__)
 
 
-def valid_sops(client: kube.Client, namespace: str) -> dict[str, SOPSpec]:
-    """The namespace's SOPs whose spec validates; an invalid one is reported on itself, not used here."""
-    items = client.list(SOP, namespace)
+def valid_sops(client: kube.Client, namespace: str, cached: bool = False) -> dict[str, SOPSpec]:
+    """The namespace's SOPs whose spec validates; an invalid one is reported on itself, not used here. With `cached`,
+    read from the watch-fed cache when it holds them (the operator's own cluster, synced): for the passes that follow
+    a runbook already matched. A match is decided once and for good, on a list from the API server: a watch may not
+    have brought yet the SOP applied with the Incident."""
+    cache = informer.local() if cached and client is kube.API else None
+    watched = cache.informer(informer.SOPS_PATH) if cache is not None else None
+    items = watched.items(namespace) if watched is not None else client.list(SOP, namespace)
     sops = {}
     for item in items:
         try:
@@ -90,7 +95,7 @@ def follow(
         return  # the kill switch: nothing is matched, run, verified or undone until it is lifted
     status = builder.status
     diagnosis = status.diagnosis
-    sops = valid_sops(client, namespace)
+    sops = valid_sops(client, namespace, cached=status.sop is not None)
     matched, true, false = ConditionType.SOP_MATCHED, ConditionStatus.TRUE, ConditionStatus.FALSE
     if status.sop is None and not _match(spec, builder, sops, settings, start=True):
         return
