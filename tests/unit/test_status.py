@@ -7,7 +7,15 @@ from pydantic import ValidationError
 
 from aiops.api import ANALYSIS_RUN, INCIDENT
 from aiops.api.analysisrun import RunPhase
-from aiops.core.status import StatusBuilder, StatusUnreadable, append_timeline, set_condition, status_patch, write
+from aiops.core.status import (
+    StatusBuilder,
+    StatusUnreadable,
+    append_timeline,
+    set_condition,
+    status_patch,
+    write,
+    write_rebased,
+)
 from support.fakekube import FakeClient
 
 T0 = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
@@ -119,3 +127,39 @@ def test_deferred_events_wait_for_the_write_and_a_failed_write_posts_none():
         except ConnectionError:
             assert events == []
     assert events == [("Warning", "Failed", "gave up")]
+
+
+def test_a_shared_writer_on_an_older_copy_keeps_what_others_wrote_meanwhile():
+    client = FakeClient()
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Valid",
+        "message": "ok",
+        "lastTransitionTime": "2026-12-06T00:00:00Z",
+    }
+    diagnosed = {"time": "2026-12-06T00:00:00Z", "reason": "Diagnosed", "message": "d"}
+    status = {"phase": "Remediating", "timeline": [diagnosed], "conditions": [ready]}
+    old = client.put(INCIDENT, {"metadata": {"name": "checkout", "namespace": "shop"}, "status": status})
+    # Another writer (the Alertmanager receiver) changes the object after `old` was read ...
+    b = StatusBuilder(INCIDENT, old, T0, lambda *_: None)
+    b.condition("AlertFiring", "False", "ResolvedDuringRemediation", "alert resolved")
+    b.record("ResolvedDuringRemediation", "alert resolved")
+    write(client, b, old)
+    # ... and this one, holding `old`, sets a condition and records a step.
+    mine = StatusBuilder(INCIDENT, old, T1, client.emitter(INCIDENT, old))
+    mine.condition("Approved", "False", "AwaitingApproval", "waiting for jane", event="Normal")
+    mine.status.sop = None
+    stored = write_rebased(client, mine, old)
+
+    status = client.get(INCIDENT, "checkout", "shop")["status"]
+    assert stored["status"] == status
+    assert {c["type"]: c["reason"] for c in status["conditions"]} == {
+        "Ready": "Valid", "AlertFiring": "ResolvedDuringRemediation", "Approved": "AwaitingApproval"}  # fmt: skip
+    assert [e["reason"] for e in status["timeline"]] == ["Diagnosed", "ResolvedDuringRemediation", "AwaitingApproval"]
+    assert [e[2] for e in client.events] == ["AwaitingApproval"]  # its Event once, after the write went through
+    assert len(client.writes) == 2  # the receiver's, and this one's second try (the first was refused)
+
+    unchanged = StatusBuilder(INCIDENT, client.get(INCIDENT, "checkout", "shop"), T1, lambda *_: None)
+    write_rebased(client, unchanged, client.get(INCIDENT, "checkout", "shop"))
+    assert len(client.writes) == 2  # nothing changed: nothing written

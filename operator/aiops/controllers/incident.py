@@ -19,7 +19,7 @@ from aiops.controllers.common import MissingReference, reconciler, validated
 from aiops.core import events, kube
 from aiops.core.events import EventType
 from aiops.core.sharding import shard_labels
-from aiops.core.status import StatusBuilder, write
+from aiops.core.status import StatusBuilder, write_rebased
 from aiops.sops.remediation import effects
 
 INCIDENT_LABEL = f"{GROUP}/incident"
@@ -142,5 +142,5 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, builder: StatusBuilder[Inciden
         builder.phase(IncidentPhase.TRIAGING, f"AnalysisRun {run_name} opened")
     # Stored before the run exists, not by kopf after this handler: the run's executor starts at once and
     # writes this Incident too, and must find the hand-off (and the timeline so far) in place.
-    write(kube.API, builder, dict(body))
+    write_rebased(kube.API, builder, dict(body))
     kube.create(ANALYSIS_RUN, analysis_run_manifest(body, spec))

@@ -16,7 +16,7 @@ from aiops.api import INCIDENT
 from aiops.api.incident import IncidentSource
 from aiops.controllers.common import kopf_emitter, unless_namespace_terminating
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, now_utc, write
+from aiops.core.status import StatusBuilder, now_utc, write_rebased
 from aiops.sops.remediation import flow
 
 INTERVAL_S = 5.0
@@ -39,4 +39,4 @@ def remediate(body: kopf.Body, **_: Any) -> None:
         flow.follow(kube.API, body, builder, settings.current())
         # Written here, not through kopf's patch: on SIGTERM kopf lets a running pass finish but drops its patch,
         # and a change the pass made would go unaudited (the next pass finds it made and escalates "not made").
-        write(kube.API, builder, dict(body))
+        write_rebased(kube.API, builder, dict(body))

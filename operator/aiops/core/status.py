@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from aiops.api.common import Condition, ConditionStatus, Kind, Status, TimelineEntry, field_path
@@ -118,6 +119,7 @@ class StatusBuilder(Generic[S]):
             where = field_path(("status", *first["loc"]))
             raise StatusUnreadable(f"{kind.kind} {where}: {first['msg']}") from None
         self.old = self._wire()  # normalised, so that a re-serialisation alone is no change
+        self.recorded: list[dict[str, Any]] = []  # the timeline entries this builder appended
         self.generation = body["metadata"].get("generation")
         if observe:  # only the kind's reconciler, which has looked at this generation of the spec
             self.status.observed_generation = self.generation
@@ -157,6 +159,7 @@ class StatusBuilder(Generic[S]):
                 [e.wire() for e in self.status.timeline], reason, message, self.now, self.timeline_limit
             )
             self.status.timeline = [TimelineEntry.model_validate(e) for e in entries]
+            self.recorded.append(entries[-1])
 
     def ready_reason(self) -> str | None:
         cond = self.find(READY)
@@ -199,3 +202,49 @@ def write(client: Client, builder: StatusBuilder, obj: dict, conditional: bool =
     stored = client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes, resource_version=version)
     builder.flush()
     return stored
+
+
+def write_rebased(client: Client, builder: StatusBuilder, obj: dict) -> dict:
+    """`write` for a writer that shares the conditions and the timeline with others (an Incident's): sent on `obj`'s
+    resourceVersion, and when someone wrote the object meanwhile, the builder's changes are laid over the object as
+    it is now (`rebased`) and sent again; the last try is sent regardless. A merge patch replaces a list whole, so
+    a writer holding an older copy would otherwise drop the conditions and timeline entries written since (an
+    alert resolved while a runbook's pass ran). The object as it now is."""
+    changes = builder.changes()
+    if not changes:
+        builder.flush()
+        return obj
+    meta = obj["metadata"]
+    for attempt in range(CONFLICT_RETRIES + 1):
+        version = meta.get("resourceVersion") if attempt < CONFLICT_RETRIES else None
+        try:
+            stored = client.patch_status(builder.kind, meta["name"], meta.get("namespace"), changes, version)
+            break
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        fresh = client.get(builder.kind, meta["name"], meta.get("namespace"))
+        if fresh is None:  # deleted meanwhile: nothing left to write on
+            builder.flush()
+            return obj
+        meta, changes = fresh["metadata"], rebased(builder, fresh.get("status") or {})
+    builder.flush()
+    return stored
+
+
+def rebased(builder: StatusBuilder, now: dict[str, Any]) -> dict[str, Any]:
+    """The builder's changes laid over the status as it is now: the conditions it set or removed replace or leave
+    the current ones of their types, the others stay; its timeline entries follow the current timeline; the other
+    fields it changed (each has one writer) are its own."""
+    new = builder._wire()
+    patch = status_patch(now, {**now, **{k: new.get(k) for k in builder.changes()}})
+    if "conditions" in patch:
+        before = {c["type"]: c for c in builder.old.get("conditions") or []}
+        after = {c["type"]: c for c in new.get("conditions") or []}
+        touched = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
+        kept = [c for c in now.get("conditions") or [] if c.get("type") not in touched]
+        patch["conditions"] = kept + [after[t] for t in after if t in touched]
+    if "timeline" in patch:
+        entries = (now.get("timeline") or []) + builder.recorded
+        patch["timeline"] = entries[-builder.timeline_limit :] if builder.timeline_limit else entries
+    return {k: v for k, v in patch.items() if now.get(k) != v}

@@ -44,7 +44,7 @@ from aiops.api.incident import (
     Severity,
 )
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, parse_time, write
+from aiops.core.status import StatusBuilder, parse_time, write, write_rebased
 from aiops.diagnosis.analyzers.common import evidence_id
 from aiops.diagnosis.causes import claims
 
@@ -241,7 +241,7 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
             b.condition(
                 ConditionType.CORRELATED, ConditionStatus.TRUE, Reason.SHARED_CAUSE, text[:1024], event="Normal"
             )
-            write(client, b, child)
+            write_rebased(client, b, child)
     return f"{ns}/{name}"
 
 

@@ -173,7 +173,7 @@ class Ingestor:
             outcome = "created" if created else "updated" if changed else "deduplicated"
             all_resolved = all(st == "resolved" for _, st in alerts.values())
             if all_resolved and not placed.resolved:
-                obj = obj or self.client.get(INCIDENT, placed.namespace, placed.name)
+                obj = obj or self.client.get(INCIDENT, placed.name, placed.namespace)
                 if obj is None:  # deleted by someone: forget it, the next firing notification re-creates it
                     with self._index_lock:
                         self.index.pop(key, None)

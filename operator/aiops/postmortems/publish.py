@@ -15,7 +15,7 @@ from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
 from aiops.api.incident import Approval, IncidentPhase, PostmortemStatus
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, write
+from aiops.core.status import StatusBuilder, write_rebased
 from aiops.knowledge import Document, index_document
 from aiops.postmortems import summary
 from aiops.postmortems.render import object_key, render
@@ -66,7 +66,7 @@ def publish(
         message = f"postmortem {key} not stored: {exc}; retrying in {retry_in}s"
         builder.condition(ConditionType.POSTMORTEM_WRITTEN, ConditionStatus.FALSE, REASONS[exc.failure], message,
                           event="Warning")  # fmt: skip
-        write(client, builder, incident)
+        write_rebased(client, builder, incident)
         raise
     previous = builder.status.postmortem
     at = previous.written_at if previous and previous.sha256 == stored.sha256 else builder.now
@@ -83,7 +83,7 @@ def publish(
                              message, event="Normal") and stored.written:  # fmt: skip
         builder.emit("Normal", Reason.POSTMORTEM_WRITTEN, f"{message}: written again after the spec changed")
     _index(incident, text, stored.bucket, stored.key)
-    write(client, builder, incident)
+    write_rebased(client, builder, incident)
 
 
 def _index(incident: dict[str, Any], text: str, bucket: str, key: str) -> None:
