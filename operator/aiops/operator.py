@@ -24,7 +24,7 @@ WORKERS = 16
 class Essence(kopf.AnnotationsDiffBaseStorage):
     """kopf's diff base (spec, labels, annotations), built without first deep-copying what it then drops: the status
     (an Incident's diagnosis and timeline) and the rest of the metadata. kopf builds it for every watch event, and
-    that copy was the largest item of the operator's CPU in a burst of diagnoses."""
+    that copy was one of the largest items of the operator's CPU in a burst of diagnoses."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         if extra_fields:  # handlers that watch a status field need the status kept
