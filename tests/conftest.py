@@ -50,6 +50,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=why))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed while the shared operator ran gets the operator's thread stacks (`kill -USR1`) and the
+    end of its log as a report section: what it was doing, or waiting on, when the test gave up."""
+    report = yield
+    operator = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and isinstance(operator, OperatorProcess) and operator.running():
+        report.sections.append(("operator at the failure", operator.stacks()))
+    return report
+
+
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
     """The local control plane (etcd + kube-apiserver); None when the suite runs against AIOPS_TEST_KUBECONFIG."""

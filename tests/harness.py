@@ -145,6 +145,15 @@ class OperatorProcess:
                 self.proc.wait()
         self.proc = None
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stacks(self, lines: int = 400) -> str:
+        """Every thread's stack (the CLI dumps them on SIGUSR1), with the log lines before them."""
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        return "\n".join(self.log(since_start=True).splitlines()[-lines:])
+
     def log(self, since_start: bool = False) -> str:
         """The log; `since_start`: only what the process started last wrote (earlier runs share the file)."""
         with open(self.log_path, "rb") as f:

@@ -3,4 +3,5 @@
 GROUP = "aiops.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"  # kopf's, on the objects whose deletion the operator handles
 __version__ = "0.1.0"

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from typing import Any
 
 import kopf
 
-from aiops import GROUP, VERSION, leader
+from aiops import FINALIZER, GROUP, VERSION, leader
 from aiops import settings as config
 from aiops.api import KINDS
 from aiops.core import background, sharding
-from aiops.observability import server
+from aiops.observability import liveness, server
 from aiops.stores import start_sinks
 
-FINALIZER = f"{GROUP}/finalizer"
 WORKERS = 16
 
 
@@ -55,21 +53,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.reporting_instance = socket.gethostname()
     settings.posting.event_name_prefix = "aiops-"
     settings.execution.max_workers = WORKERS
-    # Bounded watch requests so a silently dropped connection is noticed.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    liveness.configure(settings)
 
 
 @kopf.on.startup()
 async def heartbeat(**_: Any) -> None:
-    """Beats HEALTH from kopf's event loop every few seconds: a stuck loop turns /healthz red."""
-
-    async def beat() -> None:
-        while True:
-            server.HEALTH.beat = time.monotonic()
-            await asyncio.sleep(5)
-
-    background.spawn(beat(), "aiops-heartbeat")
+    liveness.start_heartbeat()
 
 
 @kopf.on.cleanup()
@@ -77,7 +66,7 @@ async def stop_background(**_: Any) -> None:
     await background.cancel_all()
 
 
-def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: str | None = None) -> None:
+def run(namespaces: list[str] | None = None, verbose: bool = False, liveness_url: str | None = None) -> None:
     """Runs the operator until SIGINT/SIGTERM; cluster-wide unless namespaces are given.
 
     With leader election on, it first waits for its shard's Lease (a standby waits here, kopf not started).
@@ -102,14 +91,17 @@ def run(namespaces: list[str] | None = None, verbose: bool = False, liveness: st
             sharding.Labeller().start()
     start_sinks(conf)  # history (PostgreSQL), event stream (Redis): each on, or a log line saying off
     try:
-        asyncio.run(
-            kopf.operator(
+        ended = asyncio.run(
+            liveness.operate(
                 clusterwide=not namespaces,
                 namespaces=namespaces or (),
                 standalone=True,
-                liveness_endpoint=liveness,
+                liveness_endpoint=liveness_url,
+                memo=kopf.Memo(namespaces=namespaces or []),  # the namespaces that the resync passes list
             )
         )
     finally:
         if elector:
             elector.release()
+    if ended:
+        raise SystemExit(1)

@@ -37,7 +37,7 @@ from aiops.api.conditions import ConditionType, Reason
 from aiops.clusters import informer, suspension
 from aiops.core import background, kube, metrics
 from aiops.core.status import StatusBuilder, find_condition, now_utc, write
-from aiops.observability import server
+from aiops.observability import liveness, server
 from aiops.runs.lease import Claim, Leases, LeaseUnavailable, run_uid
 from aiops.settings import Settings
 from aiops.stores import start_sinks
@@ -261,15 +261,8 @@ class Worker:
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True
     settings.posting.enabled = False  # the executors post their own Events; kopf has nothing to say on runs
-    settings.watching.server_timeout = 300  # bounded watches, so a silently dropped connection is noticed
-    settings.watching.client_timeout = 330
-
-    async def beat() -> None:  # /healthz: a stuck event loop turns it red
-        while True:
-            server.HEALTH.beat = time.monotonic()
-            await asyncio.sleep(5)
-
-    background.spawn(beat(), "aiops-heartbeat")
+    liveness.configure(settings)
+    liveness.start_heartbeat()
 
 
 @kopf.on.login(registry=registry)
@@ -310,8 +303,8 @@ def run(namespaces: list[str] | None = None, verbose: bool = False) -> None:
     log.info("worker %s: %d slot(s), lease %ss", holder, cfg.analysis_workers, cfg.run_lease_s)
     worker.start()
     try:
-        asyncio.run(
-            kopf.operator(
+        ended = asyncio.run(
+            liveness.operate(
                 registry=registry,
                 clusterwide=not namespaces,
                 namespaces=namespaces or (),
@@ -324,3 +317,5 @@ def run(namespaces: list[str] | None = None, verbose: bool = False) -> None:
         if (cache := informer.local()) is not None:
             cache.stop()
         suspension.stop_watching()
+    if ended:
+        raise SystemExit(1)

@@ -8,7 +8,9 @@ Development commands (generators, the local control plane, the demo, evaluations
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -40,16 +42,23 @@ def cmd_gpu(args: argparse.Namespace) -> int:
         time.sleep(3600)
 
 
+def dump_stacks_on_sigusr1() -> None:
+    """`kill -USR1` writes every thread's stack to stderr: what a long-running process that looks hung waits on."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from aiops.operator import run
 
-    run(namespaces=args.namespace, verbose=args.verbose, liveness=args.liveness)
+    dump_stacks_on_sigusr1()
+    run(namespaces=args.namespace, verbose=args.verbose, liveness_url=args.liveness)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from aiops.worker import run
 
+    dump_stacks_on_sigusr1()
     run(namespaces=args.namespace, verbose=args.verbose)
     return 0
 

@@ -13,5 +13,6 @@ from aiops.controllers import (  # noqa: F401
     pools,
     postmortems,
     remediation,
+    resync,
     sop,
 )

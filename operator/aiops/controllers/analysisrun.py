@@ -85,6 +85,12 @@ _in_flight: set[str] = set()
 _in_flight_lock = threading.Lock()
 
 
+def executing() -> set[str]:
+    """The uids of the runs this process executes or has queued."""
+    with _in_flight_lock:
+        return set(_in_flight)
+
+
 def runs_here(spec: dict) -> bool:
     """Executed on the reconciler's hand-off: a type with an executor, on the operator's own model (workers mode:
     `aiops worker` claims it instead)."""

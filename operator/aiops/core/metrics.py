@@ -116,3 +116,12 @@ MODEL_TRIALS_LOST = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+
+# Objects handed again to the handlers by a resync pass (aiops.controllers.resync), by kind and why.
+RESYNCS = Counter(
+    "aiops_resyncs",
+    "Incidents and AnalysisRuns whose handling was lost (an API server or etcd outage) and that a resync pass handed "
+    "again to the handlers, by kind and reason (never-handled, retry-overdue, deletion, run-missing, run-idle).",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)

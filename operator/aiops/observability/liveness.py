@@ -1,0 +1,86 @@
+"""What keeps a kopf process (the operator, an analysis worker) at its work through API server and etcd outages.
+
+- kopf retries a failed API request (5xx, refused, timed out) for 54 s by default, and a watch request that gives
+  up ends kopf's watcher of that resource for good: kopf never starts it again, and the process would go on
+  running without seeing one more object of that kind. Here kopf retries for about twelve minutes (`Backoffs`).
+- Past that, the heartbeat notices the watcher that ended and stops the process (exit status 1), so that a
+  restart (the Deployment's) lists and watches everything anew.
+- The heartbeat is beaten from kopf's event loop: a stuck loop turns /healthz red.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+
+from aiops.core import background
+from aiops.observability.server import HEALTH
+
+log = logging.getLogger(__name__)
+KOPF_WATCHER = "watcher for "  # how kopf names the task that watches one resource
+BEAT_S = 5
+_stop: asyncio.Future | None = None  # kopf's stop flag in the running process
+
+
+class Backoffs:
+    """kopf's delays between the tries of a failed API request: its own, then one every 30 s, 714 s in all."""
+
+    FIRST = (1, 1, 2, 3, 5, 8, 13, 21)
+    THEN, TIMES = 30, 22
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self.FIRST
+        yield from itertools.repeat(self.THEN, self.TIMES)
+
+    def __len__(self) -> int:  # kopf's log lines then say "attempt #9/31"
+        return len(self.FIRST) + self.TIMES
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.networking.error_backoffs = Backoffs()
+    # Bounded watch requests, so that a silently dropped connection is noticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+def failed_watchers(known: dict[str, asyncio.Task]) -> list[str]:
+    """The kopf watchers that ended other than by cancellation (kopf cancels them when it stops), each as
+    "resource: why"; `known` keeps every watcher task seen so far, the finished ones too."""
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith(KOPF_WATCHER):
+            known[task.get_name()] = task
+    failed = []
+    for name, task in known.items():
+        if task.done() and not task.cancelled():
+            why = task.exception()
+            failed.append(f"{name.removeprefix(KOPF_WATCHER)} ({type(why).__name__}: {why})" if why else name)
+    return failed
+
+
+def start_heartbeat() -> None:
+    """From a startup handler: beats HEALTH every few seconds and stops the process when a watcher has ended."""
+
+    async def beat() -> None:
+        known: dict[str, asyncio.Task] = {}
+        while True:
+            HEALTH.beat = time.monotonic()
+            if (failed := failed_watchers(known)) and _stop is not None and not _stop.done():
+                log.critical("kopf stopped watching %s; exiting so that a restart watches it again", "; ".join(failed))
+                _stop.set_result("a watch ended")
+            await asyncio.sleep(BEAT_S)
+
+    background.spawn(beat(), "aiops-heartbeat")
+
+
+async def operate(**kwargs: Any) -> bool:
+    """kopf.operator(**kwargs) until SIGINT/SIGTERM or a watcher ends; True for the latter (exit with an error)."""
+    global _stop
+    _stop = asyncio.get_running_loop().create_future()
+    await kopf.operator(**kwargs, stop_flag=_stop)
+    return _stop.done()
