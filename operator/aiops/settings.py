@@ -51,6 +51,7 @@
 | AIOPS_MODEL_WAIT_S | how long a run waits for its pool to become ready, default 900 |
 | AIOPS_POOL_SWEEP_INTERVAL_S | seconds between checks for idle pools and expired runs, default 30 |
 | AIOPS_CORRELATION_INTERVAL_S | seconds between fleet correlation passes over the hub's Incidents, 15; 0 = off |
+| AIOPS_API_RETRY_S | seconds a failing API request (5xx, refused) is retried before kopf gives up, 720 |
 | AIOPS_RESYNC_INTERVAL_S | seconds between resync passes (objects whose handling was lost), 30; 0 = off |
 | AIOPS_ANOMALY_SCAN_TICK_S | seconds between anomaly scan ticks per ManagedCluster (spec.anomalyScan), 30; 0 = off |
 | AIOPS_ANOMALY_SCAN_BATCH | due queries one tick of one cluster runs at most, 10 |
@@ -133,6 +134,7 @@ class Settings:
     kube_cache: bool = True  # watch-fed caches for the Kubernetes collector (local cluster)
     correlation_interval_s: int = 15  # 0: no fleet correlation
     resync_interval_s: int = 30  # 0: no resync passes (controllers/resync.py)
+    api_retry_s: int = 720  # kopf's retries of a failing API request (observability/liveness.py)
     anomaly_scan_tick_s: int = 30  # 0: no periodic anomaly scans
     capacity_forecast_tick_s: int = 60  # 0: no periodic capacity forecasts
     tool_calling: str = "json"  # query runs: json | native
@@ -310,6 +312,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kube_cache=(env.get("AIOPS_KUBE_CACHE") or "true").lower() not in ("0", "false", "no", "off"),
         correlation_interval_s=max(_int(env, "AIOPS_CORRELATION_INTERVAL_S", 15), 0),
         resync_interval_s=max(_int(env, "AIOPS_RESYNC_INTERVAL_S", 30), 0),
+        api_retry_s=_positive(env, "AIOPS_API_RETRY_S", 720),
         anomaly_scan_tick_s=max(_int(env, "AIOPS_ANOMALY_SCAN_TICK_S", 30), 0),
         capacity_forecast_tick_s=max(_int(env, "AIOPS_CAPACITY_FORECAST_TICK_S", 60), 0),
         tool_calling=_tool_calling(env),

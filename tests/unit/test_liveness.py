@@ -11,11 +11,12 @@ from aiops.observability import liveness
 
 
 def test_backoffs_outlast_kopfs_own_and_start_anew_for_every_request():
-    backoffs = liveness.Backoffs()
+    backoffs = liveness.Backoffs(720)
     first, second = list(backoffs), list(backoffs)  # kopf iterates it once per request
-    assert first == second
+    assert first == second and len(backoffs) == len(first)
     assert first[: len(liveness.Backoffs.FIRST)] == [1, 1, 2, 3, 5, 8, 13, 21]  # kopf's default, 54 s
-    assert 600 <= sum(first) <= 900 and max(first) == 30
+    assert sum(first) == 714 and max(first) == 30
+    assert list(liveness.Backoffs(5)) == [1, 1, 2]  # a budget shorter than kopf's own cuts it short
 
 
 async def _watcher(fail: bool) -> None:
@@ -61,3 +62,22 @@ def test_the_heartbeat_stops_the_process_once_a_watcher_ended(monkeypatch: pytes
 
     assert asyncio.run(scenario()) == "a watch ended"
     assert "kopf stopped watching incidents.v1alpha1.aiops.dev@none" in caplog.text
+
+
+def test_a_stale_heartbeat_ends_the_process_with_status_1():
+    """Where kopf wedged on its way out, its tasks (the heartbeat too) cancelled and no liveness probe to notice."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, threading, time\n"
+        "from aiops.observability import liveness\n"
+        "logging.basicConfig()\n"
+        "liveness.BEAT_S = 0.01\n"
+        "liveness.HEALTH.beat = time.monotonic() - liveness.HEARTBEAT_STALE_S - 1\n"
+        "liveness._watchdog(threading.Event())\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "not reached" not in done.stdout
+    assert "the event loop's heartbeat is 61s old (kopf stopped or is stuck): exiting" in done.stderr

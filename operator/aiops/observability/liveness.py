@@ -2,10 +2,13 @@
 
 - kopf retries a failed API request (5xx, refused, timed out) for 54 s by default, and a watch request that gives
   up ends kopf's watcher of that resource for good: kopf never starts it again, and the process would go on
-  running without seeing one more object of that kind. Here kopf retries for about twelve minutes (`Backoffs`).
+  running without seeing one more object of that kind. Here kopf retries for AIOPS_API_RETRY_S (720 s: an API
+  server upgrade or an etcd restore fits in it).
 - Past that, the heartbeat notices the watcher that ended and stops the process (exit status 1), so that a
-  restart (the Deployment's) lists and watches everything anew.
-- The heartbeat is beaten from kopf's event loop: a stuck loop turns /healthz red.
+  restart (the Deployment's) lists and watches everything anew. When kopf's orchestrator of watchers fails with it,
+  kopf stops on its own, and can wedge on the way out with its tasks (the heartbeat among them) cancelled.
+- The heartbeat is beaten from kopf's event loop: a stuck loop turns /healthz red, and a thread of its own ends the
+  process (exit status 1) once the heartbeat is HEARTBEAT_STALE_S old, for where no liveness probe would.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import kopf
 
+from aiops import settings as config
 from aiops.core import background
-from aiops.observability.server import HEALTH
+from aiops.observability.server import HEALTH, HEARTBEAT_STALE_S
 
 log = logging.getLogger(__name__)
 KOPF_WATCHER = "watcher for "  # how kopf names the task that watches one resource
@@ -29,21 +35,28 @@ _stop: asyncio.Future | None = None  # kopf's stop flag in the running process
 
 
 class Backoffs:
-    """kopf's delays between the tries of a failed API request: its own, then one every 30 s, 714 s in all."""
+    """kopf's delays between the tries of a failed API request: kopf's own (1, 1, 2, 3, 5, 8, 13, 21 s), then one
+    every 30 s, until they add up to `total_s`."""
 
     FIRST = (1, 1, 2, 3, 5, 8, 13, 21)
-    THEN, TIMES = 30, 22
+    THEN = 30
+
+    def __init__(self, total_s: float):
+        self.delays: list[float] = []
+        for delay in itertools.chain(self.FIRST, itertools.repeat(self.THEN)):
+            if sum(self.delays) + delay > total_s:
+                break
+            self.delays.append(delay)
 
     def __iter__(self) -> Iterator[float]:
-        yield from self.FIRST
-        yield from itertools.repeat(self.THEN, self.TIMES)
+        return iter(self.delays)
 
     def __len__(self) -> int:  # kopf's log lines then say "attempt #9/31"
-        return len(self.FIRST) + self.TIMES
+        return len(self.delays)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    settings.networking.error_backoffs = Backoffs()
+    settings.networking.error_backoffs = Backoffs(config.current().api_retry_s)
     # Bounded watch requests, so that a silently dropped connection is noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -78,9 +91,23 @@ def start_heartbeat() -> None:
     background.spawn(beat(), "aiops-heartbeat")
 
 
+def _watchdog(done: threading.Event) -> None:
+    while not done.wait(BEAT_S):
+        age = time.monotonic() - HEALTH.beat
+        if HEALTH.beat and age > HEARTBEAT_STALE_S:
+            log.critical("the event loop's heartbeat is %.0fs old (kopf stopped or is stuck): exiting", age)
+            logging.shutdown()
+            os._exit(1)
+
+
 async def operate(**kwargs: Any) -> bool:
     """kopf.operator(**kwargs) until SIGINT/SIGTERM or a watcher ends; True for the latter (exit with an error)."""
     global _stop
     _stop = asyncio.get_running_loop().create_future()
-    await kopf.operator(**kwargs, stop_flag=_stop)
+    done = threading.Event()
+    threading.Thread(target=_watchdog, args=(done,), name="aiops-watchdog", daemon=True).start()
+    try:
+        await kopf.operator(**kwargs, stop_flag=_stop)
+    finally:
+        done.set()
     return _stop.done()
