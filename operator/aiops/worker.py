@@ -34,7 +34,7 @@ from aiops import GROUP, VERSION, runs, settings
 from aiops.api import ANALYSIS_RUN, KINDS
 from aiops.api.common import ConditionStatus
 from aiops.api.conditions import ConditionType, Reason
-from aiops.clusters import informer, suspension
+from aiops.clusters import caches
 from aiops.core import background, kube, metrics
 from aiops.core.status import StatusBuilder, find_condition, now_utc, write
 from aiops.observability import liveness, server
@@ -298,8 +298,7 @@ def run(namespaces: list[str] | None = None, verbose: bool = False) -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_sinks(cfg)  # diagnoses reach history and the event stream from here, where they are made
     if cfg.kube_cache:  # as in the operator (controllers/cache.py): diagnoses read watch-fed caches, not LISTs
-        informer.start_local(kube.api_client())
-        suspension.watch(kube.api_client(), cfg.namespace)
+        caches.start(kube.api_client(), cfg.namespace)
     log.info("worker %s: %d slot(s), lease %ss", holder, cfg.analysis_workers, cfg.run_lease_s)
     worker.start()
     try:
@@ -314,8 +313,6 @@ def run(namespaces: list[str] | None = None, verbose: bool = False) -> None:
         )
     finally:
         worker.drain()
-        if (cache := informer.local()) is not None:
-            cache.stop()
-        suspension.stop_watching()
+        caches.stop()
     if ended:
         raise SystemExit(1)

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from aiops import settings
-from aiops.clusters import informer, suspension
+from aiops.clusters import caches
 from aiops.core import kube
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,9 @@ def start(**_: Any) -> None:
     if not settings.current().kube_cache:
         log.info("the Kubernetes cache is off (AIOPS_KUBE_CACHE=false): diagnoses list what they read")
         return
-    informer.start_local(kube.api_client())
-    suspension.watch(kube.api_client(), settings.current().namespace)
+    caches.start(kube.api_client(), settings.current().namespace)
 
 
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
-    if (cache := informer.local()) is not None:
-        cache.stop()
-    suspension.stop_watching()
+    caches.stop()
