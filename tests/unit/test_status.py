@@ -163,3 +163,18 @@ def test_a_shared_writer_on_an_older_copy_keeps_what_others_wrote_meanwhile():
     unchanged = StatusBuilder(INCIDENT, client.get(INCIDENT, "checkout", "shop"), T1, lambda *_: None)
     write_rebased(client, unchanged, client.get(INCIDENT, "checkout", "shop"))
     assert len(client.writes) == 2  # nothing changed: nothing written
+
+
+def test_a_shared_writer_whose_change_another_already_wrote_sends_nothing_more():
+    client = FakeClient()
+    old = client.put(
+        INCIDENT, {"metadata": {"name": "checkout", "namespace": "shop"}, "status": {"phase": "Remediating"}}
+    )
+    first = StatusBuilder(INCIDENT, old, T0, lambda *_: None)
+    first.condition("AlertFiring", "False", "ResolvedDuringRemediation", "alert resolved")
+    write(client, first, old)
+    same = StatusBuilder(INCIDENT, old, T0, lambda *_: None)  # the same change, from the older copy
+    same.condition("AlertFiring", "False", "ResolvedDuringRemediation", "alert resolved")
+    stored = write_rebased(client, same, old)
+    assert len(client.writes) == 1  # refused on the old resourceVersion, then nothing left to send
+    assert stored == client.get(INCIDENT, "checkout", "shop")

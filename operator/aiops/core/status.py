@@ -228,6 +228,9 @@ def write_rebased(client: Client, builder: StatusBuilder, obj: dict) -> dict:
             builder.flush()
             return obj
         meta, changes = fresh["metadata"], rebased(builder, fresh.get("status") or {})
+        if not changes:  # the other writer already wrote the same
+            builder.flush()
+            return fresh
     builder.flush()
     return stored
 
