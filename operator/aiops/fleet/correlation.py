@@ -44,7 +44,7 @@ from aiops.api.incident import (
     Severity,
 )
 from aiops.core import kube
-from aiops.core.status import StatusBuilder, parse_time, write, write_rebased
+from aiops.core.status import StatusBuilder, parse_time, write_rebased
 from aiops.diagnosis.analyzers.common import evidence_id
 from aiops.diagnosis.causes import claims
 
@@ -230,7 +230,7 @@ def fold(client: kube.Client, group: Group, incidents: dict[str, dict[str, Any]]
     builder.condition(ConditionType.READY, ConditionStatus.TRUE, Reason.SHARED_CAUSE, message[:1024])
     if status.phase in (None, IncidentPhase.NEW):
         builder.phase(IncidentPhase.DIAGNOSED, message[:1024])
-    write(client, builder, parent)
+    write_rebased(client, builder, parent)
     for m in group.members:
         # New children, and ours whose Correlated condition another writer's stale conditions list dropped.
         if m.parent is None or (m.parent == f"{ns}/{name}" and not _correlated(incidents[m.key])):
@@ -264,7 +264,7 @@ def settle(client: kube.Client, parent: dict[str, Any], incidents: dict[str, dic
     if all(p == IncidentPhase.RESOLVED for p in phases):
         builder.phase(IncidentPhase.RESOLVED, f"all {len(phases)} children resolved")
         status.resolved_at = now
-        write(client, builder, parent)
+        write_rebased(client, builder, parent)
 
 
 def sweep(client: kube.Client, namespace: str, now, window: timedelta = WINDOW) -> list[str]:
