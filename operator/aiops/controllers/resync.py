@@ -31,7 +31,7 @@ from aiops.api.analysisrun import RunPhase
 from aiops.api.incident import IncidentPhase
 from aiops.controllers import analysisrun
 from aiops.core import background, kube, metrics
-from aiops.core.status import now_utc, parse_time
+from aiops.core.status import now_utc, parse_time, rfc3339
 
 log = logging.getLogger(__name__)
 ANNOTATION = "resync.aiops.dev/at"  # outside kopf's prefix: kopf counts it as a change and runs the handlers
@@ -124,7 +124,7 @@ class Resync:
             if self.seen.get(meta["uid"]) != meta["resourceVersion"]:
                 continue  # changed since the last pass: under way
             reason, message = why
-            touch = {"metadata": {"annotations": {ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ")}}}
+            touch = {"metadata": {"annotations": {ANNOTATION: rfc3339(now)}}}
             try:
                 self.client.patch(kind, meta["name"], meta["namespace"], touch)
             except ApiException as exc:
