@@ -178,3 +178,25 @@ def test_a_shared_writer_whose_change_another_already_wrote_sends_nothing_more()
     stored = write_rebased(client, same, old)
     assert len(client.writes) == 1  # refused on the old resourceVersion, then nothing left to send
     assert stored == client.get(INCIDENT, "checkout", "shop")
+
+
+def test_a_phase_another_writer_moved_meanwhile_stands_over_a_transition_decided_on_the_older_one():
+    client = FakeClient()
+    new = client.put(INCIDENT, {"metadata": {"name": "checkout", "namespace": "shop"}, "status": {}})
+    # The reconciler reads the Incident as filed ...
+    mine = StatusBuilder(INCIDENT, new, T1, lambda *_: None)
+    mine.phase("New", "Incident filed", event=None)
+    mine.phase("Triaging", "AnalysisRun checkout-rca opened", event=None)
+    mine.status.analysis_run_ref = {"name": "checkout-rca"}
+    mine.condition("Ready", "True", "AnalysisScheduled", "AnalysisRun checkout-rca holds the root-cause analysis")
+    # ... and before its write goes through, the alert resolves it (the Alertmanager receiver).
+    receiver = StatusBuilder(INCIDENT, new, T0, lambda *_: None)
+    receiver.phase("Resolved", "alert resolved in Alertmanager", event=None)
+    write(client, receiver, new, conditional=True)
+    write_rebased(client, mine, new)
+
+    status = client.get(INCIDENT, "checkout", "shop")["status"]
+    assert status["phase"] == "Resolved"
+    assert [e["reason"] for e in status["timeline"]] == ["Resolved"]  # no New, no Triaging after it
+    assert status["analysisRunRef"] == {"name": "checkout-rca"}
+    assert [c["reason"] for c in status["conditions"]] == ["AnalysisScheduled"]

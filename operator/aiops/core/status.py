@@ -120,6 +120,7 @@ class StatusBuilder(Generic[S]):
             raise StatusUnreadable(f"{kind.kind} {where}: {first['msg']}") from None
         self.old = self._wire()  # normalised, so that a re-serialisation alone is no change
         self.recorded: list[dict[str, Any]] = []  # the timeline entries this builder appended
+        self.transitions: list[int] = []  # which of them record a phase transition (indexes into `recorded`)
         self.generation = body["metadata"].get("generation")
         if observe:  # only the kind's reconciler, which has looked at this generation of the spec
             self.status.observed_generation = self.generation
@@ -151,7 +152,9 @@ class StatusBuilder(Generic[S]):
             self.status.phase = phase
             if event:
                 self.emit(event, phase, message)
+            before = len(self.recorded)
             self.record(phase, message)
+            self.transitions += range(before, len(self.recorded))
 
     def record(self, reason: str, message: str) -> None:
         if self.timeline_limit:
@@ -237,10 +240,17 @@ def write_rebased(client: Client, builder: StatusBuilder, obj: dict) -> dict:
 
 def rebased(builder: StatusBuilder, now: dict[str, Any]) -> dict[str, Any]:
     """The builder's changes laid over the status as it is now: the conditions it set or removed replace or leave
-    the current ones of their types, the others stay; its timeline entries follow the current timeline; the other
-    fields it changed (each has one writer) are its own."""
+    the current ones of their types, the others stay; its timeline entries follow the current timeline; its phase
+    stands only if nobody moved the phase meanwhile; the other fields it changed (each has one writer) are its own."""
     new = builder._wire()
-    patch = status_patch(now, {**now, **{k: new.get(k) for k in builder.changes()}})
+    fields = set(builder.changes())
+    # The phase has several writers, each moving it on from the phase it read. When another moved it meanwhile,
+    # that later decision stands: this builder's transitions, decided on the older phase, are dropped with their
+    # timeline entries (an alert resolved before the reconciler's Triaging went through stays Resolved).
+    moved = "phase" in fields and now.get("phase") != builder.old.get("phase")
+    if moved:
+        fields.discard("phase")
+    patch = status_patch(now, {**now, **{k: new.get(k) for k in fields}})
     if "conditions" in patch:
         before = {c["type"]: c for c in builder.old.get("conditions") or []}
         after = {c["type"]: c for c in new.get("conditions") or []}
@@ -248,6 +258,7 @@ def rebased(builder: StatusBuilder, now: dict[str, Any]) -> dict[str, Any]:
         kept = [c for c in now.get("conditions") or [] if c.get("type") not in touched]
         patch["conditions"] = kept + [after[t] for t in after if t in touched]
     if "timeline" in patch:
-        entries = (now.get("timeline") or []) + builder.recorded
+        dropped = set(builder.transitions) if moved else set()
+        entries = (now.get("timeline") or []) + [e for i, e in enumerate(builder.recorded) if i not in dropped]
         patch["timeline"] = entries[-builder.timeline_limit :] if builder.timeline_limit else entries
     return {k: v for k, v in patch.items() if now.get(k) != v}
