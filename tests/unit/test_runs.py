@@ -142,6 +142,17 @@ def test_a_failed_analysis_fails_the_incident_and_the_run():
     assert client.get(ANALYSIS_RUN, "checkout-rca", "shop")["status"]["phase"] == "Failed"
 
 
+def test_an_analysis_that_fails_after_the_alert_resolved_keeps_the_phase():
+    client = FakeClient()
+    incident, run = objects(client)
+    client.patch_status(INCIDENT, "checkout", "shop", {"phase": "Resolved"})  # the receiver, while it was analysed
+    rootcause.record(context(client), run, incident, PipelineResult(diagnosis=diagnosis(ExecutionStatus.FAILED)))
+    inc = client.get(INCIDENT, "checkout", "shop")["status"]
+    assert inc["phase"] == "Resolved"
+    assert {c["type"]: c["reason"] for c in inc["conditions"]}["Diagnosed"] == "AnalysisFailed"
+    assert client.get(ANALYSIS_RUN, "checkout-rca", "shop")["status"]["phase"] == "Failed"
+
+
 def test_a_run_interrupted_after_the_incident_was_written_is_finished_not_redone():
     client = FakeClient()
     d = diagnosis()

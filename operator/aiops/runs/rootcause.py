@@ -169,7 +169,8 @@ def diagnosed(
         b.condition(
             ConditionType.DIAGNOSED, ConditionStatus.FALSE, Reason.ANALYSIS_FAILED, d.root_cause[:1024], event="Warning"
         )
-        b.phase(IncidentPhase.FAILED, d.root_cause[:1024], event=None)
+        if not resolved:  # an analysis that fails after the alert resolved says so; the phase stays Resolved
+            b.phase(IncidentPhase.FAILED, d.root_cause[:1024], event=None)
         return b
     message = f"{d.root_cause[:900]} (confidence {d.confidence}%, {d.execution_status})"
     b.condition(ConditionType.DIAGNOSED, ConditionStatus.TRUE, Reason.ROOT_CAUSE_IDENTIFIED, message, event="Normal")
