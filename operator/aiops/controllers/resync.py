@@ -50,8 +50,8 @@ def retries(annotations: dict[str, str]) -> dict[str, dict[str, Any]]:
                 progress = json.loads(value)
             except ValueError:
                 continue
-            finished = progress.get("success") or progress.get("failure") if isinstance(progress, dict) else True
-            if not finished and "started" in progress:
+            started = isinstance(progress, dict) and "started" in progress
+            if started and not (progress.get("success") or progress.get("failure")):
                 found[key.removeprefix(f"{GROUP}/")] = progress
     return found
 
