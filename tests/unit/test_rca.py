@@ -143,7 +143,18 @@ def test_a_caller_whose_every_call_got_slower_is_not_discounted_by_the_gap_it_sh
     graph = {("frontend", "cart"), ("frontend", "ads"), ("cart", "db")}
     ranking = rank.rank({"gap": gap}, graph, {"frontend", "cart", "ads", "db", "email", "pay"})
     assert [r.service for r in ranking[:3]] == ["frontend", "ads", "cart"]
-    assert ranking[0].score == ranking[0].total == 6.0
+    assert ranking[0].score == ranking[0].total == rank.compress(6.0)
+
+
+def test_several_evidences_that_agree_outweigh_one_extreme_one():
+    """Error lines and their new templates count the same lines: a burst of them in one service must not
+    outvote a service whose requests, latency and logs all changed."""
+    one = {"errors": {"a": spans.Finding(30.0, "burst")}, "novel": {"a": spans.Finding(30.0, "burst")}}
+    several = {k: {"b": spans.Finding(8.0, k)} for k in ("own", "shift", "errors", "fanout")}
+    evidence = {k: one.get(k, {}) | several.get(k, {}) for k in one.keys() | several.keys()}
+    ranking = rank.rank(evidence, set(), {"a", "b", "c", "d", "e"})
+    assert [r.service for r in ranking[:2]] == ["b", "a"]
+    assert rank.compress(1.0) > 0.85 and rank.compress(30.0) < 10.0, "a small surprise counts about as it is"
 
 
 def test_calibration_ignores_an_evidence_on_which_every_service_moves_alike():
