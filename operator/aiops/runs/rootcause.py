@@ -5,6 +5,7 @@ With `spec.bundle` the evidence comes from a support bundle (aiops.bundles.store
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -88,18 +89,34 @@ def model_withheld(ctx: Context, spec: IncidentSpec) -> str | None:
 
 
 def mark_analyzing(ctx: Context, incident: dict, run_name: str) -> dict:
-    """Phase Analyzing, written only on the Incident as read and decided again when it changed: its alert may
-    have resolved it meanwhile (the Alertmanager receiver), and a Resolved Incident stays Resolved."""
-    for _ in range(CONFLICT_RETRIES):
+    """Phase Analyzing, unless the Incident's alert resolved it meanwhile (the Alertmanager receiver): a Resolved
+    Incident stays Resolved."""
+
+    def analyzing(incident: dict) -> StatusBuilder[IncidentStatus] | None:
         b: StatusBuilder[IncidentStatus] = ctx.builder(INCIDENT, incident)
         if b.status.phase == IncidentPhase.RESOLVED:
-            return incident
+            return None
         message = f"AnalysisRun {run_name} started"
         if b.status.phase != IncidentPhase.ANALYZING:
             b.emit("Normal", Reason.ANALYSIS_STARTED, message)
         b.phase(IncidentPhase.ANALYZING, message, event=None)
+        return b
+
+    return decide_and_write(ctx, incident, analyzing)
+
+
+def decide_and_write(
+    ctx: Context, incident: dict, decide: Callable[[dict], StatusBuilder[IncidentStatus] | None]
+) -> dict:
+    """The status `decide` builds on the Incident as last read or written, written conditionally: when something
+    else wrote it meanwhile (409), it is read again and decided again, so the usual case costs no read; the last
+    try is written regardless. `decide` returns None when there is nothing to write. The Incident as it now is."""
+    for attempt in range(CONFLICT_RETRIES + 1):
+        b = decide(incident)
+        if b is None:
+            return incident
         try:
-            return write(ctx.client, b, incident, conditional=True)
+            return write(ctx.client, b, incident, conditional=attempt < CONFLICT_RETRIES)
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -114,23 +131,12 @@ def record(
     transition-based conditions keep the second pass from repeating Events or timeline entries. `withheld`:
     why the model was not called (the kill switch).
 
-    The Incident is written on the copy it was last read or written as, conditionally: when something else wrote it
-    meanwhile (its alert may have resolved it, through the Alertmanager receiver) it is read again and the outcome
-    decided again, so the usual case costs no read."""
+    The outcome is decided again on the Incident as it is when something else wrote it meanwhile (its alert may
+    have resolved it, through the Alertmanager receiver): `decide_and_write`."""
     if not still_ours(ctx, run):
         return
     d = result.diagnosis
-    for _ in range(CONFLICT_RETRIES):
-        b = diagnosed(ctx, incident, result, withheld)
-        try:
-            write(ctx.client, b, incident, conditional=True)
-            break
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            incident = ctx.fresh(INCIDENT, incident)
-    else:
-        write(ctx.client, diagnosed(ctx, incident := ctx.fresh(INCIDENT, incident), result, withheld), incident)
+    incident = decide_and_write(ctx, incident, lambda incident: diagnosed(ctx, incident, result, withheld))
     record_run(ctx, run, result)
     observe(result)
     publish(incident, d)
