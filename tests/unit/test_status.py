@@ -184,9 +184,9 @@ def test_a_phase_another_writer_moved_meanwhile_stands_over_a_transition_decided
     client = FakeClient()
     new = client.put(INCIDENT, {"metadata": {"name": "checkout", "namespace": "shop"}, "status": {}})
     # The reconciler reads the Incident as filed ...
-    mine = StatusBuilder(INCIDENT, new, T1, lambda *_: None)
+    mine = StatusBuilder(INCIDENT, new, T1, client.emitter(INCIDENT, new), defer=True)
     mine.phase("New", "Incident filed", event=None)
-    mine.phase("Triaging", "AnalysisRun checkout-rca opened", event=None)
+    mine.phase("Triaging", "AnalysisRun checkout-rca opened")
     mine.status.analysis_run_ref = {"name": "checkout-rca"}
     mine.condition("Ready", "True", "AnalysisScheduled", "AnalysisRun checkout-rca holds the root-cause analysis")
     # ... and before its write goes through, the alert resolves it (the Alertmanager receiver).
@@ -200,3 +200,4 @@ def test_a_phase_another_writer_moved_meanwhile_stands_over_a_transition_decided
     assert [e["reason"] for e in status["timeline"]] == ["Resolved"]  # no New, no Triaging after it
     assert status["analysisRunRef"] == {"name": "checkout-rca"}
     assert [c["reason"] for c in status["conditions"]] == ["AnalysisScheduled"]
+    assert client.events == [], "no Event announces the dropped Triaging"

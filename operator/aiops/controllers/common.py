@@ -125,7 +125,7 @@ def reconciler(kind: Kind, retries: bool = False, executor: Executor | None = No
 
     def register(reconcile: Callable[..., None]):
         def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
-            builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True)
+            builder = StatusBuilder(kind, body, now_utc(), kopf_emitter(body), observe=True, defer=True)
             with unless_namespace_terminating(kind, body, patch):
                 reconcile(body, patch, builder, *((retry,) if retries else ()))
 

@@ -121,6 +121,7 @@ class StatusBuilder(Generic[S]):
         self.old = self._wire()  # normalised, so that a re-serialisation alone is no change
         self.recorded: list[dict[str, Any]] = []  # the timeline entries this builder appended
         self.transitions: list[int] = []  # which of them record a phase transition (indexes into `recorded`)
+        self.announced: list[tuple[str, str, str]] = []  # the Events of its phase transitions
         self.generation = body["metadata"].get("generation")
         if observe:  # only the kind's reconciler, which has looked at this generation of the spec
             self.status.observed_generation = self.generation
@@ -152,6 +153,7 @@ class StatusBuilder(Generic[S]):
             self.status.phase = phase
             if event:
                 self.emit(event, phase, message)
+                self.announced.append((event, phase, message))
             before = len(self.recorded)
             self.record(phase, message)
             self.transitions += range(before, len(self.recorded))
@@ -230,12 +232,20 @@ def write_rebased(client: Client, builder: StatusBuilder, obj: dict) -> dict:
         if fresh is None:  # deleted meanwhile: nothing left to write on
             builder.flush()
             return obj
-        meta, changes = fresh["metadata"], rebased(builder, fresh.get("status") or {})
+        now = fresh.get("status") or {}
+        if phase_moved(builder, now):  # its transitions are dropped (`rebased`), and so are their deferred Events
+            builder.deferred = [e for e in builder.deferred if e not in builder.announced]
+        meta, changes = fresh["metadata"], rebased(builder, now)
         if not changes:  # the other writer already wrote the same
             builder.flush()
             return fresh
     builder.flush()
     return stored
+
+
+def phase_moved(builder: StatusBuilder, now: dict[str, Any]) -> bool:
+    """Whether the builder moved the phase and another writer moved it too since the builder read it (`now`)."""
+    return "phase" in builder.changes() and now.get("phase") != builder.old.get("phase")
 
 
 def rebased(builder: StatusBuilder, now: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +257,7 @@ def rebased(builder: StatusBuilder, now: dict[str, Any]) -> dict[str, Any]:
     # The phase has several writers, each moving it on from the phase it read. When another moved it meanwhile,
     # that later decision stands: this builder's transitions, decided on the older phase, are dropped with their
     # timeline entries (an alert resolved before the reconciler's Triaging went through stays Resolved).
-    moved = "phase" in fields and now.get("phase") != builder.old.get("phase")
+    moved = phase_moved(builder, now)
     if moved:
         fields.discard("phase")
     patch = status_patch(now, {**now, **{k: new.get(k) for k in fields}})
