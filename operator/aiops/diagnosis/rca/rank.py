@@ -9,9 +9,9 @@ service above the median service scores its surprise under the null scores of th
 tune. Without them (too little baseline), the test's own surprise stands.
 The comparable scores add up, each compressed beyond FLOOR nats (`compress`, a log): the evidences of one
 service are not independent tests (error lines and new templates count the same lines, a shift and a changed
-pattern the same events), so their raw sum, Fisher's method for independent tests, let one extreme evidence
-outvote several that agree (on the evaluation's dev data: top-1 0.500 -> 0.536 on Train Ticket and
-0.750 -> 0.804 on Online Boutique, ranking alone; the scale is the existing floor, and 2 to 8 nats did as well).
+pattern the same events), so their raw sum, Fisher's method for independent tests, lets one extreme evidence
+outvote several that agree (`aiops-dev eval nezha` on the dev data: top-1 0.500 -> 0.536 on Train Ticket,
+0.768 -> 0.786 on Online Boutique; the scale is the existing floor, and 2 to 8 nats did as well).
 Then, along the call graph: a service's total
 is reduced by the largest total among its callees (DISCOUNT x), because a caller of a failing service
 sees the failure too, and the origin is downstream; a callee's gap is left out of that total, since the
