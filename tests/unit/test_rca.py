@@ -184,3 +184,24 @@ def test_a_statement_that_vanishes_from_every_request_is_a_shift_of_that_service
     now, _, _, _ = services.evidence(b)
     assert set(now["shift"]) == {"cart"} and "33% -> 0%" in now["shift"]["cart"].detail
     assert "cart" not in now["pattern"]
+
+
+def test_an_error_line_echoing_an_error_below_it_in_the_same_trace_is_the_callees():
+    """frontend -> cart -> db: a caller's error in a trace where a request below it logged one too is the
+    callee's failure handed up; an error in a trace where nothing below failed, an info line, and a line that
+    names no span stay their service's."""
+    b = bundle({}, {})
+    first = [s for s in b.spans if s.trace_id in ("t0", "t1")]
+    t = spans.tree(first)
+    reqs = spans.requests(first, t)
+    lines = [
+        LogLine(0, "db", "ERROR deadlock", "t0", "0-db"),
+        LogLine(0, "cart", "ERROR checkout failed", "t0", "0-cart"),  # echoes db's, same trace
+        LogLine(0, "frontend", "ERROR 500 from cart", "t0", "0-frontend"),  # echoes both
+        LogLine(0, "frontend", "INFO rendered the status page", "t0", "0-frontend"),  # not an error
+        LogLine(0, "cart", "ERROR checkout failed", "t1", "1-cart"),  # nothing below failed in t1
+        LogLine(0, "frontend", "ERROR 500 from cart", "t1", "1-frontend"),  # echoes cart's in t1
+        LogLine(0, "cart", "ERROR checkout failed"),  # names no span
+    ]
+    echoed = logs.echoes(lines, spans.joined(first, t, lines), {r.index: r.parent_request for r in reqs})
+    assert echoed == {1, 2, 5}

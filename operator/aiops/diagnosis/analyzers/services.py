@@ -1,8 +1,8 @@
 """The service at the root of a microservice symptom, from traces, logs and metrics together (aiops.diagnosis.rca).
 
 Runs when the bundle holds spans or service logs. Every service of the namespace that the evidence
-reaches is scored on each evidence (own latency, time between services, changed
-calls, failed spans, error lines, new log templates, its pods' metrics), the scores are fused and
+reaches is scored on each evidence (own latency, time between services, changed calls, failed spans,
+error lines but those echoing a callee's, new log templates, its pods' metrics), the scores are fused and
 walked along the call graph so a caller is not blamed for its callee, and the TOP best get a suspect
 named `Service/<name>` (the workload's service name), citing the evidence that carried it. The
 failure mode is that of its strongest evidence.
@@ -61,13 +61,13 @@ def _coverage(times: list[float], lo: float, hi: float) -> float:
 
 def _scores(
     bundle: EvidenceBundle,
-    data: tuple[spans.Tree, list[spans.Request], list[int], dict[int, set[patterns.Event]]],
+    data: tuple[spans.Tree, list[spans.Request], list[int], dict[int, set[patterns.Event]], set[int]],
     start: float,
     split: float,
     end: float,
 ) -> spans.Scores:
     """Every evidence's per-service scores for the data in [start, end), baseline before `split`."""
-    tree, reqs, templates, found = data
+    tree, reqs, templates, found, echoed = data
     evidence: spans.Scores = {}
     reqs = [r for r in reqs if start <= r.start < end]
     if reqs:
@@ -77,7 +77,7 @@ def _scores(
         after = spans.window([r for r in reqs if r.start >= split], minutes[1])
         evidence |= spans.scores(before, after)
         evidence |= patterns.scores(reqs, found, split, *minutes)
-    inside = [i for i, line in enumerate(bundle.service_logs) if start <= line.time < end]
+    inside = [i for i, line in enumerate(bundle.service_logs) if start <= line.time < end and i not in echoed]
     if inside:
         lines = [bundle.service_logs[i] for i in inside]
         times = [line.time for line in lines]
@@ -113,7 +113,12 @@ def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]]
     reqs = spans.requests(bundle.spans, tree)
     templates = logs.templates(bundle.service_logs) if bundle.service_logs else []
     found = patterns.events(bundle.spans, tree, bundle.service_logs, templates)
-    data = (tree, reqs, templates, found)
+    echoed = logs.echoes(
+        bundle.service_logs,
+        spans.joined(bundle.spans, tree, bundle.service_logs),
+        {r.index: r.parent_request for r in reqs},
+    )
+    data = (tree, reqs, templates, found, echoed)
     now = _scores(bundle, data, start, split, end)
     null = [_scores(bundle, data, start, lo, hi) for lo, hi in _null_splits(bundle, reqs, split)]
     services = {r.service for r in reqs} | {line.service for line in bundle.service_logs}

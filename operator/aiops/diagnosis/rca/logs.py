@@ -11,6 +11,9 @@ baseline against incident:
   lines: a new info line mostly means a request the baseline did not happen to hold (the users' mix), and on
   the evaluation's dev data such lines from a rarely used service outranked the failing one.
 
+Error lines that echo a callee's (`echoes`: joined to the trace by span id, a request below theirs logged an
+error too) are left out by the caller (analyzers/services.py): the failure is the callee's.
+
 The baseline is its typical stretch (stats.typical_counts) when it holds MIN_BLOCKS stretches as long as the
 incident: the median count of error lines per stretch, and a template counts as logged when the median
 stretch holds it. An earlier incident inside the baseline (in the evaluation's dev data, faults 4 to 9 minutes
@@ -60,6 +63,21 @@ def templates(lines: Sequence[LogLine]) -> list[int]:
 @functools.lru_cache(maxsize=65536)
 def _is_error(message: str) -> bool:
     return ERROR.search(message) is not None
+
+
+def echoes(lines: Sequence[LogLine], request: Sequence[int | None], parent: dict[int, int | None]) -> set[int]:
+    """The error lines (indices) that echo a callee's: their request (`request`, spans.joined) has, below it in
+    the same trace (`parent`: request -> its caller's request), a request that logged an error too. A caller
+    logs the failure its callee handed it; counted as the caller's own, the same failure would blame both. A
+    line that names no span of the trace stays its service's."""
+    failing = {r for line, r in zip(lines, request, strict=True) if r is not None and _is_error(line.message)}
+    above: set[int] = set()
+    for r in failing:
+        p = parent.get(r)
+        while p is not None and p not in above:
+            above.add(p)
+            p = parent.get(p)
+    return {i for i, (line, r) in enumerate(zip(lines, request, strict=True)) if r in above and _is_error(line.message)}
 
 
 def scores(

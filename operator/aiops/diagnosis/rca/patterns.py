@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from aiops.clusters.telemetry import LogLine, Span
 from aiops.diagnosis.rca import stats
-from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree
+from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree, joined
 
 TAU = 3.0  # nats: an event rarer than about 1 in 20 baseline requests of its kind
 SMOOTH = 0.5
@@ -46,12 +46,9 @@ def events(
             found[t.entry[i]].add(("o", s.operation))
         elif t.parent[i] is not None:
             found[t.entry[t.parent[i]]].add(("c", s.service, s.operation))  # type: ignore[index]
-    if lines:
-        by_id = {s.span_id: i for i, s in enumerate(spans)}
-        for line, tid in zip(lines, templates, strict=True):
-            i = by_id.get(line.span_id) if line.span_id else None
-            if i is not None:
-                found[t.entry[i]].add(("l", str(tid)))
+    for request, tid in zip(joined(spans, t, lines), templates, strict=True):
+        if request is not None:
+            found[request].add(("l", str(tid)))
     return found
 
 

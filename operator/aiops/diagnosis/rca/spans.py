@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aiops.clusters.telemetry import Span
+from aiops.clusters.telemetry import LogLine, Span
 from aiops.diagnosis.rca import stats
 
 MIN_CALLS = 5
@@ -105,6 +105,14 @@ def requests(spans: Sequence[Span], t: Tree | None = None) -> list[Request]:
             )
         )
     return found
+
+
+def joined(spans: Sequence[Span], t: Tree, lines: Sequence[LogLine]) -> list[int | None]:
+    """Each log line's request (its entry span's index), by the span id it carries; None if it carries none
+    of these spans."""
+    by_id = {s.span_id: i for i, s in enumerate(spans)}
+    spans_of = [by_id.get(line.span_id) if line.span_id else None for line in lines]
+    return [t.entry[i] if i is not None else None for i in spans_of]
 
 
 @dataclass
