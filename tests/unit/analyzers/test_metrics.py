@@ -1,9 +1,11 @@
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from aiops.diagnosis.analyzers import metrics
+from aiops.clusters.telemetry import Span
+from aiops.diagnosis.analyzers import metrics, services
 
 from .objects import bundle, unix
 
@@ -126,6 +128,21 @@ def test_neighbourhood_names_the_dependency_that_moved_in_either_direction():
     # One suspect per pod, strongest signal first, each signal cited.
     assert f.suspect.evidence == ["metric-pod-latency-p99-cart-b", "metric-pod-cpu-usage-cart-b"]
     assert "robust z -" in f.evidence[1].summary and "p99 request latency" in f.suspect.reason
+
+
+def test_the_service_ranking_takes_the_neighbourhood_over_only_when_traces_reach_the_incident():
+    """With spans from detectedAt on, the service ranking fuses the pods' signals along the call graph; with
+    spans in the baseline alone (a trace backend that kept nothing of the incident) it has nothing to compare,
+    and the pods are ranked here."""
+    slow = np.concatenate([noisy(0.02, 0.001, 45), noisy(0.3, 0.01, 15)])
+    b = bundle(metrics={"pod_latency_p99": {"pod=cart-b": series(slow)}})
+    b.detected_at = datetime.fromtimestamp(unix(45), UTC)
+    span = Span("t1", "s1", None, "cart", "GET /cart", unix(10), 0.01, kind="server")
+    b.spans = [span]
+    assert [f.suspect.resource for f in metrics.analyze(b)] == ["Pod/cart-b"]
+    assert services.analyze(b) == []
+    b.spans = [span, dataclasses.replace(span, span_id="s2", start=unix(50))]
+    assert metrics.analyze(b) == []
 
 
 def test_neighbourhood_keeps_only_the_most_deviant_pods():

@@ -15,6 +15,21 @@ SUMMARY_MAX = 2048
 MAX_EVIDENCE_PER_FINDING = 10  # Suspect.evidence allows 50; a few examples prove a pattern
 
 
+def split_time(bundle: EvidenceBundle) -> float:
+    """Where the baseline ends (unix s): when the symptoms began, or else three quarters into the window."""
+    if bundle.detected_at:
+        return bundle.detected_at.timestamp()
+    start, end = bundle.window_start.timestamp(), bundle.window_end.timestamp() + 1
+    return end - (end - start) / 4
+
+
+def traced_after_split(bundle: EvidenceBundle) -> bool:
+    """Whether spans or service log lines reach the incident (from `split_time` on): without them the service
+    ranking has nothing but the pods' metrics to compare, and the metrics analyzer ranks the pods itself."""
+    split = split_time(bundle)
+    return any(s.start >= split for s in bundle.spans) or any(line.time >= split for line in bundle.service_logs)
+
+
 def evidence_id(*parts: str) -> str:
     """A readable, deterministic id: the parts slugged and joined; over 64 characters it is cut and
     given a short hash of the whole so two long ids that share a prefix stay distinct."""

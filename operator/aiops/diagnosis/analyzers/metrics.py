@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aiops.diagnosis.analyzers.common import finding, item
+from aiops.diagnosis.analyzers.common import finding, item, traced_after_split
 from aiops.diagnosis.evidence import POD_LABEL, EvidenceBundle, Finding, Series
 
 Z_THRESHOLD = 3.5
@@ -127,7 +127,7 @@ def analyze(bundle: EvidenceBundle) -> list[Finding]:
             findings += [
                 f for label, points in sorted(series.items()) if (f := _series(bundle, template, label, points))
             ]
-    if bundle.spans:  # the service ranking fuses these signals along the call graph (analyzers/services.py)
+    if traced_after_split(bundle):  # the service ranking fuses these signals along the call graph (services.py)
         return findings
     return findings + _neighbourhood(bundle, {f.suspect.resource for f in findings})
 

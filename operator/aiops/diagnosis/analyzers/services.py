@@ -1,9 +1,9 @@
 """The service at the root of a microservice symptom, from traces, logs and metrics together (aiops.diagnosis.rca).
 
-Runs when the bundle holds spans or service logs. Every service of the namespace that the evidence
-reaches is scored on each evidence (own latency, time between services, changed calls, failed spans,
-error lines but those echoing a callee's, new log templates, its pods' metrics), the scores are fused and
-walked along the call graph so a caller is not blamed for its callee, and the TOP best get a suspect
+Runs when spans or service log lines reach the incident (from detectedAt on). Every service of the namespace
+that the evidence reaches is scored on each evidence (own latency, time between services, changed calls,
+failed spans, error lines but those echoing a callee's, new log templates, its pods' metrics), the scores
+are fused and walked along the call graph so a caller is not blamed for its callee, and the TOP best get a suspect
 named `Service/<name>` (the workload's service name), citing the evidence that carried it. The
 failure mode is that of its strongest evidence.
 
@@ -12,7 +12,7 @@ Scores: 0.45 rising towards 0.85 with the fused score: strong correlation, never
 
 from __future__ import annotations
 
-from aiops.diagnosis.analyzers.common import finding, item
+from aiops.diagnosis.analyzers.common import finding, item, split_time, traced_after_split
 from aiops.diagnosis.evidence import EvidenceBundle, Finding
 from aiops.diagnosis.rca import logs, metrics, patterns, rank, spans
 
@@ -108,7 +108,7 @@ def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]]
     """Every evidence's per-service scores, the call graph, the services seen, and the same scores on a
     split of the baseline alone (what each evidence says when nothing happened)."""
     start, end = bundle.window_start.timestamp(), bundle.window_end.timestamp() + 1
-    split = bundle.detected_at.timestamp() if bundle.detected_at else end - (end - start) / 4
+    split = split_time(bundle)
     tree = spans.tree(bundle.spans)
     reqs = spans.requests(bundle.spans, tree)
     templates = logs.templates(bundle.service_logs) if bundle.service_logs else []
@@ -126,8 +126,8 @@ def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]]
 
 
 def analyze(bundle: EvidenceBundle) -> list[Finding]:
-    if not bundle.spans and not bundle.service_logs:
-        return []
+    if not traced_after_split(bundle):
+        return []  # nothing of the incident to compare: the metrics analyzer ranks the pods
     now, graph, names, null = evidence(bundle)
     ranking = [r for r in rank.rank(now, graph, names, null) if r.score > 0][:TOP]
     findings = []
