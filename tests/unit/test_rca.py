@@ -126,7 +126,7 @@ def test_events_of_a_request_are_its_local_spans_calls_and_log_lines():
     first = b.spans[:5]
     t = spans.tree(first)
     line = LogLine(first[0].start, "cart", "hello 42", "t0", "0-cart")
-    found = patterns.events(first, t, [line], [7])
+    found = patterns.events(first, t, spans.joined(first, t, [line]), [7])
     cart = next(i for i, s in enumerate(first) if s.span_id == "0-cart")
     assert found[cart] == {("o", "call db"), ("c", "db", "db.Handle"), ("l", "7")}
 

@@ -112,12 +112,9 @@ def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]]
     tree = spans.tree(bundle.spans)
     reqs = spans.requests(bundle.spans, tree)
     templates = logs.templates(bundle.service_logs) if bundle.service_logs else []
-    found = patterns.events(bundle.spans, tree, bundle.service_logs, templates)
-    echoed = logs.echoes(
-        bundle.service_logs,
-        spans.joined(bundle.spans, tree, bundle.service_logs),
-        {r.index: r.parent_request for r in reqs},
-    )
+    line_requests = spans.joined(bundle.spans, tree, bundle.service_logs)
+    found = patterns.events(bundle.spans, tree, line_requests, templates)
+    echoed = logs.echoes(bundle.service_logs, line_requests, {r.index: r.parent_request for r in reqs})
     data = (tree, reqs, templates, found, echoed)
     now = _scores(bundle, data, start, split, end)
     null = [_scores(bundle, data, start, lo, hi) for lo, hi in _null_splits(bundle, reqs, split)]

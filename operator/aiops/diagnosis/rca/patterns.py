@@ -26,9 +26,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from aiops.clusters.telemetry import LogLine, Span
+from aiops.clusters.telemetry import Span
 from aiops.diagnosis.rca import stats
-from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree, joined
+from aiops.diagnosis.rca.spans import MIN_CALLS, Finding, Request, Scores, Tree
 
 TAU = 3.0  # nats: an event rarer than about 1 in 20 baseline requests of its kind
 SMOOTH = 0.5
@@ -37,16 +37,17 @@ Event = tuple[str, ...]
 
 
 def events(
-    spans: Sequence[Span], t: Tree, lines: Sequence[LogLine] = (), templates: Sequence[int] = ()
+    spans: Sequence[Span], t: Tree, line_requests: Sequence[int | None] = (), templates: Sequence[int] = ()
 ) -> dict[int, set[Event]]:
-    """Request (its entry span's index) -> the events inside it."""
+    """Request (its entry span's index) -> the events inside it; `line_requests`: each log line's request
+    (spans.joined), `templates` its template."""
     found: dict[int, set[Event]] = defaultdict(set)
     for i, s in enumerate(spans):
         if not t.is_entry[i]:
             found[t.entry[i]].add(("o", s.operation))
         elif t.parent[i] is not None:
             found[t.entry[t.parent[i]]].add(("c", s.service, s.operation))  # type: ignore[index]
-    for request, tid in zip(joined(spans, t, lines), templates, strict=True):
+    for request, tid in zip(line_requests, templates, strict=True):
         if request is not None:
             found[request].add(("l", str(tid)))
     return found
