@@ -29,8 +29,10 @@ def test_an_incident_whose_run_was_lost_gets_it_back_and_nothing_else_is_touched
                      == "Running", what="the first run at the model")  # fmt: skip
         # The only analysis slot is taken: the second run waits in the queue, and is deleted there.
         kubectl.apply(checkout_incident("second"), namespace)
-        queued = kubectl.wait("incident", "second", namespace, until=lambda o: run_of(kubectl, namespace, "second"),
-                              what="the second run")  # fmt: skip
+        # The run is created before the Incident's status is patched: wait for both, so `queued` has its phase.
+        queued = kubectl.wait("incident", "second", namespace,
+                              until=lambda o: phase(o) and run_of(kubectl, namespace, "second"),
+                              what="the second run, and the Incident's phase")  # fmt: skip
         lost = run_of(kubectl, namespace, "second")
         assert phase(lost) == "Pending", lost.get("status")
         kubectl("delete", "analysisrun", lost["metadata"]["name"], "-n", namespace)
