@@ -63,6 +63,7 @@ async def heartbeat(**_: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_background(**_: Any) -> None:
+    liveness.release()
     await background.cancel_all()
 
 

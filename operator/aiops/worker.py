@@ -278,6 +278,7 @@ async def seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.cleanup(registry=registry)
 async def stop_claiming(memo: kopf.Memo, **_: Any) -> None:
     memo.worker.stopping.set()
+    liveness.release()
     await background.cancel_all()
 
 

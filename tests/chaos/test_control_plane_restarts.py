@@ -63,7 +63,7 @@ def test_a_watch_kopf_gave_up_on_ends_the_operator(control_plane, kubeconfig, ku
     token = kubectl("create", "token", "operator", "-n", namespace).stdout.strip()
     own = tmp_path / "operator.kubeconfig"
     own.write_bytes(kubeconfig_for_secret(kubeconfig, token))
-    env = {"AIOPS_API_RETRY_S": "5"}
+    env = {"AIOPS_API_RETRY_S": "20"}
     operator = OperatorProcess(str(own), tmp_path / "operator.log", env, ("run", "-n", namespace))
     operator.start()
     try:

@@ -95,7 +95,7 @@ class HttpReceiver:
             def log_message(self, *args):
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         if self.tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -108,6 +108,13 @@ class HttpReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 is below two outbox workers' 16 concurrent sends: the SYNs over it are
+    # dropped and retried 1 s and 3 s later, and under load such a send times out before the server reads it
+    # (an attempt the receiver never saw). A real receiver listens with a backlog in the hundreds.
+    request_queue_size = 128
 
 
 def scripted(*replies: Reply) -> HttpReceiver:
