@@ -82,6 +82,10 @@ def test_recorded_spans_and_lines_come_through_the_source_interface(tmp_path):
         ("s2", "s1", "ts-user-service", 0.0005),
     ]
     assert fetched.truncated is None
+    ingested = nezha_data.FileTraceSource(root)
+    ingested.ingest(at - timedelta(minutes=30), at + timedelta(minutes=5))  # as the evaluation does, ahead
+    later = ingested.spans("ns", at + timedelta(microseconds=500), at + timedelta(minutes=1))
+    assert [s.span_id for s in later.items] == ["s2"], "only the window's spans, from files read once"
     capped = nezha_data.FileTraceSource(root).spans("ns", at - timedelta(minutes=1), at + timedelta(minutes=1), 1)
     assert len(capped.items) == 1 and "2 spans in the window" in capped.truncated
     lines = nezha_data.FileLogSource(root).lines("ns", ["ts-order-service"], at, at + timedelta(seconds=1))

@@ -10,6 +10,7 @@ inject_pod, inject_type), `metric/<pod>_metric.csv` (one-minute rows, `Time` col
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import json
@@ -162,8 +163,10 @@ def _logs(path: Path) -> list[LogLine]:
 
 
 class _Minutes:
-    """The day folders' `HH_MM_<kind>.csv.gz` files, read when a window first needs them (a file holds
-    about the minute before its name; neighbours overlap, so items are de-duplicated by key)."""
+    """The day folders' `HH_MM_<kind>.csv.gz` files, each read once, when a window first needs it (`ingest`,
+    or a query). A file holds about the minute before its name and neighbours overlap, so an item another file
+    already gave is dropped as the file is read; each file's items are kept in time order, and a query takes
+    their slices of the window (a bisection each)."""
 
     SLACK_S = 120
 
@@ -176,19 +179,32 @@ class _Minutes:
                 self.files.append((int(at.timestamp()), path))
         self.files.sort()
         self.read, self.key, self.time = read, key, time
-        self._cache: dict[Path, list] = {}
+        self._read: dict[Path, tuple[list[float], list]] = {}  # file -> its items' times, its items
+        self._seen: set = set()
+
+    def _near(self, lo: float, hi: float) -> list[Path]:
+        return [path for at, path in self.files if lo - self.SLACK_S <= at <= hi + self.SLACK_S]
+
+    def ingest(self, start: datetime, end: datetime) -> None:
+        for path in self._near(start.timestamp(), end.timestamp()):
+            if path in self._read:
+                continue
+            kept = []
+            for item in self.read(path):
+                if (key := self.key(item)) not in self._seen:
+                    self._seen.add(key)
+                    kept.append(item)
+            kept.sort(key=self.time)
+            self._read[path] = ([self.time(item) for item in kept], kept)
 
     def between(self, start: datetime, end: datetime) -> list:
+        self.ingest(start, end)
         lo, hi = start.timestamp(), end.timestamp()
-        found: dict = {}
-        for at, path in self.files:
-            if lo - self.SLACK_S <= at <= hi + self.SLACK_S:
-                if path not in self._cache:
-                    self._cache[path] = self.read(path)
-                for item in self._cache[path]:
-                    if lo <= self.time(item) <= hi:
-                        found.setdefault(self.key(item), item)
-        return sorted(found.values(), key=self.time)
+        found = []
+        for path in self._near(lo, hi):
+            times, items = self._read[path]
+            found += items[bisect.bisect_left(times, lo) : bisect.bisect_right(times, hi)]
+        return sorted(found, key=self.time)
 
 
 class FileTraceSource:
@@ -198,6 +214,7 @@ class FileTraceSource:
 
     def __init__(self, root: Path):
         self._minutes = _Minutes(root, "trace", _spans, lambda s: s.span_id, lambda s: s.start)
+        self.ingest = self._minutes.ingest  # read the files of a window ahead of its queries, as Tempo would hold them
 
     def spans(self, namespace: str, start: datetime, end: datetime, limit: int = MAX_SPANS) -> Fetched[Span]:
         found = self._minutes.between(start, end)
@@ -215,6 +232,7 @@ class FileLogSource:
         self._minutes = _Minutes(
             root, "log", _logs, lambda line: (line.time, line.pod, line.message), lambda line: line.time
         )
+        self.ingest = self._minutes.ingest  # read the files of a window ahead of its queries, as Loki would hold them
 
     def lines(
         self, namespace: str, services: list[str] | None, start: datetime, end: datetime, limit: int = MAX_LOG_LINES

@@ -61,13 +61,13 @@ def _coverage(times: list[float], lo: float, hi: float) -> float:
 
 def _scores(
     bundle: EvidenceBundle,
-    data: tuple[spans.Tree, list[spans.Request], list[int], dict[int, set[patterns.Event]], set[int]],
+    data: tuple[list[spans.Request], list[int], patterns.Held, set[int]],
     start: float,
     split: float,
     end: float,
 ) -> spans.Scores:
     """Every evidence's per-service scores for the data in [start, end), baseline before `split`."""
-    tree, reqs, templates, found, echoed = data
+    reqs, templates, held, echoed = data
     evidence: spans.Scores = {}
     reqs = [r for r in reqs if start <= r.start < end]
     if reqs:
@@ -76,7 +76,7 @@ def _scores(
         before = spans.window([r for r in reqs if r.start < split], minutes[0])
         after = spans.window([r for r in reqs if r.start >= split], minutes[1])
         evidence |= spans.scores(before, after)
-        evidence |= patterns.scores(reqs, found, split, *minutes)
+        evidence |= patterns.scores(reqs, held, split, *minutes)
     inside = [i for i, line in enumerate(bundle.service_logs) if start <= line.time < end and i not in echoed]
     if inside:
         lines = [bundle.service_logs[i] for i in inside]
@@ -115,7 +115,7 @@ def evidence(bundle: EvidenceBundle) -> tuple[spans.Scores, set[tuple[str, str]]
     line_requests = spans.joined(bundle.spans, tree, bundle.service_logs)
     found = patterns.events(bundle.spans, tree, line_requests, templates)
     echoed = logs.echoes(bundle.service_logs, line_requests, {r.index: r.parent_request for r in reqs})
-    data = (tree, reqs, templates, found, echoed)
+    data = (reqs, templates, patterns.held(reqs, found), echoed)
     now = _scores(bundle, data, start, split, end)
     null = [_scores(bundle, data, start, lo, hi) for lo, hi in _null_splits(bundle, reqs, split)]
     services = {r.service for r in reqs} | {line.service for line in bundle.service_logs}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiops.clusters.telemetry import Span
 from aiops.diagnosis.rca import stats
@@ -34,11 +35,12 @@ TAU = 3.0  # nats: an event rarer than about 1 in 20 baseline requests of its ki
 SMOOTH = 0.5
 
 Event = tuple[str, ...]
+NONE: frozenset[Event] = frozenset()
 
 
 def events(
     spans: Sequence[Span], t: Tree, line_requests: Sequence[int | None] = (), templates: Sequence[int] = ()
-) -> dict[int, set[Event]]:
+) -> dict[int, frozenset[Event]]:
     """Request (its entry span's index) -> the events inside it; `line_requests`: each log line's request
     (spans.joined), `templates` its template."""
     found: dict[int, set[Event]] = defaultdict(set)
@@ -50,47 +52,56 @@ def events(
     for request, tid in zip(line_requests, templates, strict=True):
         if request is not None:
             found[request].add(("l", str(tid)))
-    return found
+    return {request: frozenset(held) for request, held in found.items()}
 
 
 def _describe(e: Event) -> str:
     return {"o": "local span {}", "c": "call to {}: {}", "l": "log template #{}"}[e[0]].format(*e[1:])
 
 
-def scores(
-    reqs: list[Request], found: dict[int, set[Event]], split: float, base_minutes: float, incident_minutes: float
-) -> Scores:
-    kind = {r.index: (r.service, r.operation) for r in reqs}
-    base = [r for r in reqs if r.start < split]
-    n: Counter = Counter(kind[r.index] for r in base)
-    k: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for r in base:
-        k[kind[r.index]].update(found.get(r.index, ()))
-    expected = {g: [e for e, c in counts.items() if c >= n[g] / 2] for g, counts in k.items()}
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What each request holds, interned: requests of one kind mostly hold the same events (a few dozen
+    distinct ones among thousands of requests), so each distinct (kind, events) is counted and weighed once."""
 
-    def surprise(r: Request) -> tuple[float, str]:
-        g = kind[r.index]
+    of: dict[int, int]  # request (its entry span's index) -> the id of what it holds
+    what: list[tuple[tuple[str, str], frozenset[Event]]]  # id -> (its kind of request, its events)
+
+
+def held(reqs: Sequence[Request], found: dict[int, frozenset[Event]]) -> Held:
+    ids: dict[tuple[tuple[str, str], frozenset[Event]], int] = {}
+    of = {r.index: ids.setdefault(((r.service, r.operation), found.get(r.index, NONE)), len(ids)) for r in reqs}
+    return Held(of, list(ids))
+
+
+def scores(reqs: list[Request], h: Held, split: float, base_minutes: float, incident_minutes: float) -> Scores:
+    n: Counter = Counter()
+    k: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for sid, count in Counter(h.of[r.index] for r in reqs if r.start < split).items():
+        g, have = h.what[sid]
+        n[g] += count
+        for e in have:
+            k[g][e] += count
+    expected = {g: sorted(e for e, c in counts.items() if c >= n[g] / 2) for g, counts in k.items()}
+
+    def surprise(g: tuple[str, str], have: frozenset[Event]) -> tuple[float, str]:
         ng = n[g]
         if ng < MIN_CALLS:
             return 0.0, ""
-        have = found.get(r.index, set())
         worst, why = 0.0, ""
-        for e in have:
+        for e in sorted(have):  # sorted: of equal surprises, the same event is named on every run
             s = -math.log((k[g][e] + SMOOTH) / (ng + 1))
             if s > worst:
-                worst, why = s, f"{r.operation} now has {_describe(e)}"
+                worst, why = s, f"{g[1]} now has {_describe(e)}"
         for e in expected.get(g, ()):
             if e not in have:
                 s = -math.log((ng - k[g][e] + SMOOTH) / (ng + 1))
                 if s > worst:
-                    worst, why = s, f"{r.operation} lost its {_describe(e)}"
+                    worst, why = s, f"{g[1]} lost its {_describe(e)}"
         return worst, why
 
-    anomalous = {}
-    for r in reqs:
-        s, why = surprise(r)
-        if s > TAU:
-            anomalous[r.index] = why
+    weighed = {sid: surprise(*h.what[sid]) for sid in {h.of[r.index] for r in reqs}}
+    anomalous = {r.index: weighed[sid][1] for r in reqs if weighed[sid := h.of[r.index]][0] > TAU}
     parent = {r.index: r.parent_request for r in reqs}
     below: set[int] = set()  # requests with an anomalous request somewhere under them
     for i in anomalous:
@@ -106,7 +117,7 @@ def scores(
             blamed[r.service][window] += 1
             if window == "now":
                 example.setdefault(r.service, anomalous[r.index])
-    result: Scores = {"pattern": {}, "shift": shifts(reqs, found, split)}
+    result: Scores = {"pattern": {}, "shift": shifts(reqs, h, split)}
     for service, counts in blamed.items():
         surprise = stats.rise(counts["base"], counts["now"], base_minutes, incident_minutes)
         if surprise > 0:
@@ -116,19 +127,20 @@ def scores(
     return result
 
 
-def shifts(reqs: list[Request], found: dict[int, set[Event]], split: float) -> dict[str, Finding]:
+def shifts(reqs: list[Request], h: Held, split: float) -> dict[str, Finding]:
     """Per service, the event whose share of its kind of request moved most surprisingly, incident against
     baseline (stats.rise / fall on event counts per request). A statement after a failing call, or a call
     after a failing check, that only some requests reach vanishes from all of them: no single request is
     surprising, the share is."""
     n: dict[str, Counter] = {"base": Counter(), "now": Counter()}
     k: dict[str, Counter] = {"base": Counter(), "now": Counter()}
-    for r in reqs:
-        window = "base" if r.start < split else "now"
-        n[window][(r.service, r.operation)] += 1
-        k[window].update(((r.service, r.operation), e) for e in found.get(r.index, ()))
+    for (window, sid), count in Counter(("base" if r.start < split else "now", h.of[r.index]) for r in reqs).items():
+        g, have = h.what[sid]
+        n[window][g] += count
+        for e in have:
+            k[window][(g, e)] += count
     out: dict[str, Finding] = {}
-    for g, e in k["base"].keys() | k["now"].keys():
+    for g, e in sorted(k["base"].keys() | k["now"].keys()):  # sorted, as above
         nb, ni = n["base"][g], n["now"][g]
         if nb < MIN_CALLS or ni < MIN_CALLS:
             continue

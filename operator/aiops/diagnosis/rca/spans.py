@@ -190,7 +190,8 @@ def scores(base: Window, now: Window) -> Scores:
     for service, edges in per_service.items():
         worst = max(edges)
         _keep(result["gap"], service, sum(r for r, _ in edges) / (len(edges) + SHRINK), worst[1])
-    for caller, callee in base.calls.keys() | now.calls.keys():
+    # Sorted: of equal changes, the same callee is named on every run.
+    for caller, callee in sorted(base.calls.keys() | now.calls.keys()):
         nb, ni = base.served.get(caller, 0), now.served.get(caller, 0)
         if nb < MIN_CALLS or ni < MIN_CALLS:
             continue
