@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -49,6 +52,7 @@ def test_failed_watchers_names_those_that_ended_not_those_cancelled_or_running()
 
 def test_the_heartbeat_stops_the_process_once_a_watcher_ended(monkeypatch: pytest.MonkeyPatch, caplog):
     monkeypatch.setattr(liveness, "BEAT_S", 0.01)
+    monkeypatch.setattr(liveness, "_stop_by", None)
 
     async def scenario() -> object:
         loop = asyncio.get_running_loop()
@@ -60,24 +64,36 @@ def test_the_heartbeat_stops_the_process_once_a_watcher_ended(monkeypatch: pytes
         finally:
             await background.cancel_all()
 
+    asked = time.monotonic()
     assert asyncio.run(scenario()) == "a watch ended"
     assert "kopf stopped watching incidents.v1alpha1.aiops.dev@none" in caplog.text
+    # and the watchdog's deadline for kopf to be gone is set (kopf can wedge with the heartbeat beating on)
+    assert asked + liveness.STOP_GRACE_S <= liveness._stop_by <= time.monotonic() + liveness.STOP_GRACE_S
 
 
-def test_a_stale_heartbeat_ends_the_process_with_status_1():
-    """Where kopf wedged on its way out, its tasks (the heartbeat too) cancelled and no liveness probe to notice."""
-    import subprocess
-    import sys
-
+def _watchdog_in_a_process(state: str) -> subprocess.CompletedProcess:
     code = (
         "import logging, threading, time\n"
         "from aiops.observability import liveness\n"
         "logging.basicConfig()\n"
         "liveness.BEAT_S = 0.01\n"
-        "liveness.HEALTH.beat = time.monotonic() - liveness.HEARTBEAT_STALE_S - 1\n"
+        "liveness.HEALTH.beat = time.monotonic()\n"
+        f"{state}\n"
         "liveness._watchdog(threading.Event())\n"
         "print('not reached')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_stale_heartbeat_ends_the_process_with_status_1():
+    """Where kopf wedged on its way out, its tasks (the heartbeat too) cancelled and no liveness probe to notice."""
+    done = _watchdog_in_a_process("liveness.HEALTH.beat = time.monotonic() - liveness.HEARTBEAT_STALE_S - 1")
     assert done.returncode == 1 and "not reached" not in done.stdout
     assert "the event loop's heartbeat is 61s old (kopf stopped or is stuck): exiting" in done.stderr
+
+
+def test_kopf_not_stopped_in_time_after_being_asked_ends_the_process_with_status_1():
+    """kopf's own stop waited without end for a task of its own, the heartbeat still beating (seen in CI)."""
+    done = _watchdog_in_a_process("liveness.STOP_GRACE_S = 0.05; liveness._expect_stop()")
+    assert done.returncode == 1 and "not reached" not in done.stdout
+    assert "kopf has not stopped 0.05s after it was asked to (wedged on its way out): exiting" in done.stderr

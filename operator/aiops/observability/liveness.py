@@ -6,7 +6,9 @@
   server upgrade or an etcd restore fits in it).
 - Past that, the heartbeat notices the watcher that ended and stops the process (exit status 1), so that a
   restart (the Deployment's) lists and watches everything anew. When kopf's orchestrator of watchers fails with it,
-  kopf stops on its own, and can wedge on the way out with its tasks (the heartbeat among them) cancelled.
+  kopf stops on its own. Either way kopf can wedge on its way out: before its cleanup (waiting without end for a
+  task of its own that was cancelled; the heartbeat beats on) or after it (the heartbeat cancelled). Once a stop is
+  asked for, or the cleanup has run, a thread ends the process if kopf has not STOP_GRACE_S later.
 - The heartbeat is beaten from kopf's event loop: a stuck loop turns /healthz red, and a thread of its own ends the
   process (exit status 1) once the heartbeat is HEARTBEAT_STALE_S old, for where no liveness probe would.
 """
@@ -31,7 +33,9 @@ from aiops.observability.server import HEALTH, HEARTBEAT_STALE_S
 log = logging.getLogger(__name__)
 KOPF_WATCHER = "watcher for "  # how kopf names the task that watches one resource
 BEAT_S = 5
+STOP_GRACE_S = 15.0  # a stop takes kopf under a second when it does not wedge
 _stop: asyncio.Future | None = None  # kopf's stop flag in the running process
+_stop_by: float | None = None  # when (time.monotonic) kopf should have stopped, once it was asked to
 
 
 class Backoffs:
@@ -86,24 +90,37 @@ def start_heartbeat() -> None:
             if (failed := failed_watchers(known)) and _stop is not None and not _stop.done():
                 log.critical("kopf stopped watching %s; exiting so that a restart watches it again", "; ".join(failed))
                 _stop.set_result("a watch ended")
+                _expect_stop()
             await asyncio.sleep(BEAT_S)
 
     background.spawn(beat(), "aiops-heartbeat")
 
 
+def _expect_stop() -> None:
+    global _stop_by
+    if _stop_by is None:
+        _stop_by = time.monotonic() + STOP_GRACE_S
+
+
 def _watchdog(done: threading.Event) -> None:
     while not done.wait(BEAT_S):
-        age = time.monotonic() - HEALTH.beat
-        if HEALTH.beat and age > HEARTBEAT_STALE_S:
-            log.critical("the event loop's heartbeat is %.0fs old (kopf stopped or is stuck): exiting", age)
-            logging.shutdown()
-            os._exit(1)
+        now = time.monotonic()
+        if HEALTH.beat and now - HEALTH.beat > HEARTBEAT_STALE_S:
+            _end("the event loop's heartbeat is %.0fs old (kopf stopped or is stuck): exiting", now - HEALTH.beat)
+        if _stop_by is not None and now > _stop_by:
+            _end("kopf has not stopped %gs after it was asked to (wedged on its way out): exiting", STOP_GRACE_S)
+
+
+def _end(why: str, *args: object) -> None:
+    log.critical(why, *args)
+    logging.shutdown()
+    os._exit(1)
 
 
 async def operate(**kwargs: Any) -> bool:
     """kopf.operator(**kwargs) until SIGINT/SIGTERM or a watcher ends; True for the latter (exit with an error)."""
-    global _stop
-    _stop = asyncio.get_running_loop().create_future()
+    global _stop, _stop_by
+    _stop, _stop_by = asyncio.get_running_loop().create_future(), None
     done = threading.Event()
     threading.Thread(target=_watchdog, args=(done,), name="aiops-watchdog", daemon=True).start()
     try:
@@ -119,3 +136,4 @@ def release() -> None:
     restart in the tests); cancelling the flag ends that task at once."""
     if _stop is not None and not _stop.done():
         _stop.cancel()
+    _expect_stop()
