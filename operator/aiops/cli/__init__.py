@@ -179,39 +179,30 @@ def _history_dsn(args: argparse.Namespace) -> str | None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    import asyncio
-
     import asyncpg
 
+    from aiops.cli import database
     from aiops.stores.history import migrate, store
 
     dsn = _history_dsn(args)
     if dsn is None:
         return 2
 
-    async def main() -> int:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            if args.history_command == "migrate":
-                applied = await migrate.migrate(conn)
-                for m in applied:
-                    print(f"applied {m.version:04d}_{m.name}")
-                print(f"schema version {await migrate.current_version(conn)}")
-            else:
-                if await migrate.current_version(conn) is None:
-                    print("no history schema yet: run `aiops history migrate`", file=sys.stderr)
-                    return 1
-                for past in await store.similar(conn, " ".join(args.text), args.limit):
-                    print(f"{past.rank:.3f} {past.summary()}")
+    async def work(conn: asyncpg.Connection) -> int:
+        if args.history_command == "migrate":
+            applied = await migrate.migrate(conn)
+            for m in applied:
+                print(f"applied {m.version:04d}_{m.name}")
+            print(f"schema version {await migrate.current_version(conn)}")
             return 0
-        finally:
-            await conn.close()
+        if await migrate.current_version(conn) is None:
+            print("no history schema yet: run `aiops history migrate`", file=sys.stderr)
+            return 1
+        for past in await store.similar(conn, " ".join(args.text), args.limit):
+            print(f"{past.rank:.3f} {past.summary()}")
+        return 0
 
-    try:
-        return asyncio.run(main())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        print(f"aiops history: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return database.run("history", dsn, work)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -224,9 +215,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import asyncpg
-
-    from aiops.cli import export
+    from aiops.cli import database, export
     from aiops.stores.history import examples, migrate
 
     dsn = _history_dsn(args)
@@ -235,7 +224,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         found = migrate.read_migrated(dsn, "feedback_examples", examples.examples)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except database.ERRORS as exc:
         print(f"aiops export: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if found is None:
@@ -263,43 +252,34 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_notifications(args: argparse.Namespace) -> int:
-    import asyncio
-
     import asyncpg
 
+    from aiops.cli import database
     from aiops.notify import outbox
 
     dsn = _history_dsn(args)
     if dsn is None:
         return 2
 
-    async def main() -> int:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            if not await conn.fetchval("SELECT to_regclass('notification_outbox') IS NOT NULL"):
-                print("no notifications outbox yet: run `aiops history migrate`", file=sys.stderr)
+    async def work(conn: asyncpg.Connection) -> int:
+        if not await conn.fetchval("SELECT to_regclass('notification_outbox') IS NOT NULL"):
+            print("no notifications outbox yet: run `aiops history migrate`", file=sys.stderr)
+            return 1
+        if args.retry is not None:
+            row = await outbox.requeue(conn, args.retry)
+            if row is None:
+                print(f"aiops notifications: no dead letter with id {args.retry}", file=sys.stderr)
                 return 1
-            if args.retry is not None:
-                row = await outbox.requeue(conn, args.retry)
-                if row is None:
-                    print(f"aiops notifications: no dead letter with id {args.retry}", file=sys.stderr)
-                    return 1
-                print(row.line())
-                return 0
-            states = ("pending", "sending") if args.pending else ("dead",)
-            rows = await outbox.listing(conn, states, args.limit)
-            for row in rows:
-                print(row.line())
-            print(f"{len(rows)} {'pending' if args.pending else 'dead letter(s)'}", file=sys.stderr)
+            print(row.line())
             return 0
-        finally:
-            await conn.close()
+        states = ("pending", "sending") if args.pending else ("dead",)
+        rows = await outbox.listing(conn, states, args.limit)
+        for row in rows:
+            print(row.line())
+        print(f"{len(rows)} {'pending' if args.pending else 'dead letter(s)'}", file=sys.stderr)
+        return 0
 
-    try:
-        return asyncio.run(main())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        print(f"aiops notifications: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return database.run("notifications", dsn, work)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:

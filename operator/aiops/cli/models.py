@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
+from aiops.cli import database
 from aiops.stores.history import migrate, trials
 from aiops.stores.history.trials import Figures
 
@@ -61,7 +60,7 @@ def compare(dsn: str, days: float) -> int:
 
     try:
         found = migrate.read_migrated(dsn, "model_trials", trials.rows, datetime.now(UTC) - timedelta(days=days))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except database.ERRORS as exc:
         print(f"aiops models compare: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if found is None:

@@ -3,11 +3,11 @@ hybrid search, one hit a line with its fused score and its places in the full-te
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import asyncpg
 
+from aiops.cli import database
 from aiops.knowledge import incidents
 from aiops.knowledge.embed import EmbeddingError, default_embedder
 from aiops.knowledge.index import Hit, search
@@ -28,17 +28,13 @@ def run(dsn: str, text: str, kinds: set[str] | None, k: int, mode: str) -> int:
         print(f"aiops search: {exc}", file=sys.stderr)
         return 1
 
-    async def main() -> int:
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            if await migrate.current_version(conn) is None:
-                print("aiops search: no history schema yet: run `aiops history migrate`", file=sys.stderr)
-                return 1
-            if kinds is None or "incident" in kinds:
-                await incidents.catch_up(conn, embedder)
-            hits = await search(conn, text, kinds=kinds, k=k, embedder=embedder, mode=mode)
-        finally:
-            await conn.close()
+    async def work(conn: asyncpg.Connection) -> int:
+        if await migrate.current_version(conn) is None:
+            print("aiops search: no history schema yet: run `aiops history migrate`", file=sys.stderr)
+            return 1
+        if kinds is None or "incident" in kinds:
+            await incidents.catch_up(conn, embedder)
+        hits = await search(conn, text, kinds=kinds, k=k, embedder=embedder, mode=mode)
         if not hits:
             print("no match", file=sys.stderr)
             return 1
@@ -46,8 +42,4 @@ def run(dsn: str, text: str, kinds: set[str] | None, k: int, mode: str) -> int:
             print(line(hit))
         return 0
 
-    try:
-        return asyncio.run(main())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, EmbeddingError) as exc:
-        print(f"aiops search: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return database.run("search", dsn, work, also=(EmbeddingError,))
