@@ -33,7 +33,8 @@ from aiops.observability.server import HEALTH, HEARTBEAT_STALE_S
 log = logging.getLogger(__name__)
 KOPF_WATCHER = "watcher for "  # how kopf names the task that watches one resource
 BEAT_S = 5
-STOP_GRACE_S = 15.0  # a stop takes kopf under a second when it does not wedge
+# kopf's stop waits for the handlers under way, then 5 s for its own tasks; it takes under a second when idle
+STOP_GRACE_S = 30.0
 _stop: asyncio.Future | None = None  # kopf's stop flag in the running process
 _stop_by: float | None = None  # when (time.monotonic) kopf should have stopped, once it was asked to
 
