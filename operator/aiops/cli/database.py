@@ -11,7 +11,12 @@ import asyncpg
 ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)  # unreachable, refused, or a failed statement
 
 
-def run(command: str, dsn: str, work: Callable[[asyncpg.Connection], Awaitable[int]], also: tuple = ()) -> int:
+def run(
+    command: str,
+    dsn: str,
+    work: Callable[[asyncpg.Connection], Awaitable[int]],
+    also: tuple[type[BaseException], ...] = (),
+) -> int:
     """`work`'s exit status on a connection to `dsn`; 1, with the error on stderr, when the database (or one of the
     errors `also` names) fails it."""
 
