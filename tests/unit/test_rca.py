@@ -233,3 +233,21 @@ def test_an_error_line_echoing_an_error_below_it_in_the_same_trace_is_the_callee
     ]
     echoed = logs.echoes(lines, spans.joined(first, t, lines), {r.index: r.parent_request for r in reqs})
     assert echoed == {1, 2, 5}
+
+
+def test_of_two_rises_equally_certain_the_larger_scores_higher():
+    """Every incident sample above every baseline one in each service: the surprise alone cannot tell a
+    threefold rise from a +30% one; the rise's size does, up to a tenfold rise, which counts in full."""
+
+    def requests(own: dict[str, float], start: float) -> list[spans.Request]:
+        return [
+            spans.Request(i, service, "op", start + i, 0.01, t * (1 + i / 1000), "entry", 0.001, False, None)
+            for service, t in own.items() for i in range(40)
+        ]  # fmt: skip
+
+    before = {"a": 0.010, "b": 0.010, "c": 0.010, "d": 0.010}
+    base = spans.window(requests(before, 0), 20)
+    now = spans.window(requests({"a": 0.030, "b": 0.013, "c": 0.200, "d": 0.500}, 1200), 5)
+    own = spans.scores(base, now)["own"]
+    assert own["c"].score > own["a"].score > 2 * own["b"].score > 0
+    assert own["c"].score == own["d"].score, "beyond a tenfold rise, the surprise alone counts"
