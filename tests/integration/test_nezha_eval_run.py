@@ -36,11 +36,11 @@ def test_nezha_eval_ranks_both_systems_with_and_without_traces():
     # 04:36:03) show in the pods' own CPU series: first on metrics alone.
     contention = [r for r in rows if r[2] == "cpu_contention"]
     assert [(r[3], r[4]) for r in contention] == [("frontend", "1"), ("cartservice", "1")]
-    # With traces and logs, 10 of the 12 faults rank in the top 3 (metrics alone: the two above). frontend's
-    # contention at 03:53:54 is not among them: it is the recorded day's first fault, with too few spans before
-    # it to weigh the trace evidences against, and its callee's own time moved more (closing note of issue 12).
+    # With traces and logs, all 12 rank in the top 3 (metrics alone: the two above). frontend's contention at
+    # 03:53:54 is third: it is the recorded day's first fault, with too few spans before it to weigh the trace
+    # evidences against, and its callees' own time moved too (closing notes of issue 12).
     top3 = [r for r in rows if r[5] in ("1", "2", "3")]
-    assert len(top3) >= 10, rows
+    assert len(top3) == 12, rows
     for system in ("online-boutique", "train-ticket"):
         assert any(line.startswith(f"## {system}: 6 faults") for line in lines), system
     for method in METHODS:
