@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)  # unreachable, refused, or a failed statement
+from aiops.stores.history.migrate import ERRORS
 
 
 def run(

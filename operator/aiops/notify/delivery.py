@@ -35,11 +35,12 @@ from aiops.notify import outbox
 from aiops.notify.channels import Channel
 from aiops.notify.notice import Failed, Retry, Sent
 from aiops.notify.outbox import Claimed
+from aiops.stores.history import migrate
 
 log = logging.getLogger(__name__)
 
 # What the database or its connection can throw at a lane; the lane logs it and tries again later.
-DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = (*migrate.ERRORS, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)

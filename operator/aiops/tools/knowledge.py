@@ -54,7 +54,7 @@ def _on_history(ctx: ToolContext, tool: str, fn):
 
     try:
         return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, EmbeddingError) as exc:
+    except (*migrate.ERRORS, EmbeddingError) as exc:
         raise ToolError(f"{tool}: history at {describe(dsn)}: {type(exc).__name__}: {exc}") from None
 
 

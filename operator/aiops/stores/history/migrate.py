@@ -69,6 +69,10 @@ async def current_version(conn: asyncpg.Connection) -> int | None:
     return await conn.fetchval("SELECT max(version) FROM schema_migrations")
 
 
+# What a read or write of the history can raise: unreachable, refused, or a failed statement.
+ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 def read_migrated(dsn: str, name: str, fn, *args):
     """`await fn(conn, *args)` on a fresh connection to `dsn` (for the command line, which has no sink); None when
     the schema does not have migration `name` yet. Raises what asyncpg raises."""
