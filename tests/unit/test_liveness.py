@@ -97,3 +97,45 @@ def test_kopf_not_stopped_in_time_after_being_asked_ends_the_process_with_status
     done = _watchdog_in_a_process("liveness.STOP_GRACE_S = 0.05; liveness._expect_stop()")
     assert done.returncode == 1 and "not reached" not in done.stdout
     assert "kopf has not stopped 0.05s after it was asked to (wedged on its way out): exiting" in done.stderr
+
+
+def test_a_path_the_api_server_does_not_serve_yet_is_retried_a_missing_object_is_not():
+    """A restarted API server answers "404 page not found" (text) for custom resources until it has loaded their
+    definitions: kopf would end the watcher. A 404 Status (an object that is missing) stays what it is."""
+    from aiohttp import ClientSession, web
+    from kopf._cogs.clients import errors as kopf_errors
+
+    async def route_missing(_request):
+        return web.Response(status=404, text="404 page not found\n")
+
+    async def object_missing(_request):
+        status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                  "message": 'incidents.aiops.dev "x" not found'}  # fmt: skip
+        return web.json_response(status, status=404)
+
+    async def scenario() -> tuple[BaseException, BaseException]:
+        app = web.Application()
+        app.router.add_get("/route", route_missing)
+        app.router.add_get("/object", object_missing)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        check = liveness._route_missing_is_retried(kopf_errors.check_response)
+        raised = []
+        try:
+            async with ClientSession() as session:
+                for path in ("/route", "/object"):
+                    async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                        with pytest.raises(kopf_errors.APIError) as caught:
+                            await check(response)
+                        raised.append(caught.value)
+        finally:
+            await runner.cleanup()
+        return raised[0], raised[1]
+
+    route, missing = asyncio.run(scenario())
+    assert isinstance(route, kopf_errors.APIServerError) and route.status == 404  # kopf retries these
+    assert "page not found" in str(route)
+    assert isinstance(missing, kopf_errors.APINotFoundError) and missing.code == 404

@@ -4,6 +4,9 @@
   up ends kopf's watcher of that resource for good: kopf never starts it again, and the process would go on
   running without seeing one more object of that kind. Here kopf retries for AIOPS_API_RETRY_S (720 s: an API
   server upgrade or an etcd restore fits in it).
+- A restarted API server answers "404 page not found" (a path it does not serve, not a Status naming a missing
+  object) for custom resources until it has loaded their definitions again. kopf takes that for a resource that is
+  gone and ends the watcher, and with it the process; here it is retried like a 5xx (`_route_missing_is_retried`).
 - Past that, the heartbeat notices the watcher that ended and stops the process (exit status 1), so that a
   restart (the Deployment's) lists and watches everything anew. When kopf's orchestrator of watchers fails with it,
   kopf stops on its own. Either way kopf can wedge on its way out: before its cleanup (waiting without end for a
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import kopf
+from kopf._cogs.clients import errors as kopf_errors
 
 from aiops import settings as config
 from aiops.core import background
@@ -60,8 +64,26 @@ class Backoffs:
         return len(self.delays)
 
 
+def _route_missing_is_retried(check):
+    """kopf's response check, with a 404 whose body is no Status (the server does not serve that path yet) raised as
+    a server error, which kopf retries, instead of a missing object, which ends a watcher."""
+
+    async def check_response(response) -> None:
+        try:
+            await check(response)
+        except kopf_errors.APINotFoundError as exc:
+            if exc.code is not None:
+                raise  # a Status: the object is missing, which its handler deals with
+            raise kopf_errors.APIServerError(str(exc) or None, status=exc.status, headers=exc.headers) from exc
+
+    check_response.wrapped = check  # type: ignore[attr-defined]
+    return check_response
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.error_backoffs = Backoffs(config.current().api_retry_s)
+    if not hasattr(kopf_errors.check_response, "wrapped"):  # once per process
+        kopf_errors.check_response = _route_missing_is_retried(kopf_errors.check_response)
     # Bounded watch requests, so that a silently dropped connection is noticed.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
