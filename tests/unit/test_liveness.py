@@ -99,9 +99,10 @@ def test_kopf_not_stopped_in_time_after_being_asked_ends_the_process_with_status
     assert "kopf has not stopped 0.05s after it was asked to (wedged on its way out): exiting" in done.stderr
 
 
-def test_a_path_the_api_server_does_not_serve_yet_is_retried_a_missing_object_is_not():
+def test_a_path_the_api_server_does_not_serve_yet_is_retried_a_missing_object_or_group_is_not():
     """A restarted API server answers "404 page not found" (text) for custom resources until it has loaded their
-    definitions: kopf would end the watcher. A 404 Status (an object that is missing) stays what it is."""
+    definitions: kopf would end the watcher. A 404 Status (an object that is missing) stays what it is, and so does
+    a 404 on a group's own path, which kopf's discovery reads as the group gone."""
     from aiohttp import ClientSession, web
     from kopf._cogs.clients import errors as kopf_errors
 
@@ -113,10 +114,11 @@ def test_a_path_the_api_server_does_not_serve_yet_is_retried_a_missing_object_is
                   "message": 'incidents.aiops.dev "x" not found'}  # fmt: skip
         return web.json_response(status, status=404)
 
-    async def scenario() -> tuple[BaseException, BaseException]:
+    async def scenario() -> list[BaseException]:
         app = web.Application()
-        app.router.add_get("/route", route_missing)
-        app.router.add_get("/object", object_missing)
+        app.router.add_get("/apis/aiops.dev/v1alpha1/incidents", route_missing)
+        app.router.add_get("/apis/aiops.dev/v1alpha1", route_missing)
+        app.router.add_get("/apis/aiops.dev/v1alpha1/namespaces/shop/incidents/x", object_missing)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -126,16 +128,21 @@ def test_a_path_the_api_server_does_not_serve_yet_is_retried_a_missing_object_is
         raised = []
         try:
             async with ClientSession() as session:
-                for path in ("/route", "/object"):
+                for path in (
+                    "/apis/aiops.dev/v1alpha1/incidents",
+                    "/apis/aiops.dev/v1alpha1/namespaces/shop/incidents/x",
+                    "/apis/aiops.dev/v1alpha1",
+                ):
                     async with session.get(f"http://127.0.0.1:{port}{path}") as response:
                         with pytest.raises(kopf_errors.APIError) as caught:
                             await check(response)
                         raised.append(caught.value)
         finally:
             await runner.cleanup()
-        return raised[0], raised[1]
+        return raised
 
-    route, missing = asyncio.run(scenario())
+    route, missing, group = asyncio.run(scenario())
     assert isinstance(route, kopf_errors.APIServerError) and route.status == 404  # kopf retries these
     assert "page not found" in str(route)
     assert isinstance(missing, kopf_errors.APINotFoundError) and missing.code == 404
+    assert isinstance(group, kopf_errors.APINotFoundError) and group.code is None  # discovery: the group is gone

@@ -65,15 +65,19 @@ class Backoffs:
 
 
 def _route_missing_is_retried(check):
-    """kopf's response check, with a 404 whose body is no Status (the server does not serve that path yet) raised as
-    a server error, which kopf retries, instead of a missing object, which ends a watcher."""
+    """kopf's response check, with a 404 on a resource's path whose body is no Status (the server does not serve
+    that path yet) raised as a server error, which kopf retries, instead of a missing object, which ends a watcher.
+    A group's or version's own path (/apis/<group>/<version>, /api/v1) is left alone: kopf's discovery reads a 404
+    there as the group gone, and stops watching its resources (which cancels their retries)."""
 
     async def check_response(response) -> None:
         try:
             await check(response)
         except kopf_errors.APINotFoundError as exc:
-            if exc.code is not None:
-                raise  # a Status: the object is missing, which its handler deals with
+            parts = response.url.path.strip("/").split("/")
+            discovery = len(parts) <= (2 if parts[0] == "api" else 3)
+            if exc.code is not None or discovery:
+                raise  # a Status (the object is missing, which its handler deals with) or a group gone
             raise kopf_errors.APIServerError(str(exc) or None, status=exc.status, headers=exc.headers) from exc
 
     check_response.wrapped = check  # type: ignore[attr-defined]
